@@ -1,0 +1,1 @@
+"""The web process: the Dash app factory, its pages and components (read-only)."""

@@ -1,0 +1,1 @@
+"""Everything that writes: source adapters, validation, loading, scheduler, demo data."""

@@ -1,0 +1,127 @@
+"""Command line of the ETL process: `python -m etl COMMAND` (see `--help`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from etl.config import ConfigError, load_config
+from queries.settings import SettingsError, get_settings
+
+
+def _engine():  # noqa: ANN202 - tiny local helper
+    from queries.db import make_engine
+
+    return make_engine(get_settings().database_url)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from etl.migrate import upgrade
+
+    upgrade(_engine())
+    print("database migrated to head")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from etl.demo import generate
+
+    out = Path(args.out) if args.out else get_settings().cx_sources.parent
+    summary = generate(out, seed=args.seed, customers=args.customers, months=args.months,
+                       end=args.end)
+    print(
+        f"demo sources written to {summary.out_dir} ({summary.first_month} .. "
+        f"{summary.last_month}): {summary.org_units} org units, {summary.members} members, "
+        f"{summary.transactions} transactions, {summary.survey_responses} survey responses, "
+        f"{summary.engagement_responses} engagement responses"
+    )
+    print(f"config: {summary.out_dir / 'sources.toml'}")
+    return 0
+
+
+def _print_results(results) -> bool:  # noqa: ANN001
+    ok = True
+    header = f"{'source':<24}{'status':<9}{'read':>9}{'loaded':>9}{'updated':>9}" \
+             f"{'quarant.':>9}{'skipped':>9}{'seconds':>9}"
+    print(header)
+    for r in results:
+        print(f"{r.source:<24}{r.status:<9}{r.read:>9}{r.inserted:>9}{r.updated:>9}"
+              f"{r.quarantined:>9}{r.skipped:>9}{r.seconds:>9.1f}")
+        if r.error:
+            print(f"  error: {r.error}")
+        ok &= r.ok
+    return ok
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from etl.run import run_sources
+
+    config = load_config(get_settings().cx_sources)
+    results = run_sources(_engine(), config, args.sources or None)
+    return 0 if _print_results(results) else 1
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    """Migrate; on an empty database write the demo sources if needed and load them."""
+    from sqlalchemy import func, select
+
+    from etl.migrate import upgrade
+    from etl.run import run_sources
+    from queries import schema
+
+    settings = get_settings()
+    engine = _engine()
+    upgrade(engine)
+    with engine.connect() as conn:
+        facts = conn.execute(select(func.count()).select_from(schema.survey_response)).scalar()
+    if facts:
+        print(f"database already holds {facts} survey responses; nothing to load")
+        return 0
+    if not settings.cx_sources.exists():
+        from etl.demo import generate
+
+        print(f"writing demo sources to {settings.cx_sources.parent} ...")
+        generate(settings.cx_sources.parent)
+    results = run_sources(engine, load_config(settings.cx_sources))
+    return 0 if _print_results(results) else 1
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from etl.scheduler import run_scheduler
+
+    return run_scheduler(get_settings(), load_config(get_settings().cx_sources))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m etl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the reporting schema").set_defaults(
+        func=cmd_migrate)
+    demo = sub.add_parser("demo", help="write realistic demo source files and their config")
+    demo.add_argument("--out", help="folder (default: the folder of CX_SOURCES)")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--customers", type=int, default=20_000)
+    demo.add_argument("--months", type=int, default=24)
+    demo.add_argument("--end", help="last month, YYYY-MM (default: last full month)")
+    demo.set_defaults(func=cmd_demo)
+    run = sub.add_parser("run", help="run sources now (default: all enabled)")
+    run.add_argument("sources", nargs="*", metavar="SOURCE")
+    run.set_defaults(func=cmd_run)
+    sub.add_parser("bootstrap", help="migrate, then load the demo data into an empty database"
+                   ).set_defaults(func=cmd_bootstrap)
+    sub.add_parser("schedule", help="run the scheduler process (blocks)").set_defaults(
+        func=cmd_schedule)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (SettingsError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

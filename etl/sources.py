@@ -1,0 +1,297 @@
+"""Source adapters: read a source's files or tables into raw batches of text values.
+
+Every adapter yields `RawBatch`es: one per file (or one per incremental read of a table),
+holding the rows as strings with the line (or row) number each came from, so validation can
+name the exact place of a bad value. A file that cannot be read at all raises `SourceError`
+and contributes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import glob
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from etl.config import SourceConfig
+
+CHUNK_ROWS = 50_000
+EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
+
+
+class SourceError(Exception):
+    """A whole file or source cannot be read; nothing from it is loaded."""
+
+    def __init__(self, origin: str, message: str) -> None:
+        super().__init__(f"{origin}: {message}")
+        self.origin = origin
+        self.reason = message
+
+
+@dataclass
+class RawBatch:
+    """Rows of one file (or one table read) as text, with their source positions."""
+
+    origin: str
+    frame: pd.DataFrame
+    lines: list[int]
+    sha256: str | None = None
+    size: int | None = None
+    watermark: str | None = None
+    excluded: dict[str, int] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def list_files(cfg: SourceConfig) -> list[Path]:
+    """Files named by the source's location: one file, a folder, or a glob pattern."""
+    location = cfg.resolve()
+    if any(ch in cfg.location for ch in "*?["):
+        files = [Path(p) for p in sorted(glob.glob(str(location), recursive=True))]
+        files = [p for p in files if p.is_file()]
+    elif location.is_dir():
+        files = sorted(p for p in location.iterdir() if p.is_file() and not p.name.startswith("."))
+    else:
+        files = [location]
+    if not files:
+        raise SourceError(str(location), "no files match this location")
+    for path in files:
+        if not path.exists():
+            raise SourceError(str(path), "file not found")
+    return files
+
+
+def file_digest(data: bytes) -> str:
+    """SHA-256 of a file's bytes: a changed file is reloaded, an unchanged one skipped."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _text_value(value: Any) -> str | None:
+    """Render a native value (Excel cell, SQL column) as the text a CSV would carry."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _unique_header(header: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for raw in header:
+        name = (raw or "").strip()
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return out
+
+
+def decode(data: bytes, encoding: str, origin: str) -> str:
+    """Decode file bytes strictly; a wrong encoding rejects the file with its position."""
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # a BOM is noise, not part of the first column's name
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SourceError(
+            origin,
+            f"cannot be decoded as {encoding} (byte {exc.start}, line {line}); set `encoding` "
+            "in the source config (for example latin-1 or cp1252)",
+        ) from None
+
+
+def read_records(text: str, delimiter: str | None, origin: str) -> tuple[list[list[str]], list[int]]:
+    """Parse delimited text into records and the line on which each record starts."""
+    if not text.strip():
+        raise SourceError(origin, "file is empty")
+    if delimiter is None:
+        sample = text[:64_000]
+        try:
+            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records: list[list[str]] = []
+    lines: list[int] = []
+    start = 1
+    try:
+        for record in reader:
+            if record and any(cell.strip() for cell in record):
+                records.append(record)
+                lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise SourceError(origin, f"malformed or truncated at line {reader.line_num}: {exc}") from None
+    return records, lines
+
+
+def frame_from_records(
+    records: list[list[str]], lines: list[int], origin: str, header_rows: int = 1
+) -> tuple[pd.DataFrame, list[int], list[str]]:
+    """Build a text DataFrame from parsed records; the first record is the header."""
+    if len(records) <= header_rows - 1 or not records:
+        raise SourceError(origin, "file is empty")
+    header = _unique_header(records[0])
+    body = records[header_rows:]
+    body_lines = lines[header_rows:]
+    width = len(header)
+    if body and len(body[-1]) < width:
+        raise SourceError(
+            origin,
+            f"looks truncated: its last record (line {body_lines[-1]}) has {len(body[-1])} of "
+            f"{width} fields",
+        )
+    fixed = []
+    for rec in body:
+        if len(rec) < width:
+            rec = rec + [None] * (width - len(rec))  # validation quarantines the row
+        fixed.append(rec[:width] if len(rec) > width else rec)
+    frame = pd.DataFrame(fixed, columns=header, dtype=object)
+    # Keep the count of fields so validation can quarantine ragged rows instead of guessing.
+    frame.attrs["field_counts"] = [len(r) for r in body]
+    frame.attrs["width"] = width
+    return frame, body_lines, [str(h) for h in records[0]]
+
+
+def read_delimited(path: Path, cfg: SourceConfig, header_rows: int = 1) -> RawBatch:
+    """Read one CSV/TSV/semicolon file into a RawBatch."""
+    origin = str(path)
+    data = path.read_bytes()
+    text = decode(data, cfg.encoding, origin)
+    records, lines = read_records(text, cfg.delimiter, origin)
+    frame, body_lines, raw_header = frame_from_records(records, lines, origin, header_rows)
+    batch = RawBatch(origin, frame, body_lines, file_digest(data), len(data), path=path)
+    batch.frame.attrs["header_records"] = records[:header_rows]
+    batch.frame.attrs["raw_header"] = raw_header
+    return batch
+
+
+def read_excel(path: Path, cfg: SourceConfig) -> RawBatch:
+    """Read one sheet of an .xlsx workbook into a RawBatch (line = Excel row number)."""
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    origin = str(path)
+    data = path.read_bytes()
+    if not data:
+        raise SourceError(origin, "file is empty")
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+        raise SourceError(origin, f"not a readable Excel workbook ({exc})") from None
+    except Exception as exc:  # zipfile.BadZipFile and friends from a truncated file
+        raise SourceError(origin, f"not a readable Excel workbook ({type(exc).__name__}: {exc})") from None
+    try:
+        if cfg.sheet is None:
+            ws = wb.worksheets[0]
+        elif isinstance(cfg.sheet, int):
+            ws = wb.worksheets[cfg.sheet]
+        else:
+            if cfg.sheet not in wb.sheetnames:
+                raise SourceError(origin, f"no sheet {cfg.sheet!r}; sheets: {wb.sheetnames}")
+            ws = wb[cfg.sheet]
+        records: list[list[str]] = []
+        lines: list[int] = []
+        for row_no, row in enumerate(ws.iter_rows(values_only=True), start=1):
+            values = [_text_value(v) for v in row]
+            if any(v not in (None, "") for v in values):
+                records.append(["" if v is None else v for v in values])
+                lines.append(row_no)
+    finally:
+        wb.close()
+    frame, body_lines, _ = frame_from_records(records, lines, origin)
+    frame = frame.replace({"": None})
+    return RawBatch(origin, frame, body_lines, file_digest(data), len(data), path=path)
+
+
+def read_file(path: Path, cfg: SourceConfig) -> RawBatch:
+    """Read one file with the source's adapter (`file` picks by the file's extension)."""
+    if cfg.adapter == "excel" or (cfg.adapter == "file" and path.suffix.lower() in EXCEL_SUFFIXES):
+        return read_excel(path, cfg)
+    if cfg.adapter == "qualtrics":
+        from etl.qualtrics import read_qualtrics
+
+        return read_qualtrics(path, cfg)
+    return read_delimited(path, cfg)
+
+
+def read_sql(cfg: SourceConfig, watermark: str | None) -> Iterator[RawBatch]:
+    """Read a table or query of another database, incrementally past `watermark`.
+
+    Integer watermarks use `>`; others (timestamps) use `>=` so rows written in the same
+    second as the last read are not missed; the upsert makes the re-read harmless.
+    """
+    from sqlalchemy import MetaData, Table, create_engine, select, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from queries.db import make_engine
+
+    url = cfg.sql_url()
+    origin = f"{cfg.adapter}:{cfg.table or 'query'}"
+    engine = make_engine(url) if url.startswith("sqlite") else create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if cfg.query:
+                params = {"watermark": watermark} if cfg.watermark else {}
+                result = conn.execute(text(cfg.query), params)
+                numeric_wm = False
+            else:
+                table = Table(cfg.table, MetaData(), autoload_with=conn)
+                stmt = select(table)
+                numeric_wm = False
+                if cfg.watermark:
+                    if cfg.watermark not in table.c:
+                        raise SourceError(origin, f"watermark column {cfg.watermark!r} not in "
+                                          f"table {cfg.table!r}")
+                    col = table.c[cfg.watermark]
+                    numeric_wm = col.type.python_type in (int,) if _has_python_type(col) else False
+                    if watermark is not None:
+                        bound: Any = int(watermark) if numeric_wm else watermark
+                        stmt = stmt.where(col > bound if numeric_wm else col >= bound)
+                    stmt = stmt.order_by(col)
+                result = conn.execution_options(stream_results=True).execute(stmt)
+            columns = list(result.keys())
+            rows: list[list[str | None]] = []
+            wm_index = columns.index(cfg.watermark) if cfg.watermark in columns else None
+            best: Any = None
+            for row in result:
+                rows.append([_text_value(v) for v in row])
+                if wm_index is not None and row[wm_index] is not None:
+                    value = row[wm_index]
+                    best = value if best is None or value > best else best
+            frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    except SQLAlchemyError as exc:
+        raise SourceError(origin, f"database error: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        engine.dispose()
+    new_wm = _text_value(best) if best is not None else watermark
+    yield RawBatch(origin, frame, list(range(1, len(frame) + 1)), watermark=new_wm)
+
+
+def _has_python_type(col: Any) -> bool:
+    try:
+        col.type.python_type  # noqa: B018 - some dialect types raise NotImplementedError
+    except NotImplementedError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Everything that reads: settings, engine, schema, metric formulas and read functions."""

@@ -1,0 +1,53 @@
+"""Calendar months as reporting periods ("YYYY-MM")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    """One calendar month; `start` inclusive, `end` exclusive."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        """Parse 'YYYY-MM', or raise ValueError saying what was expected."""
+        match = _PERIOD.match(text.strip())
+        if not match:
+            raise ValueError(f"period {text!r}: expected YYYY-MM, for example 2026-10")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def of(cls, day: dt.date) -> Month:
+        """The month containing `day`."""
+        return cls(day.year, day.month)
+
+    @property
+    def start(self) -> dt.datetime:
+        """First instant of the month."""
+        return dt.datetime(self.year, self.month, 1)
+
+    @property
+    def end(self) -> dt.datetime:
+        """First instant of the next month."""
+        return self.shift(1).start
+
+    def shift(self, months: int) -> Month:
+        """The month `months` later (negative: earlier)."""
+        index = self.year * 12 + (self.month - 1) + months
+        return Month(index // 12, index % 12 + 1)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def label(self) -> str:
+        """Human label such as 'October 2026'."""
+        return self.start.strftime("%B %Y")

@@ -1,0 +1,233 @@
+"""The reporting schema (SQLAlchemy Core): a small star around the org-unit hierarchy.
+
+Facts keep their source's natural key, unique per source, so every load is an upsert and a
+rerun changes nothing. Child tables (attribute ratings, engagement items) hang off a
+surrogate id so queries join on integers. Alembic migrations in `migrations/` create this;
+a test checks that the migrated database and this module agree.
+
+Times are naive local times of the company (CX_TIMEZONE): a month is a calendar month there.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Stable constraint names: Alembic can then drop and alter them on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ORG_KINDS = ("company", "region", "store", "team")
+SURVEY_KINDS = ("relationship", "transactional")
+INTERACTIONS = ("self_service", "assisted")
+ETL_STATUSES = ("running", "success", "failed")
+
+Money = Numeric(14, 2, asdecimal=False)
+
+org_unit = Table(
+    "org_unit",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="Code from the source, e.g. S01"),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("parent_id", String(64), ForeignKey("org_unit.id"), nullable=True, index=True),
+    Column("source", String(64), nullable=False),
+    Column("loaded_at", DateTime, nullable=False),
+    CheckConstraint("kind IN ('company', 'region', 'store', 'team')", name="kind"),
+)
+
+customer = Table(
+    "customer",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="Member or customer number"),
+    Column("segment", String(64)),
+    Column("tier", String(32)),
+    Column("loyalty_member", Boolean, nullable=False, default=True),
+    Column("enrolled_at", Date),
+    Column("home_org_unit_id", String(64), ForeignKey("org_unit.id"), index=True),
+    Column("source", String(64), nullable=False),
+    Column("loaded_at", DateTime, nullable=False),
+)
+
+survey_response = Table(
+    "survey_response",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("response_id", String(128), nullable=False),
+    Column("submitted_at", DateTime, nullable=False),
+    # A soft link: surveys may arrive before the loyalty programme knows the customer.
+    Column("customer_id", String(64), index=True),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False),
+    Column("survey_kind", String(16), nullable=False, default="transactional"),
+    Column("touchpoint", String(64)),
+    Column("channel", String(32)),
+    Column("device", String(32)),
+    Column("interaction", String(16)),
+    Column("nps", SmallInteger),
+    Column("csat", SmallInteger),
+    Column("ces", SmallInteger),
+    Column("wait_minutes", Float),
+    Column("comment", Text),
+    Column("loaded_at", DateTime, nullable=False),
+    UniqueConstraint("source", "response_id"),
+    CheckConstraint("nps BETWEEN 0 AND 10", name="nps_range"),
+    CheckConstraint("csat BETWEEN 1 AND 5", name="csat_range"),
+    CheckConstraint("ces BETWEEN 1 AND 7", name="ces_range"),
+    CheckConstraint("survey_kind IN ('relationship', 'transactional')", name="survey_kind"),
+    CheckConstraint(
+        "interaction IS NULL OR interaction IN ('self_service', 'assisted')", name="interaction"
+    ),
+)
+Index("ix_survey_response_submitted_unit", survey_response.c.submitted_at,
+      survey_response.c.org_unit_id)
+
+survey_rating = Table(
+    "survey_rating",
+    metadata,
+    Column(
+        "response_pk",
+        Integer,
+        ForeignKey("survey_response.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("attribute", String(64), primary_key=True),
+    Column("rating", SmallInteger, nullable=False),
+    CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+)
+
+loyalty_transaction = Table(
+    "loyalty_transaction",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("txn_id", String(64), nullable=False),
+    Column("customer_id", String(64), ForeignKey("customer.id"), index=True),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("channel", String(32)),
+    Column("amount", Money, nullable=False),
+    Column("points_earned", Integer, nullable=False, default=0),
+    Column("points_redeemed", Integer, nullable=False, default=0),
+    Column("loaded_at", DateTime, nullable=False),
+    UniqueConstraint("source", "txn_id"),
+)
+Index("ix_loyalty_transaction_occurred_unit", loyalty_transaction.c.occurred_at,
+      loyalty_transaction.c.org_unit_id)
+
+engagement_response = Table(
+    "engagement_response",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("respondent_key", String(64), nullable=False, comment="Salted hash, never the id"),
+    Column("wave", Date, nullable=False),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False, index=True),
+    Column("enps", SmallInteger),
+    Column("comment", Text),
+    Column("loaded_at", DateTime, nullable=False),
+    UniqueConstraint("source", "respondent_key", "wave"),
+    CheckConstraint("enps BETWEEN 0 AND 10", name="enps_range"),
+)
+
+engagement_score = Table(
+    "engagement_score",
+    metadata,
+    Column(
+        "response_pk",
+        Integer,
+        ForeignKey("engagement_response.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("item", String(64), primary_key=True),
+    Column("score", SmallInteger, nullable=False),
+    CheckConstraint("score BETWEEN 1 AND 5", name="score_range"),
+)
+
+headcount = Table(
+    "headcount",
+    metadata,
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), primary_key=True),
+    Column("wave", Date, primary_key=True),
+    Column("headcount", Integer, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("loaded_at", DateTime, nullable=False),
+    CheckConstraint("headcount >= 0", name="headcount_positive"),
+)
+
+etl_run = Table(
+    "etl_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False, index=True),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(16), nullable=False),
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("rows_inserted", Integer, nullable=False, default=0),
+    Column("rows_updated", Integer, nullable=False, default=0),
+    Column("rows_quarantined", Integer, nullable=False, default=0),
+    Column("rows_skipped", Integer, nullable=False, default=0),
+    Column("watermark", String(64)),
+    Column("error", Text),
+    CheckConstraint("status IN ('running', 'success', 'failed')", name="status"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("etl_run.id", ondelete="CASCADE"), index=True),
+    Column("source", String(64), nullable=False, index=True),
+    Column("file", Text),
+    Column("line", Integer, comment="Line (file) or row number (table) in the source"),
+    Column("field", String(128)),
+    Column("value", Text),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, comment="The whole source row as JSON"),
+    Column("created_at", DateTime, nullable=False),
+)
+
+source_file = Table(
+    "source_file",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("run_id", Integer, ForeignKey("etl_run.id")),
+    Column("loaded_at", DateTime, nullable=False),
+)
+
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("watermark", String(64), comment="Highest watermark value loaded, as text"),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+FACT_TABLES = (survey_response, loyalty_transaction, engagement_response)

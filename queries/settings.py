@@ -1,0 +1,158 @@
+"""The one settings object: every configurable value, read from environment variables.
+
+Values come from the process environment and, if present, a `.env` file in the repo root
+(the environment wins). `load_settings()` turns pydantic's validation errors into a
+`SettingsError` whose message names the environment variable, so a wrong value fails at
+start with something a person can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root: relative paths in settings are resolved against it."""
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Configuration of every process (web, scheduler, CLI). Field name = env variable name."""
+
+    model_config = SettingsConfigDict(
+        env_file=str(ROOT / ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    database_url: str = Field(
+        "sqlite:///data/cx.db",
+        description="SQLAlchemy URL of the reporting database; a relative SQLite path is "
+        "relative to the repo. postgresql:// URLs use the psycopg 3 driver.",
+    )
+    cx_sources: Path = Field(
+        Path("data/demo/sources.toml"), description="Path of the sources config (TOML)."
+    )
+    cx_data_dir: Path = Field(Path("data"), description="Folder for local state and demo data.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs report tokens. Unset: a random key is kept in CX_DATA_DIR/secret_key "
+        "(fine for one machine; set it explicitly in production).",
+    )
+    cx_base_url: str = Field("http://127.0.0.1:8050", description="Public URL of the dashboard.")
+    smtp_url: str | None = Field(
+        None,
+        description="smtp://user:password@host:port (add ?starttls=true), or smtps:// for TLS.",
+    )
+    smtp_from: str = Field("CX dashboard <cx-dashboard@localhost>", description="Sender address.")
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds before an SMTP call gives up.")
+    cx_min_n: int = Field(30, ge=1, description="Below this sample size a KPI is 'low sample'.")
+    cx_anonymity_min: int = Field(
+        5, ge=2, description="Employee groups with fewer respondents show no value."
+    )
+    cx_active_days: int = Field(90, ge=1, description="Window defining an active member.")
+    cx_revenue_days: int = Field(180, ge=1, description="Days of revenue after a survey answer.")
+    cx_timezone: str = Field("Europe/London", description="Timezone of schedules and periods.")
+    cache_redis_url: str | None = Field(None, description="Redis URL for the dashboard cache.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if not scheme or "://" not in value:
+            raise ValueError("expected a SQLAlchemy URL such as sqlite:///data/cx.db")
+        if scheme in ("postgres", "postgresql"):
+            # SQLAlchemy's default PostgreSQL driver is psycopg2, which we do not ship.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            rel = value[len("sqlite:///") :]
+            if rel and rel != ":memory:" and not rel.startswith("file:"):
+                value = "sqlite:///" + str((ROOT / rel).resolve())
+        return value
+
+    @field_validator("cx_sources", "cx_data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value if value.is_absolute() else (ROOT / value).resolve()
+
+    @field_validator("cx_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("expected an http(s) URL such as http://127.0.0.1:8050")
+        return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("expected smtp://[user:password@]host[:port] or smtps://...")
+        return value
+
+    @field_validator("cx_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("expected an IANA timezone name such as Europe/London") from exc
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the reporting database is an SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    def secret(self) -> str:
+        """The signing key: SECRET_KEY, else a random key persisted under CX_DATA_DIR."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.cx_data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two processes starting together must agree on one key.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (plus overrides), or raise a readable SettingsError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+            given = err.get("input")
+            shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+            lines.append(f"{name}: {err['msg']}{shown}")
+        raise SettingsError("Invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()

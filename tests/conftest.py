@@ -1,0 +1,226 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, demo sources, a served dashboard.
+
+Data tests take the `engine` (empty, migrated) or `demo_engine` (demo data loaded) fixture,
+both parametrized over SQLite and, when TEST_DATABASE_URL is set, PostgreSQL. In CI
+(CI=true) a missing TEST_DATABASE_URL or Chromium fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from etl.migrate import upgrade
+from queries.db import make_engine
+from queries.schema import metadata
+from queries.settings import ROOT
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+DEMO_ARGS = {"seed": 11, "customers": 3000, "months": 13, "end": "2026-10"}
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if IN_CI and not PG_URL:
+        raise pytest.UsageError("CI=true but TEST_DATABASE_URL is not set: the PostgreSQL "
+                                "half of the data tests cannot run (use .ci/run)")
+
+
+def _pg_url(url: str) -> str:
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def create_pg_database(base_url: str) -> str:
+    """Create a uniquely named PostgreSQL database next to `base_url`; return its URL."""
+    base = make_url(_pg_url(base_url))
+    name = f"cx_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(base_url: str, url: str) -> None:
+    """Drop a database made by `create_pg_database`."""
+    name = make_url(url).database
+    admin = create_engine(make_url(_pg_url(base_url)), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def fresh_database_url(tmp_path_factory: pytest.TempPathFactory):
+    """Factory: a new empty database URL on `backend` (dropped at the end of the session)."""
+    made: list[str] = []
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            path = tmp_path_factory.mktemp("db") / "cx.db"
+            return f"sqlite:///{path}"
+        assert PG_URL, "PostgreSQL requested without TEST_DATABASE_URL"
+        url = create_pg_database(PG_URL)
+        made.append(url)
+        return url
+
+    yield make
+    for url in made:
+        drop_pg_database(PG_URL or "", url)
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "cx.db"
+    eng = make_engine(f"sqlite:///{path}")
+    upgrade(eng)
+    eng.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_session_engine(fresh_database_url) -> Iterator[Engine]:
+    eng = make_engine(fresh_database_url("postgresql"))
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def _truncate_pg(eng: Engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with eng.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path, _migrated_template: Path) -> Iterator[
+        Engine]:
+    """An empty, migrated reporting database on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "cx.db"
+        shutil.copy(_migrated_template, path)
+        eng = make_engine(f"sqlite:///{path}")
+        yield eng
+        eng.dispose()
+    else:
+        eng = request.getfixturevalue("_pg_session_engine")
+        _truncate_pg(eng)
+        yield eng
+        _truncate_pg(eng)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo source files (small but statistically useful), generated once per session."""
+    from etl.demo import generate
+
+    out = tmp_path_factory.mktemp("demo")
+    generate(out, **DEMO_ARGS)
+    return out
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def demo_url(request: pytest.FixtureRequest, demo_dir: Path, fresh_database_url) -> str:
+    """URL of a database with the demo sources loaded once (read-only for tests!)."""
+    from etl.config import load_config
+    from etl.run import run_sources
+
+    url = fresh_database_url(request.param)
+    eng = make_engine(url)
+    upgrade(eng)
+    results = run_sources(eng, load_config(demo_dir / "sources.toml"))
+    eng.dispose()
+    failed = [r for r in results if not r.ok]
+    assert not failed, failed
+    return url
+
+
+@pytest.fixture
+def demo_engine(demo_url: str) -> Iterator[Engine]:
+    """Engine on the loaded demo database."""
+    eng = make_engine(demo_url)
+    yield eng
+    eng.dispose()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_demo(demo_url: str, demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """gunicorn serving the dashboard on the demo database; yields its base URL."""
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("webdata")
+    env = {
+        **os.environ,
+        "DATABASE_URL": demo_url,
+        "CX_SOURCES": str(demo_dir / "sources.toml"),
+        "CX_DATA_DIR": str(data_dir),
+        "SECRET_KEY": "test-secret-key",
+        "CX_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    log = (data_dir / "gunicorn.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--no-control-socket",
+         "dashboard.app:server"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            raise RuntimeError("gunicorn did not start:\n"
+                               + (data_dir / "gunicorn.log").read_text()[-3000:])
+        time.sleep(0.3)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Launch Debian's Chromium (Playwright cannot download its own browser here)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make test` (it installs it with "
+                    "apt-get) or `sudo apt-get install -y chromium`")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"],
+    }
