@@ -86,9 +86,15 @@ TXN_CHANNELS = ("Store", "Web", "App")
 # A garden retailer peaks in spring and before Christmas, and at weekends.
 _MONTH_FACTOR = np.array([0.75, 0.8, 1.05, 1.3, 1.35, 1.25, 1.1, 1.0, 0.95, 0.9, 1.0, 1.2])
 _WEEKDAY_FACTOR = np.array([0.85, 0.85, 0.9, 0.95, 1.05, 1.35, 1.15])  # Mon..Sun
-_STORE_HOURS_P = np.array([0, 0, 0, 0, 0, 0, 0, 0, 4, 7, 10, 11, 11, 10, 9, 9, 8, 7, 6, 4, 0, 0, 0, 0], float)
-_ONLINE_HOURS_P = np.array([2, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 5, 5, 5, 6, 7, 9, 10, 9, 6, 4], float)
-_SURVEY_HOURS_P = np.array([1, 0, 0, 0, 0, 0, 1, 3, 5, 6, 6, 6, 7, 7, 6, 6, 6, 7, 8, 9, 9, 7, 5, 3], float)
+_STORE_HOURS_P = np.array(
+    [0, 0, 0, 0, 0, 0, 0, 0, 4, 7, 10, 11, 11, 10, 9, 9, 8, 7, 6, 4, 0, 0, 0, 0], float
+)
+_ONLINE_HOURS_P = np.array(
+    [2, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 5, 5, 5, 6, 7, 9, 10, 9, 6, 4], float
+)
+_SURVEY_HOURS_P = np.array(
+    [1, 0, 0, 0, 0, 0, 1, 3, 5, 6, 6, 6, 7, 7, 6, 6, 6, 7, 8, 9, 9, 7, 5, 3], float
+)
 
 # Volumes (per member over 24 months) the brief asks for.
 _TXN_PER_MEMBER_24M = 15.0
@@ -169,11 +175,11 @@ _ITEM_P = (0.05, 0.10, 0.20, 0.40, 0.25)
 _ENPS_P = (0.02, 0.02, 0.02, 0.03, 0.04, 0.08, 0.09, 0.15, 0.20, 0.17, 0.18)
 # Location and spread of each raw latent in the baseline population, measured
 # once on a default-size run; dividing by them gives ~N(0, 1) latents.
-_NPS_LOC, _NPS_SCALE = -0.03, 1.36
-_CSAT_LOC, _CSAT_SCALE = -0.10, 1.10
-_CES_LOC, _CES_SCALE = -0.09, 0.92
-_ITEM_LOC, _ITEM_SCALE = 0.24, 1.30
-_ENPS_LOC, _ENPS_SCALE = 0.20, 1.20
+_NPS_LOC, _NPS_SCALE = -0.05, 1.33
+_CSAT_LOC, _CSAT_SCALE = -0.12, 1.07
+_CES_LOC, _CES_SCALE = -0.09, 0.91
+_ITEM_LOC, _ITEM_SCALE = 0.16, 1.22
+_ENPS_LOC, _ENPS_SCALE = 0.13, 1.16
 
 # Weights of the attribute latents in the overall experience: staff and speed
 # matter most, value least (the key-driver order the dashboard should find).
@@ -232,7 +238,8 @@ _COMPLAINT = {
     ),
     "app": (
         "The app keeps crashing at checkout.",
-        "Returns through the app are a nightmare, so many steps.\nWhy can’t I just go to the store?",
+        "Returns through the app are a nightmare, so many steps.\n"
+        "Why can’t I just go to the store?",
         "Couldn’t log in to the app, had to reset my password twice.",
     ),
 }
@@ -261,7 +268,8 @@ _EMPLOYEE_COMMENTS = {
     ),
 }
 
-SOURCES_TOML = '''# Sources of the demo company "Acme Home & Garden", written by `python -m etl demo`.
+SOURCES_TOML = """\
+# Sources of the demo company "Acme Home & Garden", written by `python -m etl demo`.
 # Paths are relative to this file. See README "Sources config" for every key.
 
 [[source]]
@@ -417,7 +425,7 @@ schedule = "0 6 * * 1"
 org_unit_id = "Store"
 wave = "Wave"
 headcount = "Headcount"
-'''
+"""
 
 _END_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -461,9 +469,10 @@ def generate(
     months: int = 24,
     end: str | None = None,
 ) -> DemoSummary:
-    """Write all demo source files + sources.toml into out_dir (created if missing, files overwritten).
+    """Write all demo source files + sources.toml into out_dir.
 
-    Months run from `end` - (`months` - 1) to `end` ("YYYY-MM", default
+    `out_dir` is created if missing and files in it are overwritten. Months
+    run from `end` - (`months` - 1) to `end` ("YYYY-MM", default
     `default_end_month()`) inclusive. The same arguments always give the same
     file contents. Survey and engagement wave files left by an earlier run
     with another window are removed, because the ETL reads those folders by
@@ -516,7 +525,11 @@ def generate(
 
 
 def _validate(customers: int, months: int, end: str | None) -> None:
-    if isinstance(customers, bool) or not isinstance(customers, (int, np.integer)) or customers < 100:
+    if (
+        isinstance(customers, bool)
+        or not isinstance(customers, (int, np.integer))
+        or customers < 100
+    ):
         raise ValueError(f"customers must be an integer >= 100, got {customers!r}")
     if isinstance(months, bool) or not isinstance(months, (int, np.integer)) or months < 2:
         raise ValueError(f"months must be an integer >= 2, got {months!r}")
@@ -651,7 +664,9 @@ def _members(rng: np.random.Generator, n: int, cal: _Calendar) -> dict[str, np.n
     # Last profile change (tier review, address...): between enrolment and the
     # end of the window, so a watermark load sees recent updates.
     first_update = np.maximum(enrol_day, -365)
-    upd_day = first_update + np.floor(rng.random(n) ** 0.5 * (cal.n_days - first_update)).astype(np.int64)
+    upd_day = first_update + np.floor(rng.random(n) ** 0.5 * (cal.n_days - first_update)).astype(
+        np.int64
+    )
     upd_day = np.minimum(upd_day, cal.n_days - 1)
     upd = cal.seconds(upd_day, rng.integers(7 * 3600, 23 * 3600, size=n))
     return {
@@ -668,7 +683,9 @@ def _members(rng: np.random.Generator, n: int, cal: _Calendar) -> dict[str, np.n
     }
 
 
-def _transactions(rng: np.random.Generator, m: dict[str, np.ndarray], cal: _Calendar) -> dict[str, np.ndarray]:
+def _transactions(
+    rng: np.random.Generator, m: dict[str, np.ndarray], cal: _Calendar
+) -> dict[str, np.ndarray]:
     n = len(m["id"])
     scale = cal.months / 24
     # Loyal members come more often and buy more: this, plus churn, is what
@@ -683,12 +700,17 @@ def _transactions(rng: np.random.Generator, m: dict[str, np.ndarray], cal: _Cale
     channel = _choice_rows(rng, _SEG_CHANNEL_P[m["segment"][who]])
     away = rng.random(len(who)) < 0.15
     store = np.where(away, rng.choice(_N_STORES, size=len(who), p=_STORE_P), m["home"][who])
-    mu = np.log(33.0) + 0.12 * m["loyalty"][who] + _SEG_AMOUNT[m["segment"][who]] + 0.15 * (channel > 0)
+    mu = (
+        np.log(31.5)
+        + 0.12 * m["loyalty"][who]
+        + _SEG_AMOUNT[m["segment"][who]]
+        + 0.15 * (channel > 0)
+    )
     amount = np.maximum(np.round(rng.lognormal(mu, 0.65), 2), 0.99)
     earned = np.floor(amount).astype(np.int64)
     redeemed = np.where(rng.random(len(who)) < 0.06, rng.integers(2, 11, size=len(who)) * 100, 0)
 
-    n_anon = int(round(len(who) * (1 - _MEMBER_TXN_SHARE) / _MEMBER_TXN_SHARE))
+    n_anon = round(len(who) * (1 - _MEMBER_TXN_SHARE) / _MEMBER_TXN_SHARE)
     a_day = cal.place(rng, np.zeros(n_anon), np.full(n_anon, float(cal.n_days)))
     a_channel = np.where(rng.random(n_anon) < 0.88, 0, 1)  # guests can't use the app
     a_store = rng.choice(_N_STORES, size=n_anon, p=_STORE_P)
@@ -719,7 +741,9 @@ def _fmt_seconds(ts: np.ndarray) -> list[str]:
     return pd.Series(ts).dt.strftime("%Y-%m-%d %H:%M:%S").tolist()
 
 
-def _write_loyalty_db(path: Path, m: dict[str, np.ndarray], t: dict[str, np.ndarray], cal: _Calendar) -> Path:
+def _write_loyalty_db(
+    path: Path, m: dict[str, np.ndarray], t: dict[str, np.ndarray], cal: _Calendar
+) -> Path:
     path.unlink(missing_ok=True)
     enrolled = pd.Series(cal.day0 + m["enrol_day"]).dt.strftime("%Y-%m-%d").tolist()
     store_codes = np.array(STORE_CODES, dtype=object)
@@ -787,7 +811,10 @@ def _write_loyalty_db(path: Path, m: dict[str, np.ndarray], t: dict[str, np.ndar
 
 
 def _survey_responses(
-    rng: np.random.Generator, m: dict[str, np.ndarray], stores: dict[str, np.ndarray], cal: _Calendar
+    rng: np.random.Generator,
+    m: dict[str, np.ndarray],
+    stores: dict[str, np.ndarray],
+    cal: _Calendar,
 ) -> pd.DataFrame:
     """All survey responses of the window as the survey tool would export them."""
     n_members = len(m["id"])
@@ -797,24 +824,33 @@ def _survey_responses(
     counts = rng.poisson(exposure * target / float(exposure.sum()))
     who = np.repeat(np.arange(n_members), counts)
     n_mem = len(who)
-    n_non = int(round(n_mem * _NON_MEMBER_RESPONSE_SHARE / (1 - _NON_MEMBER_RESPONSE_SHARE)))
+    n_non = round(n_mem * _NON_MEMBER_RESPONSE_SHARE / (1 - _NON_MEMBER_RESPONSE_SHARE))
     n = n_mem + n_non
     is_member = np.arange(n) < n_mem
 
     day = np.concatenate(
-        [cal.place(rng, m["start"][who], m["stop"][who]), cal.place(rng, np.zeros(n_non), np.full(n_non, float(cal.n_days)))]
+        [
+            cal.place(rng, m["start"][who], m["stop"][who]),
+            cal.place(rng, np.zeros(n_non), np.full(n_non, float(cal.n_days))),
+        ]
     )
     minute = _time_of_day(rng, n, _SURVEY_HOURS_P) // 60
     month = cal.month_of(day)
     # Non-members are a bit less attached to the brand than the average member.
     loyalty = np.concatenate([m["loyalty"][who], rng.normal(-0.3, 1.0, size=n_non)])
-    segment = np.concatenate([m["segment"][who], rng.choice(len(SEGMENTS), size=n_non, p=_SEGMENT_P)])
+    segment = np.concatenate(
+        [m["segment"][who], rng.choice(len(SEGMENTS), size=n_non, p=_SEGMENT_P)]
+    )
     home = np.concatenate([m["home"][who], rng.choice(_N_STORES, size=n_non, p=_STORE_P)])
     # Mostly the home store, sometimes another store of the same region.
     u = rng.random(n)
-    same_region = np.array([np.flatnonzero(_STORE_REGION == _STORE_REGION[s]) for s in range(_N_STORES)])
+    same_region = np.array(
+        [np.flatnonzero(_STORE_REGION[s] == _STORE_REGION) for s in range(_N_STORES)]
+    )
     neighbour = same_region[home, rng.integers(0, same_region.shape[1], size=n)]
-    store = np.where(u < 0.85, home, np.where(u < 0.95, neighbour, rng.choice(_N_STORES, size=n, p=_STORE_P)))
+    store = np.where(
+        u < 0.85, home, np.where(u < 0.95, neighbour, rng.choice(_N_STORES, size=n, p=_STORE_P))
+    )
     west = _STORE_REGION[store] == _WEST
     last = month == cal.months - 1
     west_launch = west & last
@@ -839,13 +875,13 @@ def _survey_responses(
 
     eng = stores["engagement"][store]
     mobile_self = (dev == _DEV_MOBILE) & (inter == _SELF)
-    a_staff = 0.5 * eng + 0.25 * loyalty + rng.normal(0, 0.8, n)
+    a_staff = 0.35 * eng + 0.25 * loyalty + rng.normal(0, 0.85, n)
     a_speed = (
-        0.3 * eng
+        0.2 * eng
         + 0.15 * loyalty
         - wait_pen
         + west * 0.35 * progress  # West's service programme: steadily faster
-        + west_launch * 0.8
+        + west_launch * 0.7
         + rng.normal(0, 0.85, n)
     )
     a_avail = 0.45 * stores["stock"][store] + 0.15 * loyalty + rng.normal(0, 0.9, n)
@@ -873,59 +909,73 @@ def _survey_responses(
     experience = (
         (attrs * applicable * weights).sum(axis=1)
         + 0.3 * loyalty
-        + 0.12 * eng
+        + 0.08 * eng
         + tp_effect
         - 0.5 * wait_pen
         - 1.3 * incident
-        - 0.15 * mobile_self
+        - 0.3 * mobile_self
         + rng.normal(0, 0.5, n)
     )
     nps_latent = (
         experience
         + (0.35 + 0.2 * rel) * loyalty
         + west * 0.15 * progress
-        + west_launch * 0.35
+        + west_launch * 0.3
         + rng.normal(0, 0.55, n)
     )
     csat_latent = experience + rng.normal(0, 0.45, n)
     ease_effect = np.select(
-        [mobile_self, tp == _TP_STORE, (tp == _TP_ONLINE) & (dev != _DEV_MOBILE), tp == _TP_SUPPORT, tp == _TP_RETURNS],
+        [
+            mobile_self,
+            tp == _TP_STORE,
+            (tp == _TP_ONLINE) & (dev != _DEV_MOBILE),
+            tp == _TP_SUPPORT,
+            tp == _TP_RETURNS,
+        ],
         [-0.55, 0.15, 0.1, np.where(ch == _CH_PHONE, -0.2, -0.1), -0.15],
         0.0,
     )
     # The app-only returns process: every West customer is now routed through
     # the app (returns hardest hit), which costs effort.
-    launch_effort = west_launch * ~rel * (0.9 + 0.5 * (tp == _TP_RETURNS))
+    launch_effort = west_launch * ~rel * (0.45 + 0.5 * (tp == _TP_RETURNS))
     ces_latent = 0.35 * experience + ease_effect - launch_effort + rng.normal(0, 0.8, n)
 
     nps = _scale((nps_latent - _NPS_LOC) / _NPS_SCALE, _NPS_P, 0).astype(float)
     csat = _scale((csat_latent - _CSAT_LOC) / _CSAT_SCALE, _CSAT_P, 1).astype(float)
     ces = _scale((ces_latent - _CES_LOC) / _CES_SCALE, _CES_P, 1).astype(float)
     ratings = np.stack(
-        [_scale(attrs[:, k] + _ATTR_OFFSET[k], _RATING_P, 1) for k in range(len(ATTRIBUTES))], axis=1
+        [_scale(attrs[:, k] + _ATTR_OFFSET[k], _RATING_P, 1) for k in range(len(ATTRIBUTES))],
+        axis=1,
     ).astype(float)
     nps[rng.random(n) < 0.02] = np.nan
-    csat[rng.random(n) < 0.03] = np.nan
+    # Every response keeps at least one score: the survey tool drops empty ones.
+    csat[(rng.random(n) < 0.03) & ~np.isnan(nps)] = np.nan
     ces[rel] = np.nan
     ratings[~applicable | (rng.random((n, len(ATTRIBUTES))) < 0.03)] = np.nan
 
-    comment = _comments(rng, nps, csat, attrs, applicable, wait, store, west_launch & (tp == _TP_RETURNS))
+    comment = _comments(
+        rng, nps, csat, attrs, applicable, wait, store, west_launch & (tp == _TP_RETURNS)
+    )
 
     submitted = cal.seconds(day, minute * 60)
     frame = pd.DataFrame(
         {
             "ts": submitted,
             "Survey": np.where(rel, "Relationship", "Transactional"),
-            "Member number": np.where(is_member, np.concatenate([m["id"][who], np.full(n_non, "", object)]), ""),
+            "Member number": np.where(
+                is_member, np.concatenate([m["id"][who], np.full(n_non, "", object)]), ""
+            ),
             "Store": np.array(STORE_CODES, dtype=object)[store],
             "Touchpoint": np.array(TOUCHPOINTS, dtype=object)[tp],
             "Channel": np.array(CHANNELS, dtype=object)[ch],
             "Device": np.array(DEVICES, dtype=object)[dev],
-            "Interaction": np.where(inter < 0, "", np.array(INTERACTIONS, dtype=object)[np.maximum(inter, 0)]),
-            Q_NPS: pd.array(nps, dtype="Int64"),
-            Q_CSAT: pd.Series(np.array(CSAT_LABELS, dtype=object)[np.nan_to_num(csat, nan=1).astype(int) - 1]).where(
-                ~np.isnan(csat), ""
+            "Interaction": np.where(
+                inter < 0, "", np.array(INTERACTIONS, dtype=object)[np.maximum(inter, 0)]
             ),
+            Q_NPS: pd.array(nps, dtype="Int64"),
+            Q_CSAT: pd.Series(
+                np.array(CSAT_LABELS, dtype=object)[np.nan_to_num(csat, nan=1).astype(int) - 1]
+            ).where(~np.isnan(csat), ""),
             Q_CES: pd.array(ces, dtype="Int64"),
             **{name: pd.array(ratings[:, k], dtype="Int64") for k, name in enumerate(ATTRIBUTES)},
             "Wait time (minutes)": [("" if np.isnan(w) else f"{w:.1f}") for w in wait],
@@ -953,7 +1003,13 @@ def _channels(
     # From its launch West takes returns through the app only.
     returns_ch = np.where(west_launch, _CH_APP, returns_ch)
     ch = np.select(
-        [tp == _TP_STORE, tp == _TP_ONLINE, tp == _TP_DELIVERY, tp == _TP_SUPPORT, tp == _TP_RETURNS],
+        [
+            tp == _TP_STORE,
+            tp == _TP_ONLINE,
+            tp == _TP_DELIVERY,
+            tp == _TP_SUPPORT,
+            tp == _TP_RETURNS,
+        ],
         [
             _CH_STORE,
             np.where(u < 0.55, _CH_WEB, _CH_APP),
@@ -1080,11 +1136,15 @@ def _rosters(
     rng: np.random.Generator, stores: dict[str, np.ndarray], n_waves: int
 ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Staff (IDs and latent engagement) of every store at every wave, with turnover."""
-    pool = iter((rng.choice(90_000, size=min(90_000, 600 + 120 * n_waves), replace=False) + 10_000).tolist())
+    if n_waves == 0:
+        return []
+    pool = iter(
+        (rng.choice(90_000, size=min(90_000, 600 + 120 * n_waves), replace=False) + 10_000).tolist()
+    )
 
     def hire(s: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         ids = np.array([f"E{next(pool):05d}" for _ in range(k)], dtype=object)
-        return ids, 0.75 * stores["engagement"][s] + rng.normal(0, 0.7, size=k)
+        return ids, 0.45 * stores["engagement"][s] + rng.normal(0, 0.8, size=k)
 
     current = []
     for s in range(_N_STORES):
@@ -1099,7 +1159,9 @@ def _rosters(
             else:
                 target = int(np.clip(len(ids) + rng.integers(-2, 3), 20, 45))
             # The disengaged leave more often.
-            stays = rng.random(len(ids)) > 0.07 * np.exp(-0.6 * (latent - 0.75 * stores["engagement"][s]))
+            stays = rng.random(len(ids)) > 0.07 * np.exp(
+                -0.6 * (latent - 0.45 * stores["engagement"][s])
+            )
             ids, latent = ids[stays], latent[stays]
             if len(ids) > target:
                 keep = np.sort(rng.choice(len(ids), size=target, replace=False))
@@ -1111,9 +1173,13 @@ def _rosters(
     return out
 
 
-def _respondent_counts(rng: np.random.Generator, rosters: list[list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
+def _respondent_counts(
+    rng: np.random.Generator, rosters: list[list[tuple[np.ndarray, np.ndarray]]]
+) -> np.ndarray:
     n_waves = len(rosters)
-    size = np.array([[len(rosters[w][s][0]) for s in range(_N_STORES)] for w in range(n_waves)], dtype=np.int64)
+    size = np.array(
+        [[len(rosters[w][s][0]) for s in range(_N_STORES)] for w in range(n_waves)], dtype=np.int64
+    )
     rate = rng.uniform(0.6, 0.9, size=size.shape)
     rate[:, _SMALL_STORE] = rng.uniform(0.45, 0.8, size=n_waves)
     counts = rng.binomial(size, rate)

@@ -88,10 +88,12 @@ def upsert(
         for start in range(0, len(rows), CHUNK):
             conn.execute(insert(stage), rows[start : start + CHUNK])
         match = and_(*[table.c[k] == stage.c[k] for k in key])
+        # preserve_rowcount: SQLAlchemy 2.1 drops INSERT ... SELECT rowcounts on psycopg.
         inserted = conn.execute(
             insert(table).from_select(
                 columns, select(*[stage.c[c] for c in columns]).where(~exists().where(match))
-            )
+            ),
+            execution_options={"preserve_rowcount": True},
         ).rowcount
         compared = [c for c in columns if c not in key and c not in set(ignore)]
         updated = 0
@@ -100,7 +102,8 @@ def upsert(
                 update(table)
                 .where(match)
                 .where(or_(*[table.c[c].is_distinct_from(stage.c[c]) for c in compared]))
-                .values({c: stage.c[c] for c in columns if c not in key})
+                .values({c: stage.c[c] for c in columns if c not in key}),
+                execution_options={"preserve_rowcount": True},
             ).rowcount
     finally:
         stage.drop(conn)

@@ -108,11 +108,12 @@ def _set_watermark(conn: Connection, source: str, value: str | None) -> None:
     if value is None:
         return
     table = schema.source_state
-    changed = conn.execute(
-        update(table).where(table.c.source == source).values(watermark=value, updated_at=now())
-    ).rowcount
-    if not changed:
+    current = conn.execute(select(table.c.watermark).where(table.c.source == source)).first()
+    if current is None:
         conn.execute(insert(table).values(source=source, watermark=value, updated_at=now()))
+    elif current[0] != value:
+        conn.execute(update(table).where(table.c.source == source)
+                     .values(watermark=value, updated_at=now()))
 
 
 def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[RawBatch]:
@@ -140,7 +141,7 @@ def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[R
 
 
 def _month_keys(series: pd.Series) -> set[str]:
-    return set(series.dropna().dt.strftime("%Y-%m").unique())
+    return set(pd.to_datetime(series.dropna()).dt.strftime("%Y-%m").unique())
 
 
 def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int,
@@ -191,7 +192,13 @@ def _write_ratings(conn: Connection, entity: Entity, frame: pd.DataFrame, rating
     value_col = "rating" if entity.ratings == "attributes" else "score"
     ids = parent_ids(conn, entity.table, key, frame)
     keyed = frame[list(key)].reset_index(drop=True)
-    merged = keyed.merge(ids, on=list(key), how="left")
+    # The database hands keys back in its own types (dates as date or text): compare as text.
+    left = keyed.astype(str)
+    right = ids.astype({k: str for k in key})
+    merged = left.merge(right, on=list(key), how="left")
+    if merged["pk"].isna().any():
+        raise RuntimeError(f"{entity.table.name}: {int(merged['pk'].isna().sum())} rows were "
+                           "written but not found again by their key")
     wide = ratings.copy()
     wide["response_pk"] = merged["pk"].to_numpy()
     long = wide.melt(id_vars="response_pk", var_name=name_col, value_name=value_col)

@@ -87,10 +87,21 @@ def _resolve_columns(batch: RawBatch, cfg: SourceConfig) -> dict[str, str]:
     return resolved
 
 
+def _missing(v: object) -> bool:
+    """True for None, NaN, NaT and pd.NA: every spelling of 'no value' pandas may hand over."""
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
 def _clean_text(series: pd.Series, na_values: set[str]) -> pd.Series:
-    s = series.astype(object).where(series.notna(), None)
-    s = s.map(lambda v: v.strip() if isinstance(v, str) else v)
-    return s.map(lambda v: None if v is None or v in na_values else v)
+    def clean(v: object) -> object:
+        if _missing(v):
+            return None
+        if isinstance(v, str):
+            v = v.strip()
+            return None if v in na_values else v
+        return v
+
+    return pd.Series([clean(v) for v in series], index=series.index, dtype=object)
 
 
 def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series:
@@ -99,14 +110,14 @@ def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series
     folded = {_norm(k): v for k, v in mapping.items()}
 
     def convert(v: object) -> object:
-        if v is None:
+        if _missing(v):
             return None
         key = str(v)
         if key in mapping:
             return mapping[key]
         return folded.get(_norm(key), v)
 
-    return series.map(convert)
+    return pd.Series([convert(v) for v in series], index=series.index, dtype=object)
 
 
 def _to_number(series: pd.Series) -> pd.Series:
@@ -121,7 +132,8 @@ def _check_field(
     """Convert one column; return (typed values, bad mask, reason template)."""
     present = values.notna()
     if spec.type in ("str", "text"):
-        typed = values.map(lambda v: None if v is None else str(v))
+        typed = pd.Series([None if _missing(v) else str(v) for v in values],
+                          index=values.index, dtype=object)
         if spec.choices:
             bad = present & ~typed.isin(spec.choices)
             return typed, bad, f"unknown value; expected one of {', '.join(spec.choices)}"
@@ -150,7 +162,8 @@ def _check_field(
             typed = typed.astype("Int64")
         return typed, bad, reason
     if spec.type in ("date", "datetime"):
-        as_text = values.map(lambda v: None if v is None else str(v))
+        as_text = pd.Series([None if _missing(v) else str(v) for v in values],
+                            index=values.index, dtype=object)
         if cfg.date_format:
             parsed = pd.to_datetime(as_text, format=cfg.date_format, errors="coerce")
             fallback = present & parsed.isna()
@@ -170,12 +183,15 @@ def _check_field(
             "date is in the future" if not bad_parse.any() else f"not a valid past date ({fmt})")
         typed = parsed.where(~bad)
         if spec.type == "date":
-            typed = typed.dt.normalize()
+            typed = pd.Series([None if pd.isna(v) else v.date() for v in typed],
+                              index=values.index, dtype=object)
         return typed, bad, reason
     if spec.type == "bool":
-        low = values.map(lambda v: None if v is None else str(v).strip().lower())
+        low = pd.Series([None if _missing(v) else str(v).strip().lower() for v in values],
+                        index=values.index, dtype=object)
         bad = present & ~low.isin(TRUE | FALSE)
-        typed = low.map(lambda v: None if v is None else v in TRUE)
+        typed = pd.Series([None if _missing(v) else v in TRUE for v in low],
+                          index=values.index, dtype=object)
         return typed, bad, "not a yes/no value"
     raise AssertionError(spec.type)
 
@@ -261,9 +277,10 @@ def validate_batch(
     frame = pd.DataFrame(out, index=index)
     if entity.name == "engagement_responses":
         salt = cfg.respondent_salt or cfg.name
-        frame["respondent_key"] = frame.pop("respondent").map(
-            lambda v: None if v is None else hashlib.sha256(f"{salt}:{v}".encode()).hexdigest()[:40]
-        )
+        frame["respondent_key"] = [
+            None if _missing(v) else hashlib.sha256(f"{salt}:{v}".encode()).hexdigest()[:40]
+            for v in frame.pop("respondent")
+        ]
 
     _check_references(frame, entity, known, problems)
     _check_duplicate_keys(frame, entity, batch, problems)
