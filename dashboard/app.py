@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     )
 
     @server.get("/healthz")
-    def healthz():  # noqa: ANN202 - Flask view
+    def healthz():
         from sqlalchemy import text
 
         with server.extensions["cx_engine"].connect() as conn:

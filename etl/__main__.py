@@ -11,7 +11,7 @@ from etl.config import ConfigError, load_config
 from queries.settings import SettingsError, get_settings
 
 
-def _engine():  # noqa: ANN202 - tiny local helper
+def _engine():
     from queries.db import make_engine
 
     return make_engine(get_settings().database_url)
@@ -41,7 +41,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_results(results) -> bool:  # noqa: ANN001
+def _print_results(results) -> bool:
     ok = True
     header = f"{'source':<24}{'status':<9}{'read':>9}{'loaded':>9}{'updated':>9}" \
              f"{'quarant.':>9}{'skipped':>9}{'seconds':>9}"

@@ -121,7 +121,9 @@ def decode(data: bytes, encoding: str, origin: str) -> str:
         ) from None
 
 
-def read_records(text: str, delimiter: str | None, origin: str) -> tuple[list[list[str]], list[int]]:
+def read_records(
+    text: str, delimiter: str | None, origin: str
+) -> tuple[list[list[str]], list[int]]:
     """Parse delimited text into records and the line on which each record starts."""
     if not text.strip():
         raise SourceError(origin, "file is empty")
@@ -142,7 +144,9 @@ def read_records(text: str, delimiter: str | None, origin: str) -> tuple[list[li
                 lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise SourceError(origin, f"malformed or truncated at line {reader.line_num}: {exc}") from None
+        raise SourceError(
+            origin, f"malformed or truncated at line {reader.line_num}: {exc}"
+        ) from None
     return records, lines
 
 
@@ -201,7 +205,9 @@ def read_excel(path: Path, cfg: SourceConfig) -> RawBatch:
     except (InvalidFileException, OSError, KeyError, ValueError) as exc:
         raise SourceError(origin, f"not a readable Excel workbook ({exc})") from None
     except Exception as exc:  # zipfile.BadZipFile and friends from a truncated file
-        raise SourceError(origin, f"not a readable Excel workbook ({type(exc).__name__}: {exc})") from None
+        raise SourceError(
+            origin, f"not a readable Excel workbook ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         if cfg.sheet is None:
             ws = wb.worksheets[0]

@@ -258,7 +258,7 @@ def validate_batch(
     rating_spec = FieldSpec(type="int", min=lo, max=hi)
     for target in rating_cols:
         values = _clean_text(raw[rating_cols[target]], na)
-        section, _, rname = target.partition(".")
+        _section, _, rname = target.partition(".")
         values = _apply_value_map(values, cfg.values.get(rname, {}))
         typed, bad, template = _check_field(target, rating_spec, values, cfg, now)
         for i in np.flatnonzero(bad.to_numpy()):

@@ -33,7 +33,7 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection) -> None:  # noqa: ANN001 - alembic hands us a Connection
+def _run(connection) -> None:
     # Batch mode: SQLite can only alter tables by copying them.
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
                       compare_type=True)

@@ -34,7 +34,7 @@ def unit_scope(unit: str | None) -> Select | None:
     return select(tree.c.id)
 
 
-def _in_scope(column, unit: str | None):  # noqa: ANN001, ANN202 - SQL expression helpers
+def _in_scope(column, unit: str | None):
     scope = unit_scope(unit)
     return literal(True) if scope is None else column.in_(scope)
 
@@ -209,7 +209,8 @@ def overview_kpis(
                    delta=float(act_c - act_p), note=f"transaction in the last {active_days} days"))
 
     wave = latest_wave(conn, before=period.end, unit=unit)
-    prev_wave = latest_wave(conn, before=period.end, unit=unit, exclude_after=wave) if wave else None
+    prev_wave = (latest_wave(conn, before=period.end, unit=unit, exclude_after=wave)
+                 if wave else None)
     eng_c, eng_n = engagement(conn, wave=wave, unit=unit) if wave else (None, 0)
     eng_p, eng_pn = engagement(conn, wave=prev_wave, unit=unit) if prev_wave else (None, 0)
     hidden = 0 < eng_n < anonymity_min

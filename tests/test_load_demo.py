@@ -13,7 +13,7 @@ from queries import schema
 from tests import demo_truth as truth
 
 
-def _count(engine: Engine, table) -> int:  # noqa: ANN001
+def _count(engine: Engine, table) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 

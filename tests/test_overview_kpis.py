@@ -18,7 +18,7 @@ PERIOD = Month(2026, 10)
 def _expected(demo: Path, month: Month, region: str | None = None) -> dict[str, float]:
     s = truth.surveys(demo)
     s = s[s["loadable"] & (s["submitted"] >= month.start) & (s["submitted"] < month.end)]
-    members, txns = truth.loyalty(demo)
+    _members, txns = truth.loyalty(demo)
     org = truth.org(demo)
     stores = set(org.loc[org["Parent"] == region, "Code"]) if region else set(org["Code"])
     if region:
