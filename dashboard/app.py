@@ -81,6 +81,14 @@ def create_app(settings: Settings | None = None) -> Dash:
             conn.execute(text("SELECT 1"))
         return jsonify(status="ok")
 
+    @server.get("/_cx/ping")
+    def ping():
+        return jsonify(status="ok")
+
+    # Dash sets itself up in a before-request hook guarded by a plain flag: with threaded
+    # workers a second request could be served before the first finished registering the
+    # component scripts (a 500 on a .js file). One request now, before any traffic, avoids it.
+    server.test_client().get("/_cx/ping")
     return app
 
 

@@ -102,6 +102,7 @@ _MEMBER_TXN_SHARE = 0.75
 _RESPONSES_PER_MEMBER_24M = 2.2
 _NON_MEMBER_RESPONSE_SHARE = 0.15
 _RELATIONSHIP_SHARE = 0.20
+_CHURN_FLOOR = 0.015  # lowest monthly churn hazard, reached by the most loyal
 
 # --------------------------------------------------------------------------
 # Survey vocabulary and the headers the ETL config maps
@@ -175,9 +176,9 @@ _ITEM_P = (0.05, 0.10, 0.20, 0.40, 0.25)
 _ENPS_P = (0.02, 0.02, 0.02, 0.03, 0.04, 0.08, 0.09, 0.15, 0.20, 0.17, 0.18)
 # Location and spread of each raw latent in the baseline population, measured
 # once on a default-size run; dividing by them gives ~N(0, 1) latents.
-_NPS_LOC, _NPS_SCALE = -0.05, 1.33
-_CSAT_LOC, _CSAT_SCALE = -0.12, 1.07
-_CES_LOC, _CES_SCALE = -0.09, 0.91
+_NPS_LOC, _NPS_SCALE = 0.08, 1.33
+_CSAT_LOC, _CSAT_SCALE = -0.05, 1.08
+_CES_LOC, _CES_SCALE = -0.065, 0.91
 _ITEM_LOC, _ITEM_SCALE = 0.16, 1.22
 _ENPS_LOC, _ENPS_SCALE = 0.13, 1.16
 
@@ -644,20 +645,26 @@ def _members(rng: np.random.Generator, n: int, cal: _Calendar) -> dict[str, np.n
     loyalty = rng.normal(size=n)
     segment = rng.choice(len(SEGMENTS), size=n, p=_SEGMENT_P)
     home = rng.choice(_N_STORES, size=n, p=_STORE_P)
-    # Enrolment over the three years before the window and during it; the
-    # in-window share grows with the window so longer windows keep recruiting.
-    in_window = rng.random(n) < cal.months / (cal.months + 56)
+    # Churn: a constant monthly hazard that falls with loyalty, never below a
+    # floor. The active membership is kept in steady state, so a dashboard
+    # trend is never mere survivorship (the disloyal churning away):
+    # * a pre-window member is still active when the window opens with odds
+    #   floor / hazard, the steady-state share of an endless enrolment history
+    #   (the others are dormant: enrolled, no longer shopping);
+    # * members enrol during the window at floor x pre-window members a month,
+    #   which is exactly the outflow of that steady state.
+    hazard = _CHURN_FLOOR + 0.008 * np.exp(-1.0 * loyalty)
+    in_window = rng.random(n) < _CHURN_FLOOR * cal.months / (1 + _CHURN_FLOOR * cal.months)
     enrol_day = np.where(
         in_window,
         rng.integers(0, cal.n_days, size=n),
         -rng.integers(1, 3 * 365 + 1, size=n),
     )
+    active = in_window | (rng.random(n) < _CHURN_FLOOR / hazard)
     start = np.maximum(enrol_day, 0).astype(float)
-    # Churn: constant monthly hazard that falls with loyalty; the clock starts
-    # when the window opens (or at enrolment) so members enter it active.
-    hazard = np.clip(0.022 * np.exp(-0.8 * loyalty), 0.002, 0.25)
+    # Memoryless: an active member's remaining time does not depend on tenure.
     churn = start + rng.exponential(30.44 / hazard)
-    stop = np.minimum(churn, cal.n_days)
+    stop = np.where(active, np.minimum(churn, cal.n_days), start)
     tier_score = 0.6 * loyalty + 1.5 * _SEG_AMOUNT[segment] + rng.normal(0, 0.6, size=n)
     tier = np.searchsorted(np.quantile(tier_score, [0.55, 0.85]), tier_score)
     opt_in = (rng.random(n) < 0.5 + 0.1 * (loyalty > 0) + 0.05 * (segment == 1)).astype(int)
