@@ -23,6 +23,43 @@ class ConfigError(ValueError):
     """The sources config is wrong; the message says where and what was expected."""
 
 
+class AutoCreate(BaseModel):
+    """`[source.auto_create_org_units]`: unknown org unit codes become new units."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parent: str = Field(min_length=1, description="Id of the existing parent unit.")
+    kind: Literal["region", "store", "team"] = "store"
+
+
+class HttpOptions(BaseModel):
+    """`[source.http]`: how to page through a JSON HTTP export."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    records: str = Field("", description="Dotted path of the list of records ('' = the body).")
+    next: str | None = Field(None, description="Dotted path of the next page's URL.")
+    cursor: str | None = Field(None, description="Dotted path of the next page's cursor.")
+    cursor_param: str = Field("cursor", description="Query parameter that sends the cursor.")
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Request headers; ${VAR} is read from the environment."
+    )
+    since_param: str | None = Field(
+        None, description="Query parameter sending the stored watermark (incremental reads)."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds per request.")
+    retries: int = Field(3, ge=0, le=10, description="Retries of a failed request.")
+    backoff: float = Field(1.0, ge=0, description="First retry delay in seconds; doubles.")
+    max_pages: int = Field(10_000, ge=1, description="Guard against a server that never ends.")
+
+    @model_validator(mode="after")
+    def _one_paging(self) -> HttpOptions:
+        if self.next and self.cursor:
+            raise ValueError("http: set either `next` (link) or `cursor`, not both")
+        return self
+
+
 class SourceConfig(BaseModel):
     """One `[[source]]` of the config."""
 
@@ -46,6 +83,8 @@ class SourceConfig(BaseModel):
     query: str | None = None
     watermark: str | None = None
     respondent_salt: str | None = None
+    http: HttpOptions | None = None
+    auto_create_org_units: AutoCreate | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     values: dict[str, dict[str, Any]] = Field(default_factory=dict)
     constants: dict[str, Any] = Field(default_factory=dict)
@@ -113,8 +152,12 @@ class SourceConfig(BaseModel):
                 )
         if self.adapter == "sql" and not (self.table or self.query):
             raise ValueError("table: the sql adapter needs `table` or `query`")
-        if self.watermark and self.adapter != "sql":
-            raise ValueError("watermark: only the sql adapter reads incrementally by watermark")
+        if self.watermark and self.adapter not in ("sql", "http_json"):
+            raise ValueError("watermark: only the sql and http_json adapters read incrementally")
+        if self.adapter == "http_json" and not self.location.startswith(("http://", "https://")):
+            raise ValueError("location: the http_json adapter needs an http(s):// URL")
+        if self.http is not None and self.adapter != "http_json":
+            raise ValueError("http: only the http_json adapter takes [source.http] options")
         return self
 
     @property

@@ -36,6 +36,13 @@ class SourceError(Exception):
         self.reason = message
 
 
+class TransientSourceError(SourceError):
+    """The source is unreachable right now (database down, HTTP timeout or 5xx): retry later.
+
+    Nothing was loaded from the failed read; the next run resumes from the stored watermark.
+    """
+
+
 @dataclass
 class RawBatch:
     """Rows of one file (or one table read) as text, with their source positions."""
@@ -249,7 +256,7 @@ def read_sql(cfg: SourceConfig, watermark: str | None) -> Iterator[RawBatch]:
     second as the last read are not missed; the upsert makes the re-read harmless.
     """
     from sqlalchemy import MetaData, Table, create_engine, select, text
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
     from queries.db import make_engine
 
@@ -287,6 +294,8 @@ def read_sql(cfg: SourceConfig, watermark: str | None) -> Iterator[RawBatch]:
                     value = row[wm_index]
                     best = value if best is None or value > best else best
             frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    except OperationalError as exc:
+        raise TransientSourceError(origin, f"database unreachable: {exc.orig or exc}") from None
     except SQLAlchemyError as exc:
         raise SourceError(origin, f"database error: {exc.__class__.__name__}: {exc}") from None
     finally:
