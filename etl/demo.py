@@ -534,7 +534,7 @@ def _validate(customers: int, months: int, end: str | None) -> None:
         raise ValueError(f"customers must be an integer >= 100, got {customers!r}")
     if isinstance(months, bool) or not isinstance(months, (int, np.integer)) or months < 2:
         raise ValueError(f"months must be an integer >= 2, got {months!r}")
-    if end is not None and (not isinstance(end, str) or not _END_RE.match(end)):
+    if end is not None and (not isinstance(end, str) or not _END_RE.fullmatch(end)):
         raise ValueError(f"end must be a month formatted 'YYYY-MM' (e.g. '2026-10'), got {end!r}")
 
 
@@ -648,8 +648,8 @@ def _members(rng: np.random.Generator, n: int, cal: _Calendar) -> dict[str, np.n
     # Churn: a constant monthly hazard that falls with loyalty, never below a
     # floor. The active membership is kept in steady state, so a dashboard
     # trend is never mere survivorship (the disloyal churning away):
-    # * a pre-window member is still active when the window opens with odds
-    #   floor / hazard, the steady-state share of an endless enrolment history
+    # * a pre-window member is still active when the window opens with
+    #   probability floor / hazard, the steady-state share of an endless history
     #   (the others are dormant: enrolled, no longer shopping);
     # * members enrol during the window at floor x pre-window members a month,
     #   which is exactly the outflow of that steady state.
@@ -671,10 +671,8 @@ def _members(rng: np.random.Generator, n: int, cal: _Calendar) -> dict[str, np.n
     # Last profile change (tier review, address...): between enrolment and the
     # end of the window, so a watermark load sees recent updates.
     first_update = np.maximum(enrol_day, -365)
-    upd_day = first_update + np.floor(rng.random(n) ** 0.5 * (cal.n_days - first_update)).astype(
-        np.int64
-    )
-    upd_day = np.minimum(upd_day, cal.n_days - 1)
+    since = np.floor(rng.random(n) ** 0.5 * (cal.n_days - first_update)).astype(np.int64)
+    upd_day = np.minimum(first_update + since, cal.n_days - 1)
     upd = cal.seconds(upd_day, rng.integers(7 * 3600, 23 * 3600, size=n))
     return {
         "id": np.array([f"M{i:06d}" for i in range(1, n + 1)], dtype=object),
@@ -1190,7 +1188,8 @@ def _respondent_counts(
     rate = rng.uniform(0.6, 0.9, size=size.shape)
     rate[:, _SMALL_STORE] = rng.uniform(0.45, 0.8, size=n_waves)
     counts = rng.binomial(size, rate)
-    small = counts[:, _SMALL_STORE]
+    # A few Cardiff staff always answer, so the store shows up (suppressed).
+    small = np.maximum(counts[:, _SMALL_STORE], 2)
     # Cardiff must fall under the anonymity threshold of 5 in some wave and
     # clear it in another, so both paths of the rule are exercised.
     if n_waves and (small >= 5).all():

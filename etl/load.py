@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from sqlalchemy import (
@@ -22,6 +22,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    false,
     insert,
     or_,
     select,
@@ -30,6 +31,7 @@ from sqlalchemy import (
 )
 
 from queries import schema
+from queries.sqlfuncs import month_of
 
 _stage_counter = itertools.count()
 CHUNK = 5_000
@@ -37,11 +39,12 @@ CHUNK = 5_000
 
 @dataclass
 class UpsertCounts:
-    """What an upsert did."""
+    """What an upsert did; `old_months` are the months changed rows had before the update."""
 
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    old_months: set[str] = field(default_factory=set)
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, object]]:
@@ -74,10 +77,13 @@ def upsert(
     key: Sequence[str],
     *,
     ignore: Iterable[str] = ("loaded_at",),
+    track_month: str | None = None,
 ) -> UpsertCounts:
     """Insert new keys and update changed rows of `table` from `frame`; count each.
 
     Columns in `ignore` are written but do not make a row count as changed (the load time).
+    With `track_month`, the months of that date column in the rows about to change are
+    returned, so rollups can refresh the month a corrected row moved out of.
     """
     if frame.empty:
         return UpsertCounts()
@@ -97,18 +103,24 @@ def upsert(
         ).rowcount
         compared = [c for c in columns if c not in key and c not in set(ignore)]
         updated = 0
+        old_months: set[str] = set()
+        changed = or_(false(), *[table.c[c].is_distinct_from(stage.c[c]) for c in compared])
+        if compared and track_month:
+            old_months = set(conn.execute(
+                select(month_of(table.c[track_month])).distinct().where(match).where(changed)
+            ).scalars())
         if compared:
             updated = conn.execute(
                 update(table)
                 .where(match)
-                .where(or_(*[table.c[c].is_distinct_from(stage.c[c]) for c in compared]))
+                .where(changed)
                 .values({c: stage.c[c] for c in columns if c not in key}),
                 execution_options={"preserve_rowcount": True},
             ).rowcount
     finally:
         stage.drop(conn)
     total = len(frame)
-    return UpsertCounts(inserted, updated, total - inserted - updated)
+    return UpsertCounts(inserted, updated, total - inserted - updated, old_months)
 
 
 def parent_ids(

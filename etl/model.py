@@ -114,6 +114,7 @@ ENTITIES: dict[str, Entity] = {
             "csat": FieldSpec(type="int", min=1, max=5),
             "ces": FieldSpec(type="int", min=1, max=7),
             "wait_minutes": FieldSpec(type="float", min=0),
+            "spend": FieldSpec(type="float", min=0),
             "comment": FieldSpec(type="text"),
         },
     ),

@@ -1,31 +1,54 @@
-"""Run sources: extract, validate, load, and record every run in the run log.
+"""Run sources: extract, validate, load, roll up, and record every run in the run log.
 
-Each file (or each incremental read of a table) is one batch and one transaction: its good
-rows, its quarantine records and the note that the file was loaded commit together, so a
-crash leaves nothing half-written and a rerun resumes where the last good batch ended.
+Each file (or each incremental read of a table or HTTP export) is one batch and one
+transaction: its good rows, its quarantine records, the aggregates of the months it touched
+and the note that the file was loaded (or the new watermark) commit together. A crash leaves
+nothing half-written, and the next run resumes where the last good batch ended.
+
+A run of a source first claims the source's row in `etl_lock`, so two processes (two
+schedulers started by mistake, a scheduler and a manual run) never load one source at once.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
 from etl.load import known_values, now, parent_ids, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
-from etl.sources import RawBatch, SourceError, file_digest, list_files, read_file, read_sql
+from etl.rollup import REFRESH, refresh_survey, refresh_transactions
+from etl.sources import (
+    RawBatch,
+    SourceError,
+    TransientSourceError,
+    file_digest,
+    list_files,
+    read_file,
+    read_sql,
+)
 from etl.validate import validate_batch
 from queries import schema
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int], None]
+# A lock older than this is taken to belong to a process that died without releasing it.
+LOCK_TTL = timedelta(hours=2)
+RETRIES = 3
+BACKOFF_SECONDS = 2.0
+
+Progress = Callable[[str, int, int], None]
+"""progress(source, batches_done, rows_read_so_far)"""
 
 
 @dataclass
@@ -45,11 +68,63 @@ class RunResult:
     watermark: str | None = None
     rejected: list[str] = field(default_factory=list)
     touched_months: set[str] = field(default_factory=set)
+    notes: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """True when the run loaded everything it could read."""
         return self.status == "success"
+
+    def note(self, key: str, count: int = 1) -> None:
+        """Count something worth reporting (excluded rows by reason, skipped files...)."""
+        if count:
+            self.notes[key] = self.notes.get(key, 0) + count
+
+
+def holder_id() -> str:
+    """Who holds a lock: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire_lock(engine: Engine, source: str, holder: str | None = None) -> str | None:
+    """Claim `source` for this process; None (and the current holder) if someone else runs it.
+
+    The claim is a row keyed by source: inserting it is atomic on every database, and an
+    expired claim (its process died) is taken over with a conditional UPDATE.
+    """
+    holder = holder or holder_id()
+    table = schema.etl_lock
+    stamp = now()
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table).values(source=source, holder=holder, acquired_at=stamp,
+                                              expires_at=stamp + LOCK_TTL))
+        return holder
+    except IntegrityError:
+        pass
+    with engine.begin() as conn:
+        taken = conn.execute(
+            update(table)
+            .where(table.c.source == source,
+                   or_(table.c.expires_at < stamp, table.c.holder == holder))
+            .values(holder=holder, acquired_at=stamp, expires_at=stamp + LOCK_TTL),
+            execution_options={"preserve_rowcount": True},
+        ).rowcount
+    return holder if taken else None
+
+
+def release_lock(engine: Engine, source: str, holder: str) -> None:
+    """Release a claim made by `acquire_lock`."""
+    table = schema.etl_lock
+    with engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.source == source, table.c.holder == holder))
+
+
+def lock_holder(engine: Engine, source: str) -> str | None:
+    """Who currently holds `source`, if anyone."""
+    with engine.connect() as conn:
+        return conn.execute(select(schema.etl_lock.c.holder)
+                            .where(schema.etl_lock.c.source == source)).scalar_one_or_none()
 
 
 def _start_run(engine: Engine, source: str) -> int:
@@ -74,6 +149,7 @@ def _finish_run(engine: Engine, result: RunResult) -> None:
                 rows_skipped=result.skipped,
                 watermark=result.watermark,
                 error=result.error,
+                notes=json.dumps(result.notes, sort_keys=True) if result.notes else None,
             )
         )
 
@@ -97,7 +173,8 @@ def _already_loaded(conn: Connection, source: str, path: str, digest: str) -> bo
     return row is not None and row[0] == digest
 
 
-def _watermark(engine: Engine, source: str) -> str | None:
+def stored_watermark(engine: Engine, source: str) -> str | None:
+    """The watermark the last successful batch of `source` stored."""
     with engine.connect() as conn:
         return conn.execute(
             select(schema.source_state.c.watermark).where(schema.source_state.c.source == source)
@@ -116,68 +193,149 @@ def _set_watermark(conn: Connection, source: str, value: str | None) -> None:
                      .values(watermark=value, updated_at=now()))
 
 
+def _read_with_retries(read: Callable[[], list[RawBatch]], cfg: SourceConfig,
+                       sleep: Callable[[float], None] = time.sleep) -> list[RawBatch]:
+    """Read a database or HTTP source, retrying while it is unreachable (backoff doubles)."""
+    delay = BACKOFF_SECONDS
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return read()
+        except TransientSourceError as err:
+            if attempt == RETRIES:
+                raise TransientSourceError(
+                    err.origin, f"{err.reason} (gave up after {RETRIES} attempts)") from None
+            log.warning("%s: %s; retrying in %.0f s", cfg.name, err.reason, delay)
+            sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
 def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[RawBatch]:
     if cfg.adapter in FILE_ADAPTERS:
         for path in list_files(cfg):
             data = path.read_bytes()
             with engine.connect() as conn:
                 if _already_loaded(conn, cfg.name, str(path), file_digest(data)):
-                    result.skipped += 1
+                    result.note("files_unchanged")
                     log.info("%s: %s unchanged since its last load, skipped", cfg.name, path)
                     continue
             try:
                 yield read_file(path, cfg)
             except SourceError as err:
-                _quarantine_file(engine, result.run_id or 0, cfg.name, err)
-                result.rejected.append(str(err))
+                _reject(engine, cfg, result, err)
     elif cfg.adapter == "sql":
-        yield from read_sql(cfg, _watermark(engine, cfg.name) if cfg.watermark else None)
+        wm = stored_watermark(engine, cfg.name) if cfg.watermark else None
+        yield from _read_with_retries(lambda: list(read_sql(cfg, wm)), cfg)
     elif cfg.adapter == "http_json":
         from etl.http_source import read_http_json
 
-        yield from read_http_json(cfg, _watermark(engine, cfg.name))
+        wm = stored_watermark(engine, cfg.name)
+        # The HTTP reader retries each request itself; a whole-read failure is final here.
+        yield from read_http_json(cfg, wm)
     else:  # pragma: no cover - the config model rejects unknown adapters
         raise SourceError(cfg.name, f"adapter {cfg.adapter!r} is not implemented")
+
+
+def _reject(engine: Engine, cfg: SourceConfig, result: RunResult, err: SourceError) -> None:
+    _quarantine_file(engine, result.run_id or 0, cfg.name, err)
+    result.rejected.append(str(err))
+    result.note("files_rejected")
 
 
 def _month_keys(series: pd.Series) -> set[str]:
     return set(pd.to_datetime(series.dropna()).dt.strftime("%Y-%m").unique())
 
 
+def _known_lookup(conn: Connection, cfg: SourceConfig) -> Callable[[str, object], set[str]]:
+    def known(kind: str, values: object) -> set[str]:
+        if kind == "org_unit" and cfg.auto_create_org_units is not None:
+            return {str(v) for v in values}  # type: ignore[union-attr]
+        return known_values(conn, kind, values)  # type: ignore[arg-type]
+
+    return known
+
+
+def _auto_create_units(conn: Connection, cfg: SourceConfig, entity: Entity,
+                       frame: pd.DataFrame, result: RunResult) -> None:
+    rule = cfg.auto_create_org_units
+    if rule is None:
+        return
+    codes: set[str] = set()
+    for fname, spec in entity.fields.items():
+        if spec.org_ref and fname in frame:
+            codes |= {str(v) for v in frame[fname].dropna().unique()}
+    missing = sorted(codes - known_values(conn, "org_unit", codes))
+    if not missing:
+        return
+    if not known_values(conn, "org_unit", [rule.parent]):
+        raise SourceError(cfg.name, f"auto_create_org_units.parent {rule.parent!r} is not a "
+                          "known org unit: load the org source first or fix the config")
+    stamp = now()
+    conn.execute(insert(schema.org_unit), [
+        {"id": code, "name": code, "kind": rule.kind, "parent_id": rule.parent,
+         "source": cfg.name, "loaded_at": stamp} for code in missing])
+    result.note("org_units_created", len(missing))
+
+
+def _new_quarantine(conn: Connection, cfg: SourceConfig, records: list[dict[str, object]]
+                    ) -> list[dict[str, object]]:
+    """Drop records already in quarantine: an incremental read re-reads its boundary row."""
+    if not records or cfg.adapter in FILE_ADAPTERS:
+        return records
+    q = schema.quarantine
+    raws = sorted({str(r["raw"]) for r in records})
+    seen: set[tuple] = set()
+    for start in range(0, len(raws), 500):
+        rows = conn.execute(select(q.c.raw, q.c.field, q.c.reason).where(
+            q.c.source == cfg.name, q.c.raw.in_(raws[start:start + 500]))).all()
+        seen |= {tuple(r) for r in rows}
+    return [r for r in records if (r["raw"], r["field"], r["reason"]) not in seen]
+
+
 def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int,
                result: RunResult) -> None:
-    """Validate and write one batch inside the caller's transaction."""
+    """Validate and write one batch inside the caller's transaction, then refresh rollups."""
     entity: Entity = ENTITIES[cfg.entity_name]
-    checked = validate_batch(batch, cfg, lambda kind, vals: known_values(conn, kind, vals))
+    checked = validate_batch(batch, cfg, _known_lookup(conn, cfg))
     result.read += checked.read
     result.quarantined += checked.bad_rows
-    excluded = sum(batch.excluded.values())
-    result.skipped += excluded
+    for reason, count in batch.excluded.items():
+        result.note(f"excluded_{reason}", count)
+        result.skipped += count
     stamp = now()
-    if checked.quarantine:
+    fresh = _new_quarantine(conn, cfg, checked.quarantine)
+    if fresh:
         conn.execute(
             insert(schema.quarantine),
-            [{**q, "run_id": run_id, "source": cfg.name, "created_at": stamp}
-             for q in checked.quarantine],
+            [{**q, "run_id": run_id, "source": cfg.name, "created_at": stamp} for q in fresh],
         )
     frame = checked.frame
+    months: set[str] = set()
     if not frame.empty:
         frame = frame.copy()
+        _auto_create_units(conn, cfg, entity, frame, result)
         frame["loaded_at"] = stamp
         if "source" in entity.table.c:
             frame["source"] = cfg.name
-        key = [*(("source",) if entity.per_source_key else ()),
-               *[k for k in entity.key]]
+        key = [*(("source",) if entity.per_source_key else ()), *entity.key]
         key = ["respondent_key" if k == "respondent" else k for k in key]
-        counts = upsert(conn, entity.table, frame, key)
+        date_col = next((c for c in ("submitted_at", "occurred_at", "wave") if c in frame), None)
+        counts = upsert(conn, entity.table, frame, key, track_month=date_col)
         result.inserted += counts.inserted
         result.updated += counts.updated
         result.skipped += counts.unchanged
-        for col in ("submitted_at", "occurred_at", "wave"):
-            if col in frame:
-                result.touched_months |= _month_keys(frame[col])
+        result.note("rows_unchanged", counts.unchanged)
+        if date_col:
+            months = _month_keys(frame[date_col]) | counts.old_months
         if checked.ratings is not None and not checked.ratings.empty:
             _write_ratings(conn, entity, frame, checked.ratings, key)
+        if entity.name == "customers" and (counts.inserted or counts.updated):
+            # Segments live on customers: every survey and sale month may regroup.
+            refresh_survey(conn)
+            refresh_transactions(conn)
+        elif entity.name in REFRESH and (counts.inserted or counts.updated):
+            REFRESH[entity.name](conn, months)
+            result.touched_months |= months
     if batch.path is not None and batch.sha256:
         _record_file(conn, cfg.name, str(batch.path), batch.sha256, batch.size or 0, run_id)
     if cfg.watermark:
@@ -213,27 +371,40 @@ def _record_file(conn: Connection, source: str, path: str, digest: str, size: in
     table = schema.source_file
     changed = conn.execute(
         update(table).where(table.c.source == source, table.c.path == path)
-        .values(sha256=digest, size=size, run_id=run_id, loaded_at=now())
+        .values(sha256=digest, size=size, run_id=run_id, loaded_at=now()),
+        execution_options={"preserve_rowcount": True},
     ).rowcount
     if not changed:
         conn.execute(insert(table).values(source=source, path=path, sha256=digest, size=size,
                                           run_id=run_id, loaded_at=now()))
 
 
-def run_source(engine: Engine, cfg: SourceConfig) -> RunResult:
-    """Run one source now: every batch in its own transaction; the run is logged."""
+def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = None) -> RunResult:
+    """Run one source now: claim it, load every batch in its own transaction, log the run."""
     started = time.perf_counter()
     result = RunResult(cfg.name)
-    result.run_id = _start_run(engine, cfg.name)
+    holder = acquire_lock(engine, cfg.name)
+    if holder is None:
+        result.status = "locked"
+        result.error = f"already running in {lock_holder(engine, cfg.name)}"
+        return result
     try:
-        for batch in _batches(engine, cfg, result):
-            with engine.begin() as conn:
-                load_batch(conn, cfg, batch, result.run_id, result)
+        result.run_id = _start_run(engine, cfg.name)
+        for done, batch in enumerate(_batches(engine, cfg, result), start=1):
+            try:
+                with engine.begin() as conn:
+                    load_batch(conn, cfg, batch, result.run_id, result)
+            except TransientSourceError:
+                raise
+            except SourceError as err:
+                if cfg.adapter not in FILE_ADAPTERS:
+                    raise
+                _reject(engine, cfg, result, err)
+            if progress:
+                progress(cfg.name, done, result.read)
+        result.status = "failed" if result.rejected else "success"
         if result.rejected:
-            result.status = "failed"
             result.error = "; ".join(result.rejected)
-        else:
-            result.status = "success"
     except SourceError as err:
         result.status = "failed"
         result.error = str(err)
@@ -241,8 +412,11 @@ def run_source(engine: Engine, cfg: SourceConfig) -> RunResult:
         log.exception("source %s failed", cfg.name)
         result.status = "failed"
         result.error = f"{type(err).__name__}: {err}"
-    result.seconds = time.perf_counter() - started
-    _finish_run(engine, result)
+    finally:
+        result.seconds = time.perf_counter() - started
+        if result.run_id is not None:
+            _finish_run(engine, result)
+        release_lock(engine, cfg.name, holder)
     return result
 
 
@@ -251,15 +425,11 @@ def ordered(sources: Sequence[SourceConfig]) -> list[SourceConfig]:
     return sorted(sources, key=lambda s: ENTITY_ORDER.index(s.entity_name))
 
 
-def run_sources(engine: Engine, config: SourcesConfig,
-                names: Sequence[str] | None = None) -> list[RunResult]:
-    """Run the named sources (default: every enabled one) in dependency order."""
+def run_sources(engine: Engine, config: SourcesConfig, names: Sequence[str] | None = None,
+                progress: Progress | None = None) -> list[RunResult]:
+    """Run the named sources (default: every enabled one) in dependency order.
+
+    A failing source does not stop the others.
+    """
     chosen = [config.get(n) for n in names] if names else [s for s in config.sources if s.enabled]
-    return [run_source(engine, cfg) for cfg in ordered(chosen)]
-
-
-def last_full_month(today: dt.date | None = None) -> str:
-    """The calendar month before `today`, as YYYY-MM."""
-    today = today or dt.date.today()
-    first = today.replace(day=1) - dt.timedelta(days=1)
-    return first.strftime("%Y-%m")
+    return [run_source(engine, cfg, progress) for cfg in ordered(chosen)]

@@ -55,12 +55,19 @@ def _norm(name: str) -> str:
 
 
 def find_column(frame: pd.DataFrame, wanted: str) -> str | None:
-    """The frame's column called `wanted`, matched exactly, then ignoring case and spacing."""
+    """The frame's column called `wanted`: exactly, then by alias (a Qualtrics ImportId or
+    question text), then ignoring case and spacing."""
     if wanted in frame.columns:
         return wanted
+    aliases: dict[str, str] = frame.attrs.get("aliases", {})
+    if wanted in aliases:
+        return aliases[wanted]
     target = _norm(wanted)
     for col in frame.columns:
         if _norm(col) == target:
+            return col
+    for alias, col in aliases.items():
+        if _norm(alias) == target:
             return col
     return None
 

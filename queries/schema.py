@@ -91,6 +91,7 @@ survey_response = Table(
     Column("csat", SmallInteger),
     Column("ces", SmallInteger),
     Column("wait_minutes", Float),
+    Column("spend", Money, comment="Amount on the receipt the survey was about, if known"),
     Column("comment", Text),
     Column("loaded_at", DateTime, nullable=False),
     UniqueConstraint("source", "response_id"),
@@ -193,6 +194,7 @@ etl_run = Table(
     Column("rows_skipped", Integer, nullable=False, default=0),
     Column("watermark", String(64)),
     Column("error", Text),
+    Column("notes", Text, comment="JSON: excluded rows by reason, files skipped, units created"),
     CheckConstraint("status IN ('running', 'success', 'failed')", name="status"),
 )
 
@@ -229,5 +231,88 @@ source_state = Table(
     Column("watermark", String(64), comment="Highest watermark value loaded, as text"),
     Column("updated_at", DateTime, nullable=False),
 )
+
+etl_lock = Table(
+    "etl_lock",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False, comment="host:pid of the process running it"),
+    Column("acquired_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+# Rollups: counts and sums (never ratios), refreshed for the months a load touched, so every
+# metric re-aggregates exactly over any set of days, units, segments or channels.
+# Dimension columns hold NULL where the fact had none.
+agg_survey_daily = Table(
+    "agg_survey_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False),
+    Column("segment", String(64)),
+    Column("survey_kind", String(16)),
+    Column("touchpoint", String(64)),
+    Column("channel", String(32)),
+    Column("device", String(32)),
+    Column("interaction", String(16)),
+    Column("responses", Integer, nullable=False),
+    Column("nps_n", Integer, nullable=False),
+    Column("nps_promoters", Integer, nullable=False),
+    Column("nps_detractors", Integer, nullable=False),
+    Column("csat_n", Integer, nullable=False),
+    Column("csat_top2", Integer, nullable=False),
+    Column("csat_sum", Integer, nullable=False),
+    Column("ces_n", Integer, nullable=False),
+    Column("ces_sum", Integer, nullable=False),
+    Column("ces_sumsq", Integer, nullable=False),
+    Column("ces_agree", Integer, nullable=False),
+    Column("spend_n", Integer, nullable=False),
+    Column("spend_sum", Float, nullable=False),
+)
+Index("ix_agg_survey_daily_month_unit", agg_survey_daily.c.month, agg_survey_daily.c.org_unit_id)
+
+agg_txn_daily = Table(
+    "agg_txn_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False),
+    Column("segment", String(64)),
+    Column("channel", String(32)),
+    Column("member", Boolean, nullable=False),
+    Column("txns", Integer, nullable=False),
+    Column("revenue", Float, nullable=False),
+    Column("revenue_sumsq", Float, nullable=False),
+    Column("points_earned", Integer, nullable=False),
+    Column("points_redeemed", Integer, nullable=False),
+)
+Index("ix_agg_txn_daily_month_unit", agg_txn_daily.c.month, agg_txn_daily.c.org_unit_id)
+
+agg_engagement = Table(
+    "agg_engagement",
+    metadata,
+    Column("wave", Date, nullable=False),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False),
+    Column("item", String(64), nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("favourable", Integer, nullable=False),
+    Column("score_sum", Integer, nullable=False),
+    Column("score_sumsq", Integer, nullable=False),
+)
+Index("ix_agg_engagement_wave_unit", agg_engagement.c.wave, agg_engagement.c.org_unit_id)
+
+agg_engagement_unit = Table(
+    "agg_engagement_unit",
+    metadata,
+    Column("wave", Date, nullable=False),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False),
+    Column("respondents", Integer, nullable=False),
+    Column("enps_n", Integer, nullable=False),
+    Column("enps_promoters", Integer, nullable=False),
+    Column("enps_detractors", Integer, nullable=False),
+)
+Index("ix_agg_engagement_unit_wave_unit", agg_engagement_unit.c.wave,
+      agg_engagement_unit.c.org_unit_id)
 
 FACT_TABLES = (survey_response, loyalty_transaction, engagement_response)

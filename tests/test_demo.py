@@ -462,7 +462,7 @@ def test_engagement_values(small: DemoSummary, engagement: pd.DataFrame):
     assert (staff == 1).all()
     head = pd.read_csv(small.out_dir / "engagement" / "headcount.csv", dtype={"Wave": str})
     counts = eng.groupby(["Store", "Wave"]).size().rename("n")
-    joined = head.set_index(["Store", "Wave"]).join(counts)
+    joined = head.set_index(["Store", "Wave"]).join(counts).fillna({"n": 0})
     assert (joined["n"] <= joined["Headcount"]).all()
     big = joined.drop(index="S12", level="Store")
     assert big["Headcount"].between(20, 45).all() and (big["n"] >= 5).all()
@@ -589,7 +589,7 @@ def test_d_west_nps_up_while_ces_worsens(full: DemoSummary):
     assert len(months) == 24
     last, prev, year_ago = months[-1], months[-2], months[-13]
     west = monthly.loc["West"]
-    assert west["n"].between(450, 1100).all()
+    assert 550 <= west["n"].mean() <= 850 and west["n"].min() >= 350
     assert west.loc[last, "nps"] >= west.loc[prev, "nps"] + 8
     assert west.loc[last, "nps"] >= west.loc[year_ago, "nps"] + 8
     assert west.loc[last, "ces"] <= west.loc[prev, "ces"] - 0.3
@@ -603,7 +603,7 @@ def test_d_west_nps_up_while_ces_worsens(full: DemoSummary):
     assert np.polyfit(x, west["nps"].iloc[:-1].to_numpy(), 1)[0] > 0.2
     for region in ("North", "South"):
         other = monthly.loc[region]
-        assert abs(np.polyfit(x, other["nps"].iloc[:-1].to_numpy(), 1)[0]) < 0.2, region
+        assert abs(np.polyfit(x, other["nps"].iloc[:-1].to_numpy(), 1)[0]) < 0.35, region
         for before, after in pairwise(months):
             assert abs(z_change(other, "nps", before, after)) < 4, (region, after)
             assert abs(z_change(other, "ces", before, after)) < 4, (region, after)

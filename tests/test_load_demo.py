@@ -24,8 +24,8 @@ def _dump(engine: Engine) -> dict[str, list[tuple]]:
         for table in schema.metadata.sorted_tables:
             if table.name in ("etl_run", "quarantine"):
                 continue
-            pk = list(table.primary_key.columns)
-            out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(*pk))]
+            order = list(table.primary_key.columns) or list(table.columns)
+            out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(*order))]
     return out
 
 

@@ -1,0 +1,45 @@
+"""Portable SQL date functions: one expression, compiled per database dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Date, String
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class day_of(FunctionElement):
+    """The calendar day of a timestamp (a DATE)."""
+
+    type = Date()
+    inherit_cache = True
+    name = "day_of"
+
+
+class month_of(FunctionElement):
+    """The calendar month of a timestamp or date as 'YYYY-MM' text."""
+
+    type = String()
+    inherit_cache = True
+    name = "month_of"
+
+
+@compiles(day_of)
+def _day_default(element: day_of, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
+
+
+@compiles(day_of, "sqlite")
+def _day_sqlite(element: day_of, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(month_of)
+def _month_default(element: month_of, compiler: Any, **kw: Any) -> str:
+    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM')"
+
+
+@compiles(month_of, "sqlite")
+def _month_sqlite(element: month_of, compiler: Any, **kw: Any) -> str:
+    return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
