@@ -55,12 +55,96 @@ def _print_results(results) -> bool:
     return ok
 
 
+def _progress_bar():
+    """A progress callback drawing one tqdm bar per source, only on a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(source: str, batches: int, rows: int) -> None:
+        bar = bars.get(source)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[source] = tqdm(desc=f"{source:<24}", unit=" rows", leave=False)
+        bar.update(rows - bar.n)
+        bar.set_postfix(batches=batches)
+
+    return progress
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from etl.run import run_sources
 
     config = load_config(get_settings().cx_sources)
-    results = run_sources(_engine(), config, args.sources or None)
+    results = run_sources(_engine(), config, args.sources or None, progress=_progress_bar())
     return 0 if _print_results(results) else 1
+
+
+def _text(value: object) -> str:
+    import pandas as pd
+
+    return "-" if value is None or pd.isna(value) else str(value)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    from etl.run import lock_holder
+    from queries.health import last_runs, quarantine_counts
+
+    settings = get_settings()
+    config = load_config(settings.cx_sources)
+    engine = _engine()
+    with engine.connect() as conn:
+        runs = last_runs(conn).set_index("source")
+        quarantined = quarantine_counts(conn).groupby("source")["rows"].sum()
+    tz = ZoneInfo(settings.cx_timezone)
+    now = dt.datetime.now(tz)
+    print(f"{'source':<22}{'last run':<18}{'outcome':<9}{'read':>8}{'loaded':>8}{'updated':>8}"
+          f"{'quar.':>7}  {'watermark':<20}{'next run':<18}{'quarantined':>11}")
+    for src in config.sources:
+        row = runs.loc[src.name] if src.name in runs.index else None
+        next_run = "disabled" if not src.enabled else "not scheduled"
+        if src.enabled and src.schedule:
+            fire = CronTrigger.from_crontab(src.schedule, timezone=tz).get_next_fire_time(None, now)
+            next_run = f"{fire:%Y-%m-%d %H:%M}"
+        holder = lock_holder(engine, src.name)
+        if row is None:
+            print(f"{src.name:<22}{'never':<18}{'-':<9}{'':>8}{'':>8}{'':>8}{'':>7}  {'':<20}"
+                  f"{next_run:<18}{int(quarantined.get(src.name, 0)):>11}")
+            continue
+        when = row["finished_at"] or row["started_at"]
+        status = "running" if holder else row["status"]
+        print(f"{src.name:<22}{when:%Y-%m-%d %H:%M}  {status:<9}{row['rows_read']:>8}"
+              f"{row['rows_inserted']:>8}{row['rows_updated']:>8}{row['rows_quarantined']:>7}  "
+              f"{_text(row['watermark'])[:19]:<20}{next_run:<18}"
+              f"{int(quarantined.get(src.name, 0)):>11}")
+        if row["status"] == "failed" and row["error"]:
+            print(f"  last error: {row['error'][:300]}")
+        if holder:
+            print(f"  running now in {holder}")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from queries.health import quarantined_rows
+
+    with _engine().connect() as conn:
+        rows = quarantined_rows(conn, source=args.source, limit=args.limit)
+    if rows.empty:
+        print("no quarantined rows" + (f" for {args.source}" if args.source else ""))
+        return 0
+    for r in rows.itertuples():
+        where = f"{r.file}:{int(r.line)}" if r.line == r.line and r.line is not None else r.file
+        field = f" [{r.field}={r.value!r}]" if r.field else ""
+        print(f"#{r.id} {r.source} {where}{field}: {r.reason}")
+    return 0
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
@@ -91,7 +175,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from etl.scheduler import run_scheduler
 
-    return run_scheduler(get_settings(), load_config(get_settings().cx_sources))
+    return run_scheduler(get_settings(), load_config(get_settings().cx_sources),
+                         run_now=args.run_now)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,8 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=cmd_run)
     sub.add_parser("bootstrap", help="migrate, then load the demo data into an empty database"
                    ).set_defaults(func=cmd_bootstrap)
-    sub.add_parser("schedule", help="run the scheduler process (blocks)").set_defaults(
-        func=cmd_schedule)
+    sub.add_parser("status", help="last run, outcome, counts, watermark and next run per source"
+                   ).set_defaults(func=cmd_status)
+    quar = sub.add_parser("quarantine", help="list quarantined rows (newest first)")
+    quar.add_argument("source", nargs="?")
+    quar.add_argument("--limit", type=int, default=100)
+    quar.set_defaults(func=cmd_quarantine)
+    sched = sub.add_parser("schedule", help="run the scheduler process (blocks)")
+    sched.add_argument("--run-now", action="store_true",
+                       help="also run every scheduled source once at start")
+    sched.set_defaults(func=cmd_schedule)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

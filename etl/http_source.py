@@ -145,7 +145,10 @@ def _pages(session: requests.Session, first: str, params: dict[str, str | None],
 
 def _with_params(url: str, params: dict[str, str | None]) -> str:
     req = requests.models.PreparedRequest()
-    req.prepare_url(url, {k: v for k, v in params.items() if v is not None})
+    try:
+        req.prepare_url(url, {k: v for k, v in params.items() if v is not None})
+    except (requests.RequestException, ValueError) as exc:
+        raise SourceError(_shown(url), f"not a usable URL ({exc})") from None
     return req.url or url
 
 
@@ -162,7 +165,11 @@ def _fetch(session: requests.Session, url: str, opts: HttpOptions,
         except requests.Timeout:
             last_error = f"no answer within {opts.timeout:g} s (timeout)"
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            last_error = f"connection failed ({type(exc).__name__}: {_short(str(exc))})"
+            last_error = f"connection failed ({_cause(exc)})"
+        except requests.RequestException as exc:
+            # A malformed next link or a redirect loop: retrying cannot help.
+            raise SourceError(_shown(url), f"page {page_no}: request failed "
+                              f"({_cause(exc)})") from None
         else:
             status = resp.status_code
             if status < 400:
@@ -181,6 +188,15 @@ def _fetch(session: requests.Session, url: str, opts: HttpOptions,
             _sleep(delay)
     raise TransientSourceError(_shown(url), f"page {page_no}: {attempts} attempt(s) failed "
                                f"(1 + {opts.retries} retries); last error: {last_error}")
+
+
+def _cause(exc: requests.RequestException) -> str:
+    """The root cause of a requests error, without the URL urllib3 puts in its message
+    (its query string may carry a key)."""
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
+    reason = getattr(inner, "reason", None)
+    cause = reason if isinstance(reason, BaseException) else inner
+    return _short(f"{type(cause).__name__}: {cause}")
 
 
 def _retry_after(resp: requests.Response) -> float | None:

@@ -102,15 +102,31 @@ def acquire_lock(engine: Engine, source: str, holder: str | None = None) -> str 
         return holder
     except IntegrityError:
         pass
+    current = lock_holder(engine, source)
+    # A claim whose process on this machine is gone is void, whatever its expiry says.
+    stale = current if current is not None and _dead_here(current) else holder
     with engine.begin() as conn:
         taken = conn.execute(
             update(table)
             .where(table.c.source == source,
-                   or_(table.c.expires_at < stamp, table.c.holder == holder))
+                   or_(table.c.expires_at < stamp, table.c.holder.in_([holder, stale])))
             .values(holder=holder, acquired_at=stamp, expires_at=stamp + LOCK_TTL),
             execution_options={"preserve_rowcount": True},
         ).rowcount
     return holder if taken else None
+
+
+def _dead_here(holder: str) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def release_lock(engine: Engine, source: str, holder: str) -> None:
@@ -229,7 +245,7 @@ def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[R
     elif cfg.adapter == "http_json":
         from etl.http_source import read_http_json
 
-        wm = stored_watermark(engine, cfg.name)
+        wm = stored_watermark(engine, cfg.name) if cfg.watermark else None
         # The HTTP reader retries each request itself; a whole-read failure is final here.
         yield from read_http_json(cfg, wm)
     else:  # pragma: no cover - the config model rejects unknown adapters

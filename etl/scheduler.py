@@ -1,18 +1,25 @@
-"""The scheduler process: APScheduler runs each source on its cron, in its own process.
+"""The scheduler process: APScheduler 3 runs each source on its cron, in its own process.
 
-Never started inside gunicorn workers: each worker would run every job once more.
+Never started inside gunicorn workers: each worker would run every job once more. Jobs
+coalesce (a backlog of missed runs becomes one run), tolerate a misfire grace time, and run
+one instance at a time; across processes the source lock in the database (`etl.run`) keeps a
+second scheduler started by mistake from loading the same source concurrently.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import signal
+import sys
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
 
-from etl.config import SourcesConfig
-from etl.run import run_source
+from etl.config import SourceConfig, SourcesConfig
+from etl.run import RunResult, run_source
 from queries.db import make_engine
 from queries.settings import Settings
 
@@ -21,39 +28,68 @@ log = logging.getLogger(__name__)
 MISFIRE_GRACE_SECONDS = 15 * 60
 
 
-def build_scheduler(settings: Settings, config: SourcesConfig) -> BlockingScheduler:
-    """A BlockingScheduler with one job per scheduled, enabled source."""
+def run_job(engine: Engine, source: SourceConfig) -> RunResult:
+    """One scheduled run of `source`; failures are recorded in the run log, never raised.
+
+    A raised exception would only reach APScheduler's log; the run log is what the status
+    command and the data-health page read.
+    """
+    result = run_source(engine, source)
+    if result.status == "locked":
+        log.warning("%s skipped: %s", source.name, result.error)
+    elif result.ok:
+        log.info("%s: read %d, loaded %d, updated %d, quarantined %d in %.1f s", source.name,
+                 result.read, result.inserted, result.updated, result.quarantined,
+                 result.seconds)
+    else:
+        log.error("%s failed: %s", source.name, result.error)
+    return result
+
+
+def build_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool = False,
+                    engine: Engine | None = None) -> BlockingScheduler:
+    """A BlockingScheduler with one job per scheduled, enabled source.
+
+    With `run_now`, every job also fires once as soon as the scheduler starts.
+    """
     tz = ZoneInfo(settings.cx_timezone)
     scheduler = BlockingScheduler(
         timezone=tz,
         job_defaults={
-            # A missed run is run once, late, rather than many times or never.
             "coalesce": True,
             "misfire_grace_time": MISFIRE_GRACE_SECONDS,
             "max_instances": 1,
         },
     )
-    engine = make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url)
+    start = dt.datetime.now(tz)
     for source in config.sources:
-        if source.enabled and source.schedule:
-            scheduler.add_job(
-                run_source,
-                CronTrigger.from_crontab(source.schedule, timezone=tz),
-                args=(engine, source),
-                id=f"source:{source.name}",
-                name=f"ETL {source.name}",
-                replace_existing=True,
-            )
+        if not (source.enabled and source.schedule):
+            continue
+        extra = {"next_run_time": start} if run_now else {}
+        scheduler.add_job(
+            run_job,
+            CronTrigger.from_crontab(source.schedule, timezone=tz),
+            args=(engine, source),
+            id=f"source:{source.name}",
+            name=f"ETL {source.name}",
+            replace_existing=True,
+            **extra,
+        )
     return scheduler
 
 
-def run_scheduler(settings: Settings, config: SourcesConfig) -> int:
-    """Start the scheduler and block until interrupted."""
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    scheduler = build_scheduler(settings, config)
-    for job in scheduler.get_jobs():
+def run_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool = False) -> int:
+    """Start the scheduler and block until interrupted (SIGINT/SIGTERM)."""
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    scheduler = build_scheduler(settings, config, run_now=run_now)
+    # SIGTERM (Procfile managers, systemd) becomes a normal exit, so runs release their locks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    jobs = scheduler.get_jobs()
+    for job in jobs:
         log.info("scheduled %s (%s)", job.name, job.trigger)
-    log.info("scheduler started with %d job(s)", len(scheduler.get_jobs()))
+    log.info("scheduler started with %d job(s)", len(jobs))
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

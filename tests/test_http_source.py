@@ -365,9 +365,19 @@ def test_timeouts_are_retried(api: FakeApi) -> None:
 
 
 def test_connection_refused_is_transient() -> None:
-    url = f"http://127.0.0.1:{closed_port()}/x"
-    with pytest.raises(TransientSourceError, match=r"2 attempt\(s\) failed .*connection failed"):
+    url = f"http://127.0.0.1:{closed_port()}/x?api_key=hush"
+    with pytest.raises(TransientSourceError, match=r"2 attempt\(s\) failed .*connection failed"
+                       r" \(NewConnectionError: .*Connection refused") as info:
         list(read_http_json(make_cfg(url, retries=1), None))
+    assert "hush" not in str(info.value)
+
+
+def test_unusable_next_link_is_not_retried(api: FakeApi) -> None:
+    api.handle = lambda req, n: Reply({"data": [], "next": "ftp://files.example/p2"})
+    with pytest.raises(SourceError, match=r"page 2: request failed .*InvalidSchema") as info:
+        list(read_http_json(make_cfg(api.base, records="data", next="next"), None))
+    assert not isinstance(info.value, TransientSourceError)
+    assert len(api.seen) == 1
 
 
 def test_404_is_a_config_error_not_retried(api: FakeApi) -> None:

@@ -1,0 +1,54 @@
+"""Read functions about the data itself: runs, watermarks, quarantine, freshness."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import Connection, Select, func, select
+
+from queries import schema
+
+run = schema.etl_run
+q = schema.quarantine
+
+
+def _frame(conn: Connection, stmt: Select) -> pd.DataFrame:
+    return pd.DataFrame(conn.execute(stmt).mappings().all(),
+                        columns=list(stmt.selected_columns.keys()))
+
+
+def last_runs(conn: Connection) -> pd.DataFrame:
+    """Per source: its last run (status, counts, error), last success and watermark."""
+    latest = (select(run.c.source, func.max(run.c.id).label("id"))
+              .group_by(run.c.source).subquery())
+    last_ok = (select(run.c.source, func.max(run.c.finished_at).label("last_success"))
+               .where(run.c.status == "success").group_by(run.c.source).subquery())
+    stmt = (
+        select(
+            run.c.source, run.c.started_at, run.c.finished_at, run.c.status, run.c.rows_read,
+            run.c.rows_inserted, run.c.rows_updated, run.c.rows_quarantined, run.c.rows_skipped,
+            run.c.error, run.c.notes, last_ok.c.last_success,
+            schema.source_state.c.watermark,
+        )
+        .join(latest, latest.c.id == run.c.id)
+        .outerjoin(last_ok, last_ok.c.source == run.c.source)
+        .outerjoin(schema.source_state, schema.source_state.c.source == run.c.source)
+        .order_by(run.c.source)
+    )
+    return _frame(conn, stmt)
+
+
+def quarantine_counts(conn: Connection) -> pd.DataFrame:
+    """Quarantined rows per source and reason (file rejections count as one each)."""
+    stmt = (select(q.c.source, q.c.reason, func.count().label("rows"))
+            .group_by(q.c.source, q.c.reason).order_by(q.c.source, func.count().desc()))
+    return pd.DataFrame(conn.execute(stmt).mappings().all(), columns=["source", "reason", "rows"])
+
+
+def quarantined_rows(conn: Connection, *, source: str | None = None,
+                     limit: int = 100) -> pd.DataFrame:
+    """The most recent quarantined rows (optionally of one source), newest first."""
+    stmt = select(q.c.id, q.c.source, q.c.file, q.c.line, q.c.field, q.c.value, q.c.reason,
+                  q.c.created_at, q.c.run_id).order_by(q.c.id.desc()).limit(limit)
+    if source:
+        stmt = stmt.where(q.c.source == source)
+    return _frame(conn, stmt)
