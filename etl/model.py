@@ -114,7 +114,8 @@ ENTITIES: dict[str, Entity] = {
             "csat": FieldSpec(type="int", min=1, max=5),
             "ces": FieldSpec(type="int", min=1, max=7),
             "wait_minutes": FieldSpec(type="float", min=0),
-            "spend": FieldSpec(type="float", min=0),
+            # Receipts net of returns can be negative: a refund is data, not an error.
+            "spend": FieldSpec(type="float"),
             "comment": FieldSpec(type="text"),
         },
     ),
