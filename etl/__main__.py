@@ -172,6 +172,15 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0 if _print_results(results) else 1
 
 
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from etl.rollup import refresh_all
+
+    with _engine().begin() as conn:
+        rows = refresh_all(conn)
+    print(f"aggregates rebuilt from the facts: {rows} rows")
+    return 0
+
+
 def cmd_schedule(args: argparse.Namespace) -> int:
     from etl.scheduler import run_scheduler
 
@@ -182,6 +191,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m etl", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each batch")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the reporting schema").set_defaults(
         func=cmd_migrate)
@@ -197,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=cmd_run)
     sub.add_parser("bootstrap", help="migrate, then load the demo data into an empty database"
                    ).set_defaults(func=cmd_bootstrap)
+    sub.add_parser("rollup", help="rebuild every aggregate table from the facts"
+                   ).set_defaults(func=cmd_rollup)
     sub.add_parser("status", help="last run, outcome, counts, watermark and next run per source"
                    ).set_defaults(func=cmd_status)
     quar = sub.add_parser("quarantine", help="list quarantined rows (newest first)")
@@ -209,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     sched.set_defaults(func=cmd_schedule)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("etl").setLevel(logging.INFO)
     try:
         return args.func(args)
     except (SettingsError, ConfigError, ValueError) as exc:

@@ -36,12 +36,17 @@ er = schema.engagement_response
 es = schema.engagement_score
 
 
-def _in_months(column: ColumnElement, months: Iterable[str] | None) -> ColumnElement[bool]:
+def _in_months(column: ColumnElement, months: Iterable[str] | None, *, dates: bool = False
+               ) -> ColumnElement[bool]:
+    """`column` falls in one of `months`; `dates` for DATE columns (SQLite compares text, and
+    '2026-03-01' sorts before '2026-03-01 00:00:00')."""
     if months is None:
         return true()
     ranges = [Month.parse(m) for m in sorted(set(months))]
     if not ranges:
         return false()
+    if dates:
+        return or_(*[and_(column >= m.start.date(), column < m.end.date()) for m in ranges])
     return or_(*[and_(column >= m.start, column < m.end) for m in ranges])
 
 
@@ -112,14 +117,9 @@ def refresh_engagement(conn: Connection, months: Iterable[str] | None = None) ->
     """Rebuild the engagement aggregates for waves in `months` (None = all)."""
     months = None if months is None else list(months)
     items, units = schema.agg_engagement, schema.agg_engagement_unit
-    in_months = _in_months(er.c.wave, months)
+    in_months = _in_months(er.c.wave, months, dates=True)
     for agg in (items, units):
-        if months is None:
-            conn.execute(delete(agg))
-        else:
-            ranges = [Month.parse(m) for m in sorted(set(months))]
-            conn.execute(delete(agg).where(or_(false(), *[
-                and_(agg.c.wave >= m.start.date(), agg.c.wave < m.end.date()) for m in ranges])))
+        conn.execute(delete(agg).where(_in_months(agg.c.wave, months, dates=True)))
     by_item = (
         select(er.c.wave, er.c.org_unit_id, es.c.item, func.count(), _count_if(es.c.score >= 4),
                func.sum(es.c.score), func.sum(es.c.score * es.c.score))

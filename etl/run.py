@@ -336,6 +336,7 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         key = [*(("source",) if entity.per_source_key else ()), *entity.key]
         key = ["respondent_key" if k == "respondent" else k for k in key]
         date_col = next((c for c in ("submitted_at", "occurred_at", "wave") if c in frame), None)
+        log.info("%s: writing %d rows from %s", cfg.name, len(frame), batch.origin)
         counts = upsert(conn, entity.table, frame, key, track_month=date_col)
         result.inserted += counts.inserted
         result.updated += counts.updated
