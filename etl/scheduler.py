@@ -8,7 +8,6 @@ second scheduler started by mistake from loading the same source concurrently.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import signal
 import sys
@@ -19,7 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from etl.config import SourceConfig, SourcesConfig
-from etl.run import RunResult, run_source
+from etl.run import RunResult, ordered, run_source
 from queries.db import make_engine
 from queries.settings import Settings
 
@@ -46,12 +45,9 @@ def run_job(engine: Engine, source: SourceConfig) -> RunResult:
     return result
 
 
-def build_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool = False,
+def build_scheduler(settings: Settings, config: SourcesConfig,
                     engine: Engine | None = None) -> BlockingScheduler:
-    """A BlockingScheduler with one job per scheduled, enabled source.
-
-    With `run_now`, every job also fires once as soon as the scheduler starts.
-    """
+    """A BlockingScheduler with one job per scheduled, enabled source."""
     tz = ZoneInfo(settings.cx_timezone)
     scheduler = BlockingScheduler(
         timezone=tz,
@@ -62,11 +58,9 @@ def build_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool 
         },
     )
     engine = engine or make_engine(settings.database_url)
-    start = dt.datetime.now(tz)
     for source in config.sources:
         if not (source.enabled and source.schedule):
             continue
-        extra = {"next_run_time": start} if run_now else {}
         scheduler.add_job(
             run_job,
             CronTrigger.from_crontab(source.schedule, timezone=tz),
@@ -74,7 +68,6 @@ def build_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool 
             id=f"source:{source.name}",
             name=f"ETL {source.name}",
             replace_existing=True,
-            **extra,
         )
     return scheduler
 
@@ -83,14 +76,20 @@ def run_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool = 
     """Start the scheduler and block until interrupted (SIGINT/SIGTERM)."""
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    scheduler = build_scheduler(settings, config, run_now=run_now)
     # SIGTERM (Procfile managers, systemd) becomes a normal exit, so runs release their locks.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    engine = make_engine(settings.database_url)
+    scheduler = build_scheduler(settings, config, engine)
     jobs = scheduler.get_jobs()
     for job in jobs:
         log.info("scheduled %s (%s)", job.name, job.trigger)
     log.info("scheduler started with %d job(s)", len(jobs))
     try:
+        if run_now:
+            # In dependency order, before the cron jobs: fired together, a survey job could
+            # run before the org units it references exist.
+            for source in ordered([s for s in config.sources if s.enabled and s.schedule]):
+                run_job(engine, source)
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         log.info("scheduler stopped")
