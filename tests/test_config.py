@@ -30,7 +30,7 @@ nps = "Recommend"
 """
 
 
-def _load(tmp_path: Path, text: str):  # noqa: ANN202
+def _load(tmp_path: Path, text: str):
     path = tmp_path / "sources.toml"
     path.write_text(textwrap.dedent(text))
     return load_config(path)

@@ -88,7 +88,7 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 90) -> 
     raise AssertionError(f"{needle!r} never appeared; stderr: {''.join(seen)[-2000:]}")
 
 
-def _count(engine: Engine, table) -> int:  # noqa: ANN001
+def _count(engine: Engine, table) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
