@@ -120,3 +120,19 @@ def test_cli_fails_at_start_on_a_wrong_config(tmp_path: Path, monkeypatch, capsy
         get_settings.cache_clear()
     err = capsys.readouterr().err
     assert "source 'survey'" in err and "'kind'" in err
+
+
+def test_the_readme_example_config_is_valid(tmp_path: Path) -> None:
+    from queries.settings import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### A complete example"):]
+    block = section[section.index("```toml") + len("```toml"):]
+    block = block[: block.index("```")]
+    path = tmp_path / "sources.toml"
+    path.write_text(block)
+    config = load_config(path)
+    assert [s.adapter for s in config.sources] == ["csv", "csv", "qualtrics", "sql", "sql",
+                                                   "http_json", "file"]
+    feedback = config.get("app_feedback")
+    assert feedback.http is not None and feedback.http.next == "links.next"
