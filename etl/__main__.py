@@ -49,6 +49,10 @@ def _print_results(results) -> bool:
     for r in results:
         print(f"{r.source:<24}{r.status:<9}{r.read:>9}{r.inserted:>9}{r.updated:>9}"
               f"{r.quarantined:>9}{r.skipped:>9}{r.seconds:>9.1f}")
+        if r.notes:
+            shown = {k: v for k, v in sorted(r.notes.items()) if k != "rows_unchanged"}
+            if shown:
+                print("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in shown.items()))
         if r.error:
             print(f"  error: {r.error}")
         ok &= r.ok

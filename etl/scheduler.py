@@ -8,6 +8,7 @@ second scheduler started by mistake from loading the same source concurrently.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import sys
@@ -45,9 +46,19 @@ def run_job(engine: Engine, source: SourceConfig) -> RunResult:
     return result
 
 
-def build_scheduler(settings: Settings, config: SourcesConfig,
-                    engine: Engine | None = None) -> BlockingScheduler:
-    """A BlockingScheduler with one job per scheduled, enabled source."""
+def run_all(engine: Engine, sources: list[SourceConfig]) -> None:
+    """Run `sources` one after the other in dependency order (the catch-up of --run-now)."""
+    for source in ordered(sources):
+        run_job(engine, source)
+
+
+def build_scheduler(settings: Settings, config: SourcesConfig, engine: Engine | None = None,
+                    *, run_now: bool = False) -> BlockingScheduler:
+    """A BlockingScheduler with one job per scheduled, enabled source.
+
+    With `run_now`, a one-off job runs every scheduled source once at start, in dependency
+    order (fired together, a survey job could run before the org units it references).
+    """
     tz = ZoneInfo(settings.cx_timezone)
     scheduler = BlockingScheduler(
         timezone=tz,
@@ -69,6 +80,10 @@ def build_scheduler(settings: Settings, config: SourcesConfig,
             name=f"ETL {source.name}",
             replace_existing=True,
         )
+    if run_now:
+        scheduled = [s for s in config.sources if s.enabled and s.schedule]
+        scheduler.add_job(run_all, "date", run_date=dt.datetime.now(tz), args=(engine, scheduled),
+                          id="catch-up", name="ETL catch-up (--run-now)")
     return scheduler
 
 
@@ -79,17 +94,12 @@ def run_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool = 
     # SIGTERM (Procfile managers, systemd) becomes a normal exit, so runs release their locks.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     engine = make_engine(settings.database_url)
-    scheduler = build_scheduler(settings, config, engine)
-    jobs = scheduler.get_jobs()
+    scheduler = build_scheduler(settings, config, engine, run_now=run_now)
+    jobs = [j for j in scheduler.get_jobs() if j.id != "catch-up"]
     for job in jobs:
         log.info("scheduled %s (%s)", job.name, job.trigger)
     log.info("scheduler started with %d job(s)", len(jobs))
     try:
-        if run_now:
-            # In dependency order, before the cron jobs: fired together, a survey job could
-            # run before the org units it references exist.
-            for source in ordered([s for s in config.sources if s.enabled and s.schedule]):
-                run_job(engine, source)
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         log.info("scheduler stopped")

@@ -218,3 +218,39 @@ def test_status_and_quarantine_commands(engine: Engine, tmp_path: Path, args) ->
     else:
         assert "survey.csv:3 [nps='12']: out of range (expected 0..10)" in out.stdout
         assert "survey.csv:4 [org_unit_id='S99']: unknown org unit 'S99'" in out.stdout
+
+
+def test_a_cron_job_fires_in_the_scheduler_and_is_recorded(engine: Engine, tmp_path: Path) -> None:
+    import datetime as dt
+    import threading
+    from zoneinfo import ZoneInfo
+
+    from etl.config import load_config
+    from etl.scheduler import build_scheduler
+    from queries.settings import load_settings
+
+    sources = _write_sources(tmp_path)
+    settings = load_settings(_env_file=None, cx_timezone="Europe/London")
+    scheduler = build_scheduler(settings, load_config(sources), engine)
+    job = scheduler.get_job("source:org")
+    assert str(job.trigger) == "cron[month='*', day='*', day_of_week='*', hour='5', minute='0']"
+    # Due now: the cron trigger's next fire time is moved, APScheduler itself fires the job.
+    scheduler.modify_job("source:org", next_run_time=dt.datetime.now(ZoneInfo("Europe/London")))
+    thread = threading.Thread(target=scheduler.start, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline and status in (None, "running"):
+            with engine.connect() as conn:
+                status = conn.execute(select(schema.etl_run.c.status)
+                                      .where(schema.etl_run.c.source == "org")).scalar()
+            time.sleep(0.2)
+        job = scheduler.get_job("source:org")
+        assert job.coalesce and job.misfire_grace_time == 15 * 60 and job.max_instances == 1
+        # Fired once, the job is back on its cron: the next run is at 05:00.
+        assert (job.next_run_time.hour, job.next_run_time.minute) == (5, 0)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert status == "success"
+    assert _count(engine, schema.org_unit) == 2
