@@ -37,10 +37,10 @@ def import_ids(row: list[str]) -> list[str | None]:
     return out
 
 
-def read_qualtrics(path: Path, cfg: SourceConfig) -> RawBatch:
+def read_qualtrics(path: Path, cfg: SourceConfig, data: bytes | None = None) -> RawBatch:
     """Read a Qualtrics CSV export, dropping (and counting) non-answers."""
     origin = str(path)
-    data = path.read_bytes()
+    data = path.read_bytes() if data is None else data
     text = decode(data, cfg.encoding if cfg.encoding != "utf-8" else "utf-8-sig", origin)
     records, lines = read_records(text, cfg.delimiter or ",", origin)
     if len(records) < 3:

@@ -171,11 +171,20 @@ def _finish_run(engine: Engine, result: RunResult) -> None:
 
 
 def _quarantine_file(engine: Engine, run_id: int, source: str, err: SourceError) -> None:
+    q = schema.quarantine
+    reason = f"file rejected: {err.reason}"
     with engine.begin() as conn:
+        # A file rejected before is rejected again on every run until it is fixed: the run
+        # still fails, but the quarantine keeps one record of it.
+        known = conn.execute(select(q.c.id).where(
+            q.c.source == source, q.c.file == err.origin, q.c.line.is_(None),
+            q.c.reason == reason)).first()
+        if known is not None:
+            return
         conn.execute(
             insert(schema.quarantine).values(
                 run_id=run_id, source=source, file=err.origin, line=None, field=None,
-                value=None, reason=f"file rejected: {err.reason}", raw=None, created_at=now(),
+                value=None, reason=reason, raw=None, created_at=now(),
             )
         )
 
@@ -229,14 +238,19 @@ def _read_with_retries(read: Callable[[], list[RawBatch]], cfg: SourceConfig,
 def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[RawBatch]:
     if cfg.adapter in FILE_ADAPTERS:
         for path in list_files(cfg):
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                _reject(engine, cfg, result,
+                        SourceError(str(path), f"cannot be read: {exc.strerror or exc}"))
+                continue
             with engine.connect() as conn:
                 if _already_loaded(conn, cfg.name, str(path), file_digest(data)):
                     result.note("files_unchanged")
                     log.info("%s: %s unchanged since its last load, skipped", cfg.name, path)
                     continue
             try:
-                yield read_file(path, cfg)
+                yield read_file(path, cfg, data)
             except SourceError as err:
                 _reject(engine, cfg, result, err)
     elif cfg.adapter == "sql":
@@ -417,6 +431,13 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
                 if cfg.adapter not in FILE_ADAPTERS:
                     raise
                 _reject(engine, cfg, result, err)
+            except Exception as err:
+                if cfg.adapter not in FILE_ADAPTERS:
+                    raise
+                # One file's surprise must not keep the source's other files from loading.
+                log.exception("%s: %s failed", cfg.name, batch.origin)
+                _reject(engine, cfg, result, SourceError(
+                    batch.origin, f"could not be loaded ({type(err).__name__}: {err})"))
             if progress:
                 progress(cfg.name, done, result.read)
         result.status = "failed" if result.rejected else "success"

@@ -115,12 +115,14 @@ def _unique_header(header: list[str]) -> list[str]:
 
 def decode(data: bytes, encoding: str, origin: str) -> str:
     """Decode file bytes strictly; a wrong encoding rejects the file with its position."""
+    codec = encoding
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
-        encoding = "utf-8-sig"  # a BOM is noise, not part of the first column's name
+        codec = "utf-8-sig"  # a BOM is noise, not part of the first column's name
     try:
-        return data.decode(encoding)
+        return data.decode(codec)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
+        # Name the encoding as configured: "utf-8-sig" is not what the user wrote.
         raise SourceError(
             origin,
             f"cannot be decoded as {encoding} (byte {exc.start}, line {line}); set `encoding` "
@@ -151,8 +153,11 @@ def read_records(
                 lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
+        # Name where the bad record starts too: an unclosed quote swallows the rest of the
+        # file, so the line the parser gave up on is the last one, not the culprit.
         raise SourceError(
-            origin, f"malformed or truncated at line {reader.line_num}: {exc}"
+            origin, f"malformed or truncated at line {reader.line_num} (in the record starting "
+            f"on line {start}): {exc}"
         ) from None
     return records, lines
 
@@ -185,10 +190,11 @@ def frame_from_records(
     return frame, body_lines, [str(h) for h in records[0]]
 
 
-def read_delimited(path: Path, cfg: SourceConfig, header_rows: int = 1) -> RawBatch:
+def read_delimited(path: Path, cfg: SourceConfig, header_rows: int = 1,
+                   data: bytes | None = None) -> RawBatch:
     """Read one CSV/TSV/semicolon file into a RawBatch."""
     origin = str(path)
-    data = path.read_bytes()
+    data = path.read_bytes() if data is None else data
     text = decode(data, cfg.encoding, origin)
     records, lines = read_records(text, cfg.delimiter, origin)
     frame, body_lines, raw_header = frame_from_records(records, lines, origin, header_rows)
@@ -198,13 +204,13 @@ def read_delimited(path: Path, cfg: SourceConfig, header_rows: int = 1) -> RawBa
     return batch
 
 
-def read_excel(path: Path, cfg: SourceConfig) -> RawBatch:
+def read_excel(path: Path, cfg: SourceConfig, data: bytes | None = None) -> RawBatch:
     """Read one sheet of an .xlsx workbook into a RawBatch (line = Excel row number)."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     origin = str(path)
-    data = path.read_bytes()
+    data = path.read_bytes() if data is None else data
     if not data:
         raise SourceError(origin, "file is empty")
     try:
@@ -238,15 +244,24 @@ def read_excel(path: Path, cfg: SourceConfig) -> RawBatch:
     return RawBatch(origin, frame, body_lines, file_digest(data), len(data), path=path)
 
 
-def read_file(path: Path, cfg: SourceConfig) -> RawBatch:
-    """Read one file with the source's adapter (`file` picks by the file's extension)."""
+def read_file(path: Path, cfg: SourceConfig, data: bytes | None = None) -> RawBatch:
+    """Read one file with the source's adapter (`file` picks by the file's extension).
+
+    Pass the file's `data` when already read, so the hash and the parsed rows are of the
+    same bytes even if the file is replaced meanwhile.
+    """
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SourceError(str(path), f"cannot be read: {exc.strerror or exc}") from None
     if cfg.adapter == "excel" or (cfg.adapter == "file" and path.suffix.lower() in EXCEL_SUFFIXES):
-        return read_excel(path, cfg)
+        return read_excel(path, cfg, data)
     if cfg.adapter == "qualtrics":
         from etl.qualtrics import read_qualtrics
 
-        return read_qualtrics(path, cfg)
-    return read_delimited(path, cfg)
+        return read_qualtrics(path, cfg, data)
+    return read_delimited(path, cfg, data=data)
 
 
 def read_sql(cfg: SourceConfig, watermark: str | None) -> Iterator[RawBatch]:

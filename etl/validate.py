@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ FALSE = {"false", "f", "no", "n", "0"}
 FUTURE_SLACK = dt.timedelta(days=1)
 
 KnownLookup = Callable[[str, Iterable[str]], set[str]]
+# A time with a UTC offset at the end: "T10:30:00Z", " 10:30+02:00", " 10:30 +0100".
+UTC_OFFSET = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 
 
 @dataclass
@@ -130,76 +133,103 @@ def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series
 def _to_number(series: pd.Series) -> pd.Series:
     text = series.map(lambda v: str(v).replace(",", ".") if isinstance(v, str) and v.count(",") == 1
                       and "." not in v else v)
-    return pd.to_numeric(text, errors="coerce")
+    num = pd.to_numeric(text, errors="coerce")
+    # "inf" and "1e400" parse as infinity: not a usable score, wait or spend (one infinite
+    # value makes every average infinite), so they count as "not a number".
+    return num.where(np.isfinite(num)) if num.dtype.kind == "f" else num
+
+
+def _reasons(index: pd.Index, *rules: tuple[pd.Series, str]) -> pd.Series:
+    """The reason of each bad row: the rows of each (mask, reason) get it; later rules win.
+
+    Per row, not per column: a column holding "ten", "7.5" and "11" used to give all three
+    rows one merged reason ("not a valid number in 0..10"), naming none of the problems.
+    """
+    out = pd.Series("", index=index, dtype=object)
+    for mask, reason in rules:
+        out[mask.to_numpy(dtype=bool)] = reason
+    return out
+
+
+def _to_datetime(text: pd.Series, fmt: str) -> pd.Series:
+    """Parse texts with `fmt` into naive datetimes in the company's time (CX_TIMEZONE).
+
+    A value with a UTC offset ("2024-01-05T10:30:00Z") is an instant and is converted to local
+    time. Without utc=True pandas returns a tz-aware column (astype to naive then raises) or
+    raises "Mixed timezones": one such value aborted the whole run instead of loading its rows.
+    """
+    parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+    aware = pd.Series([isinstance(v, str) and UTC_OFFSET.search(v.strip()) is not None
+                       for v in text], index=text.index, dtype=bool)
+    naive = parsed.dt.tz_localize(None)
+    if aware.any():
+        from queries.settings import get_settings
+
+        local = parsed.dt.tz_convert(get_settings().cx_timezone).dt.tz_localize(None)
+        naive = naive.where(~aware, local)
+    return naive.astype("datetime64[us]")
 
 
 def _check_field(
     name: str, spec: FieldSpec, values: pd.Series, cfg: SourceConfig, now: dt.datetime
-) -> tuple[pd.Series, pd.Series, str]:
-    """Convert one column; return (typed values, bad mask, reason template)."""
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Convert one column; return (typed values, bad mask, reason template of each row)."""
     present = values.notna()
+    none = pd.Series(False, index=values.index)
     if spec.type in ("str", "text"):
         typed = pd.Series([None if _missing(v) else str(v) for v in values],
                           index=values.index, dtype=object)
         if spec.choices:
             bad = present & ~typed.isin(spec.choices)
-            return typed, bad, f"unknown value; expected one of {', '.join(spec.choices)}"
-        return typed, pd.Series(False, index=values.index), ""
+            reason = f"unknown value; expected one of {', '.join(spec.choices)}"
+            return typed, bad, _reasons(values.index, (bad, reason))
+        return typed, none, _reasons(values.index)
     if spec.type in ("int", "float"):
         num = _to_number(values)
-        bad = present & num.isna()
-        reason = "not a number"
-        if spec.type == "int":
-            frac = present & num.notna() & (num % 1 != 0)
-            if frac.any():
-                bad |= frac
-                reason = "not a whole number" if not (bad & ~frac).any() else reason
+        not_number = present & num.isna()
+        frac = present & num.notna() & (num % 1 != 0) if spec.type == "int" else none
         lo, hi = spec.min, spec.max
         out = present & num.notna() & (
             (num < lo if lo is not None else False) | (num > hi if hi is not None else False)
         )
-        if out.any():
-            rng = f"{lo:g}..{hi:g}" if lo is not None and hi is not None else (
-                f">= {lo:g}" if lo is not None else f"<= {hi:g}")
-            reason = f"out of range (expected {rng})" if not (bad & ~out).any() else (
-                f"not a valid number in {rng}")
-            bad |= out
+        rng = f"{lo:g}..{hi:g}" if lo is not None and hi is not None else (
+            f">= {lo:g}" if lo is not None else f"<= {hi:g}" if hi is not None else "")
+        bad = not_number | frac | out
+        reasons = _reasons(values.index, (not_number, "not a number"),
+                           (frac, "not a whole number"), (out, f"out of range (expected {rng})"))
         typed = num.where(~bad)
         if spec.type == "int":
             typed = typed.astype("Int64")
-        return typed, bad, reason
+        return typed, bad, reasons
     if spec.type in ("date", "datetime"):
         as_text = pd.Series([None if _missing(v) else str(v) for v in values],
                             index=values.index, dtype=object)
         if cfg.date_format:
-            parsed = pd.to_datetime(as_text, format=cfg.date_format, errors="coerce")
+            parsed = _to_datetime(as_text, cfg.date_format)
             fallback = present & parsed.isna()
             if fallback.any():
                 # Sheets and databases hand over ISO dates whatever the file's own format is.
-                iso = pd.to_datetime(as_text[fallback], format="ISO8601", errors="coerce")
-                parsed = parsed.astype("datetime64[us]")
-                parsed[fallback] = iso.astype("datetime64[us]")
+                parsed[fallback] = _to_datetime(as_text[fallback], "ISO8601")
         else:
-            parsed = pd.to_datetime(as_text, format="ISO8601", errors="coerce")
-        parsed = parsed.astype("datetime64[us]")
+            parsed = _to_datetime(as_text, "ISO8601")
         bad_parse = present & parsed.isna()
         future = present & parsed.notna() & (parsed > pd.Timestamp(now + FUTURE_SLACK))
         bad = bad_parse | future
         fmt = cfg.date_format or "ISO 8601 (YYYY-MM-DD[ HH:MM])"
-        reason = f"not a date in format {fmt}" if not future.any() else (
-            "date is in the future" if not bad_parse.any() else f"not a valid past date ({fmt})")
+        reasons = _reasons(values.index, (bad_parse, f"not a date in format {fmt}"),
+                           (future, "date is in the future"))
         typed = parsed.where(~bad)
         if spec.type == "date":
             typed = pd.Series([None if pd.isna(v) else v.date() for v in typed],
                               index=values.index, dtype=object)
-        return typed, bad, reason
+        return typed, bad, reasons
     if spec.type == "bool":
         low = pd.Series([None if _missing(v) else str(v).strip().lower() for v in values],
                         index=values.index, dtype=object)
         bad = present & ~low.isin(TRUE | FALSE)
         typed = pd.Series([None if _missing(v) else v in TRUE for v in low],
                           index=values.index, dtype=object)
-        return typed, bad, "not a yes/no value"
+        return typed, bad, _reasons(values.index, (bad, "not a yes/no value"))
     raise AssertionError(spec.type)
 
 
@@ -233,12 +263,15 @@ def validate_batch(
 
     counts = raw.attrs.get("field_counts")
     width = raw.attrs.get("width")
+    ragged: set[int] = set()
     if counts is not None and width is not None:
         for i, c in enumerate(counts):
             if c != width:
+                ragged.add(i)
                 problems.append(Problem(i, "(row)", c, f"has {c} fields, the header has {width}"))
 
     out: dict[str, pd.Series] = {}
+    bad_of: dict[str, pd.Series] = {}
     for fname, spec in entity.fields.items():
         if fname in resolved:
             values = _clean_text(raw[resolved[fname]], na)
@@ -247,17 +280,18 @@ def validate_batch(
         else:
             values = pd.Series([spec.default] * n, index=index, dtype=object)
         values = _apply_value_map(values, cfg.values.get(fname, {}))
-        typed, bad, template = _check_field(fname, spec, values, cfg, now)
+        typed, bad, reasons = _check_field(fname, spec, values, cfg, now)
         if spec.required:
             missing = typed.isna() & ~bad
             for i in np.flatnonzero(missing.to_numpy()):
                 problems.append(Problem(int(i), fname, None, "required field is missing"))
         for i in np.flatnonzero(bad.to_numpy()):
             problems.append(
-                Problem(int(i), fname, values.iloc[i], _reason_for(template, values.iloc[i], spec,
-                                                                     fname))
+                Problem(int(i), fname, values.iloc[i], _reason_for(reasons.iloc[i], values.iloc[i],
+                                                                     spec, fname))
             )
         out[fname] = typed
+        bad_of[fname] = bad
 
     rating_cols = {k: v for k, v in resolved.items() if "." in k}
     ratings: dict[str, pd.Series] = {}
@@ -267,15 +301,17 @@ def validate_batch(
         values = _clean_text(raw[rating_cols[target]], na)
         _section, _, rname = target.partition(".")
         values = _apply_value_map(values, cfg.values.get(rname, {}))
-        typed, bad, template = _check_field(target, rating_spec, values, cfg, now)
+        typed, bad, reasons = _check_field(target, rating_spec, values, cfg, now)
         for i in np.flatnonzero(bad.to_numpy()):
-            problems.append(Problem(int(i), target, values.iloc[i], template))
+            problems.append(Problem(int(i), target, values.iloc[i], reasons.iloc[i]))
         ratings[rname] = typed
 
     if entity.any_of:
         none = pd.Series(True, index=index)
         for fname in entity.any_of:
-            none &= out[fname].isna()
+            # A score that is there but bad is already quarantined with its own reason; a
+            # second "no score" record for the same row would be wrong.
+            none &= out[fname].isna() & ~bad_of[fname]
         for i in np.flatnonzero(none.to_numpy()):
             problems.append(Problem(int(i), "|".join(entity.any_of), None,
                                     f"no score: at least one of {', '.join(entity.any_of)} "
@@ -291,6 +327,9 @@ def validate_batch(
 
     _check_references(frame, entity, known, problems)
     _check_duplicate_keys(frame, entity, batch, problems)
+    # A ragged row's values sit under the wrong columns: its "(row)" record says what is wrong;
+    # checks of its shifted values would add records blaming fields that are not at fault.
+    problems = [p for p in problems if p.index not in ragged or p.field == "(row)"]
 
     bad_idx = sorted({p.index for p in problems})
     records = [_quarantine_record(p, batch, raw) for p in sorted(problems, key=lambda p: p.index)]

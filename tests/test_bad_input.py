@@ -279,20 +279,56 @@ growth = "I can grow here"
 
 
 def test_ragged_rows_in_the_middle(engine: Engine, tmp_path: Path) -> None:
-    longer = _with(R3, comment="ok, thanks")  # an unquoted comma: 9 fields
-    shorter = R4[:7]  # the comment column is missing: 7 fields
-    r5 = _with(R1, response_id="R5")
-    path = str(write(tmp_path / "surveys" / "s.csv", csv_bytes(R1, R2, longer, shorter, r5)))
+    # An unquoted comma early in the row shifts every later value one column to the right
+    # (NPS gets " Briggate", CSAT gets "8"...); a short row lacks its scores. Each is one
+    # "(row)" record, not a list of field errors blaming the wrong columns.
+    longer = _with(R3, store="Leeds, Briggate")  # 9 fields
+    shorter = R4[:3]  # 3 fields
+    comment_comma = _with(R3, response_id="R5", comment="ok, thanks")  # 9 fields
+    r6 = _with(R1, response_id="R6")
+    path = str(write(tmp_path / "surveys" / "s.csv",
+                     csv_bytes(R1, R2, longer, shorter, comment_comma, r6)))
     config = write_config(tmp_path, survey_source())
 
     result = run_all(engine, config)
 
-    assert (result.read, result.inserted, result.quarantined) == (5, 3, 2)
-    assert responses(engine) == [LOADED_R1, LOADED_R2, ("R5", *LOADED_R1[1:])]
-    assert_quarantined(engine, [
+    assert (result.read, result.inserted, result.quarantined) == (6, 3, 3)
+    assert responses(engine) == [LOADED_R1, LOADED_R2, ("R6", *LOADED_R1[1:])]
+    rows = assert_quarantined(engine, [
         (path, 5, "(row)", "9", "has 9 fields, the header has 8"),
-        (path, 6, "(row)", "7", "has 7 fields, the header has 8"),
+        (path, 6, "(row)", "3", "has 3 fields, the header has 8"),
+        (path, 7, "(row)", "9", "has 9 fields, the header has 8"),
     ])
+    assert json.loads(rows[1]["raw"]) == {
+        "Response ID": "R4", "Submitted": "2024-01-08 09:00", "Store": "S01", "NPS": None,
+        "CSAT": None, "CES": None, "Interaction": None, "Comment": None}
+
+
+def test_infinite_number_is_not_a_number(engine: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path / "s.csv", b"id,at,store,nps,wait\n"
+                 b"A1,2024-01-05,S01,9,2.5\nA2,2024-01-05,S01,9,inf\nA3,2024-01-05,S01,9,1e400\n")
+    config = write_config(tmp_path, """\
+[[source]]
+name = "surveys"
+kind = "survey"
+adapter = "csv"
+location = "s.csv"
+[source.columns]
+response_id = "id"
+submitted_at = "at"
+org_unit_id = "store"
+nps = "nps"
+wait_minutes = "wait"
+""")
+
+    result = run_all(engine, config)
+
+    assert (result.read, result.inserted, result.quarantined) == (3, 1, 2)
+    t = schema.survey_response
+    with engine.connect() as conn:
+        assert conn.execute(select(t.c.response_id, t.c.wait_minutes)).all() == [("A1", 2.5)]
+    assert_quarantined(engine, [(str(path), 3, "wait_minutes", "inf", "not a number"),
+                                (str(path), 4, "wait_minutes", "1e400", "not a number")])
 
 
 def test_line_numbers_are_physical_lines(engine: Engine, tmp_path: Path) -> None:
@@ -337,7 +373,9 @@ FILE_CASES = {
     "unterminated-quote": ("a_bad.csv",
                            HEAD_R1_R2 + b'R3,2024-01-07 12:15,S02,8,4,3,Assisted,"ok\n'
                            + ",".join(R4).encode() + b"\n",
-                           "csv", "surveys/*.csv", ["malformed or truncated", "end of data"]),
+                           "csv", "surveys/*.csv",
+                           ["malformed or truncated at line 6 (in the record starting on line 5)",
+                            "end of data"]),
     "missing-column": ("a_bad.csv",
                        b"Response ID,Submitted,Shop,NPS,CSAT,CES,Interaction,Comment\n"
                        + ",".join(R1).encode() + b"\n",

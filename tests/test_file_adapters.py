@@ -263,6 +263,34 @@ def test_na_spellings_are_null_and_columns_match_ignoring_case_and_spaces(
     assert "no score" in reason
 
 
+def test_timestamps_with_utc_offset_become_local_time(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Times are stored as naive local times of CX_TIMEZONE; an offset-carrying export (APIs,
+    # Qualtrics "...Z") must be converted, not crash the run or keep the UTC wall clock.
+    from queries.settings import get_settings
+
+    monkeypatch.setenv("CX_TIMEZONE", "Europe/London")
+    get_settings.cache_clear()
+    rows = [["Z1", "2024-07-05T10:30:00Z", "S01", "9", "", "", "", "", ""],  # BST: +1 h
+            ["P2", "2024-07-05T10:30:00+02:00", "S01", "8", "", "", "", "", ""],
+            ["W3", "2024-01-05T10:30:00.000Z", "S01", "7", "", "", "", "", ""],  # GMT
+            ["N4", "2024-07-05 10:30", "S01", "6", "", "", "", "", ""]]  # already local
+    write(tmp_path / "surveys" / "s.csv", csv_text(rows))
+    config = write_config(tmp_path, survey_source())
+    try:
+        result = run_all(engine, config)["surveys"]
+    finally:
+        get_settings.cache_clear()
+
+    assert (result.status, result.inserted, result.quarantined) == ("success", 4, 0)
+    assert [(r[0], r[1]) for r in responses(engine)] == [
+        ("N4", dt.datetime(2024, 7, 5, 10, 30)),
+        ("P2", dt.datetime(2024, 7, 5, 9, 30)),
+        ("W3", dt.datetime(2024, 1, 5, 10, 30)),
+        ("Z1", dt.datetime(2024, 7, 5, 11, 30)),
+    ]
+
+
 # --- folders, globs, reruns --------------------------------------------------------------
 
 FILE_A = [["R1", "2024-01-05 10:30", "S01", "9", "5", "2", "Assisted", "4", "a"],
