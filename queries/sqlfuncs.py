@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Date, String
+from sqlalchemy import Date, DateTime, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -43,3 +43,27 @@ def _month_default(element: month_of, compiler: Any, **kw: Any) -> str:
 @compiles(month_of, "sqlite")
 def _month_sqlite(element: month_of, compiler: Any, **kw: Any) -> str:
     return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
+
+
+class add_days(FunctionElement):  # noqa: N801
+    """A timestamp plus a whole number of days: add_days(column, 180)."""
+
+    type = DateTime()
+    inherit_cache = True
+    name = "add_days"
+
+
+@compiles(add_days)
+def _add_days_default(element: add_days, compiler: Any, **kw: Any) -> str:
+    column, days = list(element.clauses)
+    return (f"({compiler.process(column, **kw)} + "
+            f"{compiler.process(days, **kw)} * INTERVAL '1 day')")
+
+
+@compiles(add_days, "sqlite")
+def _add_days_sqlite(element: add_days, compiler: Any, **kw: Any) -> str:
+    column, days = list(element.clauses)
+    # SQLite stores timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff'; keep that shape so text
+    # comparisons with stored values stay correct.
+    return (f"strftime('%Y-%m-%d %H:%M:%f000', {compiler.process(column, **kw)}, "
+            f"'+' || {compiler.process(days, **kw)} || ' days')")
