@@ -45,7 +45,7 @@ def _month_sqlite(element: month_of, compiler: Any, **kw: Any) -> str:
     return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
 
 
-class add_days(FunctionElement):  # noqa: N801
+class add_days(FunctionElement):
     """A timestamp plus a whole number of days: add_days(column, 180)."""
 
     type = DateTime()
