@@ -1,47 +1,98 @@
-"""Read functions behind the executive overview: the KPI set for a period and a scope.
+"""The KPI set: every number of the overview, for a period, a scope and filters.
 
-Every function takes a connection and keyword filters and aggregates in the database;
-only counts and sums come back to Python, where `queries.metrics` turns them into values.
+Survey and sales KPIs read the rollups (`agg_*` tables) with one aggregate query each;
+active members and retention need distinct customers, which only the facts know, so they
+count in SQL over the indexed transaction table. Only counts and sums come back to Python,
+where `queries.metrics` turns them into values, margins and tests of change.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 
-from sqlalchemy import Connection, and_, case, distinct, func, literal, select
-from sqlalchemy.sql import Select
+from sqlalchemy import Connection, and_, case, func, literal, select
+from sqlalchemy.sql import ColumnElement, Select
 
 from queries import metrics, schema
-from queries.metrics import Change, Estimate
+from queries.metrics import Estimate
 from queries.periods import Month
 
 ou = schema.org_unit
-sr = schema.survey_response
 tx = schema.loyalty_transaction
 cust = schema.customer
-er = schema.engagement_response
-es = schema.engagement_score
+asd = schema.agg_survey_daily
+atd = schema.agg_txn_daily
+aeu = schema.agg_engagement_unit
+aei = schema.agg_engagement
+hc = schema.headcount
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Where a KPI is computed: an org unit (with everything below it) and survey dimensions.
+
+    Transactions know segment and channel; engagement knows only the unit: a filter a metric
+    cannot honour is reported on the KPI (`ignored_filters`), never silently dropped.
+    """
+
+    unit: str | None = None
+    segment: str | None = None
+    channel: str | None = None
+    device: str | None = None
+    interaction: str | None = None
+    touchpoint: str | None = None
+
+    def active(self) -> dict[str, str]:
+        """The filters that are set, by name."""
+        return {k: v for k, v in asdict(self).items() if v}
 
 
 def unit_scope(unit: str | None) -> Select | None:
     """Ids of `unit` and every unit below it (recursive CTE); None means the whole company."""
     if unit is None:
         return None
-    tree = select(ou.c.id).where(ou.c.id == unit).cte("unit_tree", recursive=True)
+    # Unnamed: one statement may scope several tables, each needs its own CTE.
+    tree = select(ou.c.id).where(ou.c.id == unit).cte(recursive=True)
     child = ou.alias("child")
     tree = tree.union_all(select(child.c.id).where(child.c.parent_id == tree.c.id))
     return select(tree.c.id)
 
 
-def _in_scope(column, unit: str | None):
+def in_scope(column: ColumnElement, unit: str | None) -> ColumnElement[bool]:
+    """`column` (an org unit id) lies in `unit`'s subtree."""
     scope = unit_scope(unit)
     return literal(True) if scope is None else column.in_(scope)
 
 
+def _dims(table, filters: Filters, names: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    conds = [in_scope(table.c.org_unit_id, filters.unit)]
+    for name in names:
+        value = getattr(filters, name)
+        if value:
+            conds.append(table.c[name] == value)
+    return conds
+
+
+SURVEY_DIMS = ("segment", "channel", "device", "interaction", "touchpoint")
+TXN_DIMS = ("segment", "channel")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A KPI's value in another period and the test of the difference."""
+
+    period: str
+    value: float | None
+    n: int
+    delta: float | None
+    z: float | None
+    significant: bool | None
+
+
 @dataclass(frozen=True)
 class Kpi:
-    """One KPI card: value, sample, margin and change against the comparison period."""
+    """One KPI: value, sample size, 95% margin, flags, and changes against other periods."""
 
     key: str
     label: str
@@ -50,186 +101,363 @@ class Kpi:
     value: float | None
     n: int
     moe: float | None
-    compare_period: str | None = None
-    previous: float | None = None
-    previous_n: int = 0
-    delta: float | None = None
-    z: float | None = None
-    significant: bool | None = None
+    compare: Comparison | None = None
+    yoy: Comparison | None = None
     low_sample: bool = False
     hidden: bool = False
     note: str | None = None
-    flags: list[str] = field(default_factory=list)
+    ignored_filters: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+    # Shortcuts used by cards and text: the change against the comparison period.
+    @property
+    def delta(self) -> float | None:
+        """Change against the comparison period."""
+        return self.compare.delta if self.compare else None
+
+    @property
+    def significant(self) -> bool | None:
+        """Whether that change is significant at 95% (None: not a sample, or no data)."""
+        return self.compare.significant if self.compare else None
+
+    @property
+    def compare_period(self) -> str | None:
+        """The comparison period."""
+        return self.compare.period if self.compare else None
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready form (the same numbers the dashboard shows)."""
-        return asdict(self)
+        """JSON-ready form: the same numbers the dashboard and the PDF show."""
+        out = asdict(self)
+        out["ignored_filters"] = list(self.ignored_filters)
+        out["flags"] = list(self.flags)
+        return out
 
 
-def survey_counts(conn: Connection, *, start: dt.datetime, end: dt.datetime,
-                  unit: str | None = None) -> dict[str, float]:
-    """Counts and sums of survey scores submitted in [start, end) within `unit`."""
-    stmt = select(
-        func.count(sr.c.nps).label("nps_n"),
-        func.coalesce(func.sum(case((sr.c.nps >= 9, 1), else_=0)), 0).label("promoters"),
-        func.coalesce(func.sum(case((sr.c.nps <= 6, 1), else_=0)), 0).label("detractors"),
-        func.count(sr.c.csat).label("csat_n"),
-        func.coalesce(func.sum(case((sr.c.csat >= 4, 1), else_=0)), 0).label("csat_top2"),
-        func.count(sr.c.ces).label("ces_n"),
-        func.coalesce(func.sum(sr.c.ces), 0).label("ces_sum"),
-        func.coalesce(func.sum(sr.c.ces * sr.c.ces), 0).label("ces_sumsq"),
-    ).where(sr.c.submitted_at >= start, sr.c.submitted_at < end, _in_scope(sr.c.org_unit_id, unit))
+# ---------------------------------------------------------------------------- raw counts
+
+
+def survey_counts(conn: Connection, *, months: list[Month], filters: Filters) -> dict[str, float]:
+    """Counts and sums of survey scores over `months` within `filters` (from the rollup)."""
+    cols = ("responses", "nps_n", "nps_promoters", "nps_detractors", "csat_n", "csat_top2",
+            "ces_n", "ces_sum", "ces_sumsq", "ces_agree", "spend_n", "spend_sum")
+    stmt = select(*[func.coalesce(func.sum(asd.c[c]), 0).label(c) for c in cols]).where(
+        asd.c.month.in_([str(m) for m in months]), *_dims(asd, filters, SURVEY_DIMS))
     return dict(conn.execute(stmt).mappings().one())
 
 
-def revenue_counts(conn: Connection, *, start: dt.datetime, end: dt.datetime,
-                   unit: str | None = None) -> tuple[float, int]:
-    """Revenue (sum of amounts) and number of transactions in [start, end) within `unit`."""
-    stmt = select(func.coalesce(func.sum(tx.c.amount), 0), func.count()).where(
-        tx.c.occurred_at >= start, tx.c.occurred_at < end, _in_scope(tx.c.org_unit_id, unit)
+def sales_counts(conn: Connection, *, months: list[Month], filters: Filters) -> dict[str, float]:
+    """Revenue, transactions and points over `months` (members and not) within `filters`."""
+    member = atd.c.member.is_(True)
+    stmt = select(
+        func.coalesce(func.sum(atd.c.revenue), 0.0).label("revenue"),
+        func.coalesce(func.sum(atd.c.txns), 0).label("txns"),
+        func.coalesce(func.sum(atd.c.revenue_sumsq), 0.0).label("revenue_sumsq"),
+        func.coalesce(func.sum(case((member, atd.c.revenue), else_=0.0)), 0.0).label("m_rev"),
+        func.coalesce(func.sum(case((member, atd.c.txns), else_=0)), 0).label("m_txns"),
+        func.coalesce(func.sum(case((member, atd.c.revenue_sumsq), else_=0.0)), 0.0
+                      ).label("m_sumsq"),
+        func.coalesce(func.sum(atd.c.points_earned), 0).label("earned"),
+        func.coalesce(func.sum(atd.c.points_redeemed), 0).label("redeemed"),
+    ).where(atd.c.month.in_([str(m) for m in months]), *_dims(atd, filters, TXN_DIMS))
+    return dict(conn.execute(stmt).mappings().one())
+
+
+def _txn_filter(filters: Filters) -> list[ColumnElement[bool]]:
+    conds = [in_scope(tx.c.org_unit_id, filters.unit), tx.c.customer_id.is_not(None)]
+    if filters.channel:
+        conds.append(tx.c.channel == filters.channel)
+    return conds
+
+
+def _member_filter(filters: Filters) -> list[ColumnElement[bool]]:
+    conds = [cust.c.loyalty_member.is_(True)]
+    if filters.segment:
+        conds.append(cust.c.segment == filters.segment)
+    return conds
+
+
+def _active_set(as_of: dt.datetime, window_days: int, filters: Filters):
+    return (
+        select(tx.c.customer_id)
+        .select_from(tx.join(cust, cust.c.id == tx.c.customer_id))
+        .where(tx.c.occurred_at >= as_of - dt.timedelta(days=window_days),
+               tx.c.occurred_at < as_of, *_txn_filter(filters), *_member_filter(filters))
+        .distinct()
     )
-    total, count = conn.execute(stmt).one()
-    return float(total), int(count)
 
 
 def active_members(conn: Connection, *, as_of: dt.datetime, window_days: int = 90,
-                   unit: str | None = None) -> int:
-    """Loyalty members with a transaction in the `window_days` before `as_of` (exclusive)."""
-    stmt = (
-        select(func.count(distinct(tx.c.customer_id)))
-        .select_from(tx.join(cust, cust.c.id == tx.c.customer_id))
-        .where(
-            cust.c.loyalty_member.is_(True),
-            tx.c.occurred_at >= as_of - dt.timedelta(days=window_days),
-            tx.c.occurred_at < as_of,
-            _in_scope(tx.c.org_unit_id, unit),
-        )
-    )
-    return int(conn.execute(stmt).scalar_one())
+                   filters: Filters | None = None) -> int:
+    """Members with a transaction in the `window_days` before `as_of` (exclusive)."""
+    active = _active_set(as_of, window_days, filters or Filters()).subquery()
+    return int(conn.execute(select(func.count()).select_from(active)).scalar_one())
+
+
+@dataclass(frozen=True)
+class MemberActivity:
+    """Active members at the end of a period and of the period before, and the overlap."""
+
+    active: int
+    active_before: int
+    retained: int
+
+
+def member_activity(conn: Connection, *, end: dt.datetime, previous_end: dt.datetime,
+                    window_days: int = 90, filters: Filters | None = None) -> MemberActivity:
+    """Active members as of `end` and `previous_end`, and how many of the earlier ones are
+    still active: retention = retained / active_before (one query, two index range scans)."""
+    filters = filters or Filters()
+    now = _active_set(end, window_days, filters).cte()
+    before = _active_set(previous_end, window_days, filters).cte()
+    kept = select(func.count()).select_from(
+        before.join(now, now.c.customer_id == before.c.customer_id))
+    row = conn.execute(select(
+        select(func.count()).select_from(now).scalar_subquery(),
+        select(func.count()).select_from(before).scalar_subquery(),
+        kept.scalar_subquery(),
+    )).one()
+    return MemberActivity(int(row[0]), int(row[1]), int(row[2]))
 
 
 def latest_wave(conn: Connection, *, before: dt.datetime, unit: str | None = None,
-                exclude_after: dt.date | None = None) -> dt.date | None:
-    """Most recent engagement wave dated before `before` (and before `exclude_after`)."""
-    cond = [er.c.wave < before.date(), _in_scope(er.c.org_unit_id, unit)]
-    if exclude_after is not None:
-        cond.append(er.c.wave < exclude_after)
-    value = conn.execute(select(func.max(er.c.wave)).where(and_(*cond))).scalar()
+                exclude_from: dt.date | None = None) -> dt.date | None:
+    """Most recent engagement wave dated before `before` (and before `exclude_from`)."""
+    cond = [aeu.c.wave < before.date(), in_scope(aeu.c.org_unit_id, unit)]
+    if exclude_from is not None:
+        cond.append(aeu.c.wave < exclude_from)
+    value = conn.execute(select(func.max(aeu.c.wave)).where(and_(*cond))).scalar()
     if isinstance(value, str):  # SQLite hands back text for MAX() over a DATE
         value = dt.date.fromisoformat(value)
     return value
 
 
-def engagement(conn: Connection, *, wave: dt.date, unit: str | None = None) -> tuple[float | None,
-                                                                                   int]:
-    """Engagement of a wave: favourable share (4-5) per item, averaged over items; respondents."""
-    per_item = (
-        select(
-            es.c.item,
-            func.count().label("n"),
-            func.sum(case((es.c.score >= 4, 1), else_=0)).label("fav"),
-        )
-        .select_from(es.join(er, er.c.id == es.c.response_pk))
-        .where(er.c.wave == wave, _in_scope(er.c.org_unit_id, unit))
-        .group_by(es.c.item)
-    )
-    rows = conn.execute(per_item).all()
-    respondents = conn.execute(
-        select(func.count()).where(er.c.wave == wave, _in_scope(er.c.org_unit_id, unit))
-    ).scalar_one()
-    if not rows:
-        return None, int(respondents)
-    value = 100 * sum(r.fav / r.n for r in rows) / len(rows)
-    return value, int(respondents)
+@dataclass(frozen=True)
+class WaveCounts:
+    """Engagement counts of one wave in a scope."""
+
+    wave: dt.date | None
+    respondents: int
+    item_shares: dict[str, float]
+    enps_n: int
+    enps_promoters: int
+    enps_detractors: int
+    headcount: int | None
+
+
+def wave_counts(conn: Connection, *, wave: dt.date, unit: str | None = None) -> WaveCounts:
+    """Respondents, favourable share per item, eNPS counts and headcount of a wave."""
+    resp, n, pro, det = conn.execute(select(
+        func.coalesce(func.sum(aeu.c.respondents), 0), func.coalesce(func.sum(aeu.c.enps_n), 0),
+        func.coalesce(func.sum(aeu.c.enps_promoters), 0),
+        func.coalesce(func.sum(aeu.c.enps_detractors), 0),
+    ).where(aeu.c.wave == wave, in_scope(aeu.c.org_unit_id, unit))).one()
+    items = conn.execute(
+        select(aei.c.item, func.sum(aei.c.n), func.sum(aei.c.favourable))
+        .where(aei.c.wave == wave, in_scope(aei.c.org_unit_id, unit)).group_by(aei.c.item)
+    ).all()
+    heads = conn.execute(select(func.sum(hc.c.headcount), func.count()).where(
+        hc.c.wave == wave, in_scope(hc.c.org_unit_id, unit))).one()
+    return WaveCounts(wave, int(resp), {i: fav / k for i, k, fav in items if k},
+                      int(n), int(pro), int(det), int(heads[0]) if heads[1] else None)
 
 
 def latest_full_month(conn: Connection, *, today: dt.date | None = None) -> Month | None:
-    """The last complete calendar month that has survey or transaction data."""
+    """The last complete calendar month that has survey or sales data."""
     today = today or dt.date.today()
-    newest = max(
-        (v for v in (
-            conn.execute(select(func.max(sr.c.submitted_at))).scalar(),
-            conn.execute(select(func.max(tx.c.occurred_at))).scalar(),
-        ) if v is not None),
-        default=None,
-    )
-    if newest is None:
+    newest = [conn.execute(select(func.max(t.c.month))).scalar() for t in (asd, atd)]
+    newest = [Month.parse(m) for m in newest if m]
+    if not newest:
         return None
-    if isinstance(newest, str):
-        newest = dt.datetime.fromisoformat(newest)
-    last_complete = Month.of(today).shift(-1)
-    return min(Month.of(newest), last_complete)
+    return min(max(newest), Month.of(today).shift(-1))
 
 
-def _kpi(key: str, label: str, unit: str, period: Month, compare: Month, cur: Estimate,
-         prev: Estimate, chg: Change, min_n: int) -> Kpi:
-    low = cur.n < min_n
+# ------------------------------------------------------------------------------ the KPIs
+
+LABELS = {
+    "nps": ("NPS", "pts"), "csat": ("CSAT", "%"), "ces": ("CES", "/7"),
+    "ces_agree": ("CES % easy", "%"), "active_members": ("Active members", "members"),
+    "retention": ("Retention", "%"), "churn": ("Churn", "%"),
+    "redemption": ("Redemption rate", "%"), "spend_per_member": ("Spend per member", "£"),
+    "member_ticket": ("Member ticket", "£"), "non_member_ticket": ("Non-member ticket", "£"),
+    "engagement": ("Employee engagement", "%"), "enps": ("eNPS", "pts"),
+    "participation": ("Participation", "%"), "revenue": ("Revenue", "£"),
+}
+# Higher is better for all but churn: the direction a change must take to be good news.
+LOWER_IS_BETTER = {"churn"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The thresholds a KPI computation needs (from queries.settings in the apps)."""
+
+    min_n: int = 30
+    anonymity_min: int = 5
+    active_days: int = 90
+
+
+def _comparison(period: Month, cur: Estimate, prev: Estimate, kind: str) -> Comparison:
+    if kind == "nps":
+        chg = metrics.change(cur, prev)
+    elif kind == "share":
+        chg = metrics.change_share(cur, prev)
+    elif kind == "mean":
+        chg = metrics.change(cur, prev)
+    else:  # census counts: a difference, no sampling error to test
+        delta = None if cur.value is None or prev.value is None else cur.value - prev.value
+        return Comparison(str(period), prev.value, prev.n, delta, None, None)
+    return Comparison(str(period), prev.value, prev.n, chg.delta, chg.z, chg.significant)
+
+
+def _kpi(key: str, period: Month, est: Estimate, *, kind: str, cfg: Settings,
+         compare: tuple[Month, Estimate] | None = None, yoy: tuple[Month, Estimate] | None = None,
+         note: str | None = None, ignored: tuple[str, ...] = (), sampled: bool = True) -> Kpi:
+    label, unit = LABELS[key]
+    low = sampled and est.n < cfg.min_n
     return Kpi(
-        key=key, label=label, unit=unit, period=str(period), value=cur.value, n=cur.n,
-        moe=cur.moe, compare_period=str(compare), previous=prev.value, previous_n=prev.n,
-        delta=chg.delta, z=chg.z, significant=chg.significant, low_sample=low,
-        flags=["low_sample"] if low else [],
+        key=key, label=label, unit=unit, period=str(period), value=est.value, n=est.n,
+        moe=est.moe, note=note, ignored_filters=ignored, low_sample=low,
+        flags=("low_sample",) if low else (),
+        compare=_comparison(compare[0], est, compare[1], kind) if compare else None,
+        yoy=_comparison(yoy[0], est, yoy[1], kind) if yoy else None,
     )
 
 
-def overview_kpis(
+def _ignored(filters: Filters, supported: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k for k in filters.active() if k != "unit" and k not in supported)
+
+
+def kpis(
     conn: Connection,
     *,
     period: Month,
     compare: Month | None = None,
-    unit: str | None = None,
-    min_n: int = 30,
-    anonymity_min: int = 5,
-    active_days: int = 90,
+    filters: Filters | None = None,
+    settings: Settings | None = None,
+    with_yoy: bool = True,
 ) -> list[Kpi]:
-    """The executive KPI set for `period` against `compare` (default: the month before)."""
+    """Every overview KPI for `period` in `filters`, against `compare` (default: the month
+    before) and, with `with_yoy`, the same month a year earlier."""
+    filters = filters or Filters()
+    cfg = settings or Settings()
     compare = compare or period.shift(-1)
-    cur = survey_counts(conn, start=period.start, end=period.end, unit=unit)
-    prev = survey_counts(conn, start=compare.start, end=compare.end, unit=unit)
+    periods = {"cur": period, "cmp": compare}
+    if with_yoy:
+        periods["yoy"] = period.shift(-12)
     out: list[Kpi] = []
 
-    nps_c = metrics.nps(cur["nps_n"], cur["promoters"], cur["detractors"])
-    nps_p = metrics.nps(prev["nps_n"], prev["promoters"], prev["detractors"])
-    out.append(_kpi("nps", "NPS", "pts", period, compare, nps_c, nps_p,
-                    metrics.change(nps_c, nps_p), min_n))
-    csat_c = metrics.share(cur["csat_n"], cur["csat_top2"])
-    csat_p = metrics.share(prev["csat_n"], prev["csat_top2"])
-    out.append(_kpi("csat", "CSAT", "%", period, compare, csat_c, csat_p,
-                    metrics.change(csat_c, csat_p, pooled_share=True), min_n))
-    ces_c = metrics.mean(cur["ces_n"], cur["ces_sum"], cur["ces_sumsq"])
-    ces_p = metrics.mean(prev["ces_n"], prev["ces_sum"], prev["ces_sumsq"])
-    out.append(_kpi("ces", "CES", "/7", period, compare, ces_c, ces_p,
-                    metrics.change(ces_c, ces_p), min_n))
+    sv = {k: survey_counts(conn, months=[m], filters=filters) for k, m in periods.items()}
+    ests = {k: {
+        "nps": metrics.nps(c["nps_n"], c["nps_promoters"], c["nps_detractors"]),
+        "csat": metrics.share(c["csat_n"], c["csat_top2"]),
+        "ces": metrics.mean_t(c["ces_n"], c["ces_sum"], c["ces_sumsq"]),
+        "ces_agree": metrics.share(c["ces_n"], c["ces_agree"]),
+    } for k, c in sv.items()}
+    kinds = {"nps": "nps", "csat": "share", "ces": "mean", "ces_agree": "share"}
+    for key, kind in kinds.items():
+        out.append(_kpi(key, period, ests["cur"][key], kind=kind, cfg=cfg,
+                        compare=(compare, ests["cmp"][key]),
+                        yoy=(periods["yoy"], ests["yoy"][key]) if with_yoy else None))
 
-    act_c = active_members(conn, as_of=period.end, window_days=active_days, unit=unit)
-    act_p = active_members(conn, as_of=compare.end, window_days=active_days, unit=unit)
-    out.append(Kpi(key="active_members", label="Active members", unit="members",
-                   period=str(period), value=float(act_c), n=act_c, moe=None,
-                   compare_period=str(compare), previous=float(act_p), previous_n=act_p,
-                   delta=float(act_c - act_p), note=f"transaction in the last {active_days} days"))
+    out.extend(_loyalty_kpis(conn, periods, filters, cfg))
+    out.extend(_employee_kpis(conn, period, filters, cfg))
+    return out
 
-    wave = latest_wave(conn, before=period.end, unit=unit)
-    prev_wave = (latest_wave(conn, before=period.end, unit=unit, exclude_after=wave)
-                 if wave else None)
-    eng_c, eng_n = engagement(conn, wave=wave, unit=unit) if wave else (None, 0)
-    eng_p, eng_pn = engagement(conn, wave=prev_wave, unit=unit) if prev_wave else (None, 0)
-    hidden = 0 < eng_n < anonymity_min
-    out.append(Kpi(
-        key="engagement", label="Employee engagement", unit="%", period=str(period),
-        value=None if hidden else eng_c, n=eng_n, moe=None,
-        compare_period=str(prev_wave)[:7] if prev_wave else None,
-        previous=None if hidden or eng_pn < anonymity_min else eng_p, previous_n=eng_pn,
-        delta=None if hidden or eng_c is None or eng_p is None or eng_pn < anonymity_min
-        else eng_c - eng_p,
-        hidden=hidden, note=f"wave of {wave:%B %Y}" if wave else "no engagement wave yet",
-        flags=["hidden"] if hidden else [],
-    ))
 
-    rev_c, rev_n = revenue_counts(conn, start=period.start, end=period.end, unit=unit)
-    rev_p, rev_pn = revenue_counts(conn, start=compare.start, end=compare.end, unit=unit)
-    out.append(Kpi(key="revenue", label="Revenue", unit="£", period=str(period), value=rev_c,
-                   n=rev_n, moe=None, compare_period=str(compare), previous=rev_p,
-                   previous_n=rev_pn, delta=rev_c - rev_p, note="transactions"))
+def _loyalty_kpis(conn: Connection, periods: dict[str, Month], filters: Filters,
+                  cfg: Settings) -> list[Kpi]:
+    ignored = _ignored(filters, TXN_DIMS)
+    period, compare = periods["cur"], periods["cmp"]
+    yoy = periods.get("yoy")
+    days = cfg.active_days
+    activity = {k: member_activity(conn, end=m.end, previous_end=m.shift(-1).end,
+                                   window_days=days, filters=filters)
+                for k, m in periods.items()}
+    active = {k: a.active for k, a in activity.items()}
+    sales = {k: sales_counts(conn, months=[m], filters=filters) for k, m in periods.items()}
+
+    def census(v: float | None, n: int) -> Estimate:
+        return Estimate(v, n, None, None)
+
+    def pair(key: str, build) -> dict:
+        return {k: build(k) for k in periods}
+
+    act = pair("active", lambda k: census(float(active[k]), active[k]))
+    retention = pair("retention", lambda k: metrics.share(activity[k].active_before,
+                                                          activity[k].retained))
+    churn = {k: (Estimate(None if e.value is None else 100 - e.value, e.n, e.moe, e.variance))
+             for k, e in retention.items()}
+    redemption = pair("redemption", lambda k: census(
+        100 * sales[k]["redeemed"] / sales[k]["earned"] if sales[k]["earned"] else None,
+        int(sales[k]["earned"])))
+    spend = pair("spend", lambda k: census(
+        sales[k]["m_rev"] / active[k] if active[k] else None, active[k]))
+    member_ticket = pair("mt", lambda k: metrics.mean_t(
+        int(sales[k]["m_txns"]), sales[k]["m_rev"], sales[k]["m_sumsq"]))
+    non_member_ticket = pair("nt", lambda k: metrics.mean_t(
+        int(sales[k]["txns"] - sales[k]["m_txns"]), sales[k]["revenue"] - sales[k]["m_rev"],
+        sales[k]["revenue_sumsq"] - sales[k]["m_sumsq"]))
+    revenue = pair("revenue", lambda k: census(float(sales[k]["revenue"]), int(sales[k]["txns"])))
+
+    specs = [
+        ("active_members", act, "census", f"transaction in the last {days} days", False),
+        ("retention", retention, "share", f"members active {days} days before, still active",
+         True),
+        ("churn", churn, "share", "1 - retention", True),
+        ("redemption", redemption, "census", "points redeemed / points earned", False),
+        ("spend_per_member", spend, "census", "member revenue / active members", False),
+        ("member_ticket", member_ticket, "mean", "mean member transaction", True),
+        ("non_member_ticket", non_member_ticket, "mean", "mean non-member transaction", True),
+        ("revenue", revenue, "census", "sum of transactions", False),
+    ]
+    out = []
+    for key, est, kind, note, sampled in specs:
+        out.append(_kpi(key, period, est["cur"], kind=kind, cfg=cfg, note=note,
+                        ignored=ignored, sampled=sampled, compare=(compare, est["cmp"]),
+                        yoy=(yoy, est["yoy"]) if yoy else None))
+    if filters.segment and "segment" not in ignored:
+        out = [k if k.key != "non_member_ticket" else replace(
+            k, value=None, note="non-members have no segment", moe=None) for k in out]
+    return out
+
+
+def _employee_kpis(conn: Connection, period: Month, filters: Filters,
+                   cfg: Settings) -> list[Kpi]:
+    ignored = _ignored(filters, ())
+    wave = latest_wave(conn, before=period.end, unit=filters.unit)
+    prev_wave = latest_wave(conn, before=period.end, unit=filters.unit,
+                            exclude_from=wave) if wave else None
+    cur = wave_counts(conn, wave=wave, unit=filters.unit) if wave else None
+    prev = wave_counts(conn, wave=prev_wave, unit=filters.unit) if prev_wave else None
+
+    def ests(w: WaveCounts | None) -> dict[str, Estimate]:
+        if w is None or w.respondents == 0:
+            empty = Estimate(None, 0, None, None)
+            return {"engagement": empty, "enps": empty, "participation": empty}
+        return {
+            "engagement": metrics.engagement(w.respondents, list(w.item_shares.values())),
+            "enps": metrics.nps(w.enps_n, w.enps_promoters, w.enps_detractors),
+            "participation": Estimate(
+                100 * w.respondents / w.headcount if w.headcount else None,
+                w.respondents, None, None),
+        }
+
+    now_e, prev_e = ests(cur), ests(prev)
+    hidden = cur is not None and 0 < cur.respondents < cfg.anonymity_min
+    prev_hidden = prev is None or prev.respondents < cfg.anonymity_min
+    note = f"wave of {wave:%B %Y}" if wave else "no engagement wave yet"
+    out = []
+    for key, kind in (("engagement", "share"), ("enps", "nps"), ("participation", "census")):
+        est = now_e[key]
+        cmp = None
+        if prev_wave is not None and not prev_hidden:
+            cmp = (Month.of(prev_wave), prev_e[key])
+        kpi = _kpi(key, period, est, kind=kind, cfg=cfg, note=note, ignored=ignored,
+                   compare=cmp, sampled=key != "participation")
+        if hidden:
+            # Fewer respondents than the anonymity minimum: nothing about the group is shown.
+            kpi = replace(kpi, value=None, moe=None, compare=None, hidden=True, low_sample=False,
+                          flags=("hidden",), note=f"fewer than {cfg.anonymity_min} respondents")
+        out.append(kpi)
     return out
 
 
@@ -239,3 +467,15 @@ def org_units(conn: Connection) -> list[dict[str, object]]:
     rows = conn.execute(select(ou.c.id, ou.c.name, ou.c.kind, ou.c.parent_id)
                         .order_by(order, ou.c.name)).mappings().all()
     return [dict(r) for r in rows]
+
+
+def overview_kpis(conn: Connection, *, period: Month, compare: Month | None = None,
+                  unit: str | None = None, min_n: int = 30, anonymity_min: int = 5,
+                  active_days: int = 90) -> list[Kpi]:
+    """The six headline KPIs of the overview (NPS, CSAT, CES, active members, engagement,
+    revenue): a convenience over `kpis`."""
+    wanted = ("nps", "csat", "ces", "active_members", "engagement", "revenue")
+    every = kpis(conn, period=period, compare=compare, filters=Filters(unit=unit),
+                 settings=Settings(min_n, anonymity_min, active_days))
+    by_key = {k.key: k for k in every}
+    return [by_key[k] for k in wanted]

@@ -55,6 +55,34 @@ def wilson(n: int, hits: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def mean_t(n: int, total: float, total_sq: float) -> Estimate:
+    """Mean score (CES, ticket size) with a t-based 95% margin: t(0.975, n-1) x s / sqrt(n).
+
+    For the sample sizes of a dashboard t and 1.96 agree to a few percent; below 30 answers
+    the t quantile is the honest one.
+    """
+    est = mean(n, total, total_sq)
+    if est.variance is None or n < 2:
+        return est
+    from scipy.stats import t
+
+    return Estimate(est.value, n, float(t.ppf(0.975, n - 1)) * math.sqrt(est.variance / n),
+                    est.variance)
+
+
+def engagement(respondents: int, item_shares: list[float]) -> Estimate:
+    """Engagement = mean over the wave's items of the favourable share (answers 4-5), in %.
+
+    Margin: a Wilson half-width with n = respondents. Items answered by the same people are
+    correlated, so counting each answer as independent would overstate the precision.
+    """
+    if respondents <= 0 or not item_shares:
+        return Estimate(None, max(respondents, 0), None, None)
+    p = sum(item_shares) / len(item_shares)
+    est = share(respondents, round(p * respondents))
+    return Estimate(100 * p, respondents, est.moe, p * (1 - p) * 100**2)
+
+
 def mean(n: int, total: float, total_sq: float) -> Estimate:
     """Mean score (CES) with a 1.96 x s / sqrt(n) margin; s is the sample standard deviation."""
     if n <= 0:
@@ -73,6 +101,11 @@ class Change:
     delta: float | None
     z: float | None
     significant: bool | None
+
+
+def change_share(current: Estimate, previous: Estimate) -> Change:
+    """Two-proportion z-test (pooled share) between two shares given in percent."""
+    return change(current, previous, pooled_share=True)
 
 
 def change(current: Estimate, previous: Estimate, *, pooled_share: bool = False) -> Change:

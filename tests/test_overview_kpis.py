@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy.stats import t as t_dist
 
 from queries.kpis import latest_full_month, overview_kpis
 from queries.periods import Month
@@ -43,7 +44,8 @@ def _expected(demo: Path, month: Month, region: str | None = None) -> dict[str, 
         "csat_n": len(csat),
         "ces": ces.mean(),
         "ces_n": len(ces),
-        "ces_moe": 1.959963984540054 * ces.std(ddof=1) / math.sqrt(len(ces)),
+        # t-based: t(0.975, n-1) x s / sqrt(n)
+        "ces_moe": t_dist.ppf(0.975, len(ces) - 1) * ces.std(ddof=1) / math.sqrt(len(ces)),
         "active_members": active,
         "engagement": 100 * sum(shares) / len(shares),
         "engagement_n": len(w),
@@ -68,7 +70,7 @@ def test_overview_kpis_match_the_source_files(demo_engine, demo_dir: Path,
     assert kpis["revenue"].value == pytest.approx(exp["revenue"], abs=0.005 * exp["revenue_n"])
     assert kpis["revenue"].n == exp["revenue_n"]
     for key in ("nps", "csat", "ces"):
-        assert kpis[key].previous == pytest.approx(prev[key], abs=1e-9)
+        assert kpis[key].compare.value == pytest.approx(prev[key], abs=1e-9)
         assert kpis[key].delta == pytest.approx(exp[key] - prev[key], abs=1e-9)
     assert kpis["revenue"].delta == pytest.approx(exp["revenue"] - prev["revenue"], abs=1.0)
 
