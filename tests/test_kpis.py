@@ -1,0 +1,176 @@
+"""The KPI set against an independent pandas computation on the demo SOURCE files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy.stats import t as t_dist
+
+from queries.employees import engagement_by_unit
+from queries.kpis import Filters, kpis, latest_wave
+from queries.periods import Month
+from queries.settings import ROOT
+from tests import demo_truth as truth
+
+PERIOD = Month(2026, 10)
+CHANNEL = {"Store": "store", "Web": "web", "App": "app", "Phone": "phone", "Chat": "chat",
+           "Email": "email"}
+DEVICE = {"In person": "in_person", "Desktop": "desktop", "Mobile": "mobile",
+          "Tablet": "tablet", "Phone": "phone"}
+
+
+@pytest.fixture(scope="module")
+def sources(demo_dir: Path) -> dict[str, pd.DataFrame]:
+    members, txns = truth.loyalty(demo_dir)
+    surveys = truth.surveys(demo_dir)
+    surveys = surveys[surveys["loadable"]].copy()
+    surveys["segment"] = surveys["Member number"].map(members.set_index("member_id")["segment"])
+    surveys["channel"] = surveys["Channel"].map(CHANNEL)
+    surveys["device"] = surveys["Device"].map(DEVICE)
+    txns["segment"] = txns["member_id"].map(members.set_index("member_id")["segment"])
+    txns["channel"] = txns["channel"].str.lower()
+    return {"members": members, "txns": txns, "surveys": surveys, "org": truth.org(demo_dir)}
+
+
+def _month(df: pd.DataFrame, col: str, m: Month) -> pd.DataFrame:
+    return df[(df[col] >= m.start) & (df[col] < m.end)]
+
+
+def _by_key(items) -> dict:  # noqa: ANN001
+    return {k.key: k for k in items}
+
+
+@pytest.mark.parametrize("flt", [
+    Filters(channel="app"),
+    Filters(device="mobile", interaction="self_service"),
+    Filters(unit="R-NORTH", touchpoint="support"),
+    Filters(segment="Families"),
+])
+def test_survey_kpis_under_filters(demo_engine, sources, flt: Filters) -> None:
+    s = _month(sources["surveys"], "submitted", PERIOD)
+    if flt.unit:
+        s = s[s["region"] == flt.unit]
+    if flt.channel:
+        s = s[s["channel"] == flt.channel]
+    if flt.device:
+        s = s[s["device"] == flt.device]
+    if flt.interaction:
+        s = s[s["Interaction"] == "Self-service"]
+    if flt.touchpoint:
+        s = s[s["Touchpoint"] == "Customer support"]
+    if flt.segment:
+        s = s[s["segment"] == flt.segment]
+    nps, csat, ces = s["nps"].dropna(), s["csat"].dropna(), s["ces"].dropna()
+    with demo_engine.connect() as conn:
+        got = _by_key(kpis(conn, period=PERIOD, filters=flt))
+    assert got["nps"].n == len(nps)
+    assert got["nps"].value == pytest.approx(100 * ((nps >= 9).mean() - (nps <= 6).mean()))
+    assert got["csat"].value == pytest.approx(100 * (csat >= 4).mean())
+    assert got["ces"].n == len(ces)
+    if len(ces):
+        assert got["ces"].value == pytest.approx(ces.mean())
+        assert got["ces_agree"].value == pytest.approx(100 * (ces >= 5).mean())
+    for key in ("nps", "csat", "ces"):
+        assert got[key].low_sample is (got[key].n < 30)
+    # Employee data knows only units: every other filter is reported as not applied.
+    assert set(got["engagement"].ignored_filters) == set(flt.active()) - {"unit"}
+
+
+@pytest.mark.parametrize("unit", [None, "R-SOUTH"])
+def test_loyalty_kpis(demo_engine, sources, unit: str | None) -> None:
+    txns, org = sources["txns"], sources["org"]
+    if unit:
+        txns = txns[txns["store"].isin(org.loc[org["Parent"] == unit, "Code"])]
+    members = txns[txns["member_id"].notna()]
+
+    def active(end) -> set[str]:  # noqa: ANN001
+        end = pd.Timestamp(end)
+        w = members[(members["occurred"] >= end - pd.Timedelta(days=90))
+                    & (members["occurred"] < end)]
+        return set(w["member_id"])
+
+    now, before = active(PERIOD.end), active(PERIOD.shift(-1).end)
+    month = _month(txns, "occurred", PERIOD)
+    m_month = month[month["member_id"].notna()]
+    nm_month = month[month["member_id"].isna()]
+    with demo_engine.connect() as conn:
+        got = _by_key(kpis(conn, period=PERIOD, filters=Filters(unit=unit)))
+    assert got["active_members"].value == len(now)
+    assert got["retention"].n == len(before)
+    assert got["retention"].value == pytest.approx(100 * len(before & now) / len(before))
+    assert got["churn"].value == pytest.approx(100 - got["retention"].value)
+    assert got["redemption"].value == pytest.approx(
+        100 * month["points_redeemed"].sum() / month["points_earned"].sum())
+    assert got["spend_per_member"].value == pytest.approx(m_month["amount"].sum() / len(now))
+    assert got["member_ticket"].value == pytest.approx(m_month["amount"].mean())
+    assert got["member_ticket"].moe == pytest.approx(
+        t_dist.ppf(0.975, len(m_month) - 1) * m_month["amount"].std(ddof=1)
+        / math.sqrt(len(m_month)), rel=1e-6)
+    assert got["non_member_ticket"].value == pytest.approx(nm_month["amount"].mean())
+    assert got["revenue"].value == pytest.approx(month["amount"].sum(), abs=0.01)
+    assert got["revenue"].yoy.period == "2025-10"
+    last_year = _month(txns, "occurred", PERIOD.shift(-12))
+    assert got["revenue"].yoy.value == pytest.approx(last_year["amount"].sum(), abs=0.01)
+
+
+def test_employee_breakdown_hides_small_groups_and_their_complement(demo_engine,
+                                                                   demo_dir: Path) -> None:
+    eng = truth.engagement(demo_dir)
+    west = ["S09", "S10", "S11", "S12"]
+    waves = sorted(eng["wave"].unique())
+    # A wave where Cardiff (S12) has fewer than 5 respondents: the demo guarantees one.
+    small_wave = next(w for w in waves
+                      if 0 < ((eng["wave"] == w) & (eng["Store"] == "S12")).sum() < 5)
+    counts = eng[eng["wave"] == small_wave].groupby("Store").size()
+    with demo_engine.connect() as conn:
+        frame = engagement_by_unit(conn, wave=pd.Timestamp(small_wave).date(),
+                                   parent="R-WEST").set_index("unit")
+    assert list(frame.index) == sorted(west, key=lambda u: frame.loc[u, "name"])
+    assert bool(frame.loc["S12", "hidden"])
+    assert pd.isna(frame.loc["S12", "engagement"]) and pd.isna(frame.loc["S12", "respondents"])
+    # The next-smallest sibling is hidden too, so West minus the visible stores reveals
+    # nothing about Cardiff alone.
+    next_smallest = counts[west].drop("S12").idxmin()
+    assert bool(frame.loc[next_smallest, "hidden"])
+    assert "subtraction" in frame.loc[next_smallest, "reason"]
+    shown = [u for u in west if u not in ("S12", next_smallest)]
+    for unit in shown:
+        assert not frame.loc[unit, "hidden"]
+        assert frame.loc[unit, "respondents"] == counts[unit]
+        rows = eng[(eng["wave"] == small_wave) & (eng["Store"] == unit)]
+        expected = 100 * sum((rows[i].dropna() >= 4).mean() for i in truth.ITEMS) / 5
+        assert frame.loc[unit, "engagement"] == pytest.approx(expected)
+    wave_month = Month.of(pd.Timestamp(small_wave).date())
+    with demo_engine.connect() as conn:
+        assert latest_wave(conn, before=wave_month.end, unit="S12") == pd.Timestamp(
+            small_wave).date()
+        card = _by_key(kpis(conn, period=wave_month, filters=Filters(unit="S12")))
+    for key in ("engagement", "enps", "participation"):
+        assert card[key].hidden and card[key].value is None and card[key].compare is None
+
+
+def test_cli_json_is_the_same_numbers(demo_url: str, demo_engine) -> None:
+    env = {**os.environ, "DATABASE_URL": demo_url}
+    out = subprocess.run([sys.executable, "-m", "queries", "kpis", "--period", "2026-10",
+                          "--unit", "R-WEST", "--channel", "web", "--json"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["period"] == "2026-10" and report["compare"] == "2026-09"
+    assert report["filters"] == {"unit": "R-WEST", "channel": "web"}
+    with demo_engine.connect() as conn:
+        want = kpis(conn, period=PERIOD, filters=Filters(unit="R-WEST", channel="web"))
+    assert [k["key"] for k in report["kpis"]] == [k.key for k in want]
+    for got, exp in zip(report["kpis"], want, strict=True):
+        assert got["n"] == exp.n
+        assert got["value"] == (None if exp.value is None else pytest.approx(exp.value))
+        assert got["low_sample"] == exp.low_sample
+        if exp.compare:
+            assert got["compare"]["significant"] == exp.compare.significant
