@@ -43,7 +43,7 @@ def _month(df: pd.DataFrame, col: str, m: Month) -> pd.DataFrame:
     return df[(df[col] >= m.start) & (df[col] < m.end)]
 
 
-def _by_key(items) -> dict:  # noqa: ANN001
+def _by_key(items) -> dict:
     return {k.key: k for k in items}
 
 
@@ -90,7 +90,7 @@ def test_loyalty_kpis(demo_engine, sources, unit: str | None) -> None:
         txns = txns[txns["store"].isin(org.loc[org["Parent"] == unit, "Code"])]
     members = txns[txns["member_id"].notna()]
 
-    def active(end) -> set[str]:  # noqa: ANN001
+    def active(end) -> set[str]:
         end = pd.Timestamp(end)
         w = members[(members["occurred"] >= end - pd.Timedelta(days=90))
                     & (members["occurred"] < end)]
