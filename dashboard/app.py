@@ -2,6 +2,9 @@
 
 `server` is built on first access (PEP 562), so importing this module opens no database
 connection and reads no data; each gunicorn worker builds its own app.
+
+The shell (navbar, filter bar, URL) is app-wide; each page is a module in `pages/` whose
+layout is a function of the URL query string, so a link reproduces a view.
 """
 
 from __future__ import annotations
@@ -10,38 +13,119 @@ from pathlib import Path
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Dash, dcc, html
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from flask import Flask, jsonify
 
+from dashboard.components.download import DOWNLOADS
+from dashboard.components.filter_bar import IDS, filter_bar
+from dashboard.data import cached, init_cache
+from dashboard.state import FILTER_KEYS, parse_search, to_search
 from queries.db import make_engine
+from queries.kpis import latest_full_month
+from queries.options import filter_options
 from queries.settings import ROOT, Settings, get_settings
 
 HERE = Path(__file__).resolve().parent
 
 
-def navbar() -> dbc.Navbar:
-    """Top navigation built from the page registry (pages set `order`; hidden ones skip it)."""
-    pages = sorted(
+def _pages() -> list[dict]:
+    return sorted(
         (p for p in dash.page_registry.values() if not p.get("hidden")),
         key=lambda p: (p.get("order") if p.get("order") is not None else 99, p["name"]),
     )
-    links = [
-        dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact",
-                                id=f"nav-{p['module'].rsplit('.', 1)[-1]}"))
-        for p in pages
-    ]
+
+
+def _nav_id(page: dict) -> str:
+    return f"nav-{page['module'].rsplit('.', 1)[-1]}"
+
+
+def navbar() -> dbc.Navbar:
+    """Top navigation built from the page registry (pages set `order`; hidden ones skip it)."""
+    links = [dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="partial"
+                                     if p["relative_path"] != "/" else "exact", id=_nav_id(p)))
+             for p in _pages()]
     return dbc.Navbar(
         dbc.Container(
             [
                 dbc.NavbarBrand("CX dashboard", href="/", className="fw-semibold"),
-                dbc.Nav(links, navbar=True, className="me-auto"),
+                dbc.NavbarToggler(id="nav-toggle"),
+                dbc.Collapse(dbc.Nav(links, navbar=True, className="me-auto"),
+                             id="nav-collapse", navbar=True),
             ],
             fluid=True,
         ),
         color="dark",
         dark=True,
-        className="mb-3",
+        className="mb-2 d-print-none",
     )
+
+
+def shell() -> html.Div:
+    """The app-wide layout, built per request so filter options follow the data."""
+    try:
+        options = cached(filter_options)
+        latest = cached(latest_full_month)
+        bar = filter_bar(options, latest)
+    except Exception as exc:  # a broken database must still give a readable page
+        bar = dbc.Alert(f"The reporting database cannot be read: {exc}", color="danger",
+                        id="filters-error")
+    return html.Div(
+        [
+            dcc.Location(id="app-url", refresh="callback-nav"),
+            dcc.Download(id="app-download"),
+            navbar(),
+            dbc.Container([bar, dash.page_container], fluid=True, className="pb-4"),
+        ]
+    )
+
+
+def register_shell_callbacks(app: Dash) -> None:
+    """URL <-> filter bar, navbar links that keep the filters, and downloads."""
+    filter_ids = [IDS[k] for k in FILTER_KEYS]
+
+    @app.callback(
+        Output("app-url", "search"),
+        *[Output(i, "value") for i in filter_ids],
+        Input("app-url", "search"),
+        *[Input(i, "value") for i in filter_ids],
+    )
+    def sync_filters(search: str | None, *values: str | None):
+        state = parse_search(search)
+        if ctx.triggered_id in (None, "app-url"):
+            return no_update, *[state.get(k) for k in FILTER_KEYS]
+        changed = dict(zip(FILTER_KEYS, values, strict=True))
+        if changed.get("unit") != state.get("unit"):
+            # A new unit invalidates a drill path or selection made inside the old one.
+            state.pop("path", None)
+        new = {**{k: v for k, v in state.items() if k not in FILTER_KEYS}, **changed}
+        new_search = to_search(new)
+        return (new_search if new_search != (search or "") else no_update,
+                *[no_update] * len(filter_ids))
+
+    pages = _pages()
+
+    @app.callback([Output(_nav_id(p), "href") for p in pages], Input("app-url", "search"))
+    def nav_hrefs(search: str | None) -> list[str]:
+        keep = to_search({k: v for k, v in parse_search(search).items() if k in FILTER_KEYS})
+        return [p["relative_path"] + keep for p in pages]
+
+    @app.callback(
+        Output("app-download", "data"),
+        Input({"type": "download", "target": ALL, "fmt": ALL}, "n_clicks"),
+        State("app-url", "search"),
+        prevent_initial_call=True,
+    )
+    def download(clicks: list[int | None], search: str | None):
+        trigger = ctx.triggered_id
+        if not trigger or not any(clicks) or not ctx.triggered[0].get("value"):
+            return no_update
+        state = parse_search(search)
+        frame = DOWNLOADS[trigger["target"]](state)
+        stem = "-".join([trigger["target"], *[state[k] for k in FILTER_KEYS if k in state]])
+        if trigger["fmt"] == "xlsx":
+            return dcc.send_data_frame(frame.to_excel, f"{stem}.xlsx", index=False,
+                                       sheet_name="data")
+        return dcc.send_data_frame(frame.to_csv, f"{stem}.csv", index=False)
 
 
 def create_app(settings: Settings | None = None) -> Dash:
@@ -51,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     server.config["CX_SETTINGS"] = settings
     server.config["SECRET_KEY"] = settings.secret()
     server.extensions["cx_engine"] = make_engine(settings.database_url)
+    init_cache(server)
 
     app = Dash(
         __name__,
@@ -64,14 +149,15 @@ def create_app(settings: Settings | None = None) -> Dash:
         title="CX dashboard",
         update_title=None,
         suppress_callback_exceptions=True,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
-    app.layout = html.Div(
-        [
-            dcc.Location(id="app-url", refresh="callback-nav"),
-            navbar(),
-            dbc.Container(dash.page_container, fluid=True, className="pb-4"),
-        ]
-    )
+    app.layout = shell
+    register_shell_callbacks(app)
+
+    @app.callback(Output("nav-collapse", "is_open"), Input("nav-toggle", "n_clicks"),
+                  State("nav-collapse", "is_open"), prevent_initial_call=True)
+    def toggle_nav(n: int | None, is_open: bool) -> bool:
+        return not is_open
 
     @server.get("/healthz")
     def healthz():

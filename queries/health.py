@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 import pandas as pd
 from sqlalchemy import Connection, Select, func, select
 
@@ -52,3 +55,30 @@ def quarantined_rows(conn: Connection, *, source: str | None = None,
     if source:
         stmt = stmt.where(q.c.source == source)
     return _frame(conn, stmt)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current one source's data is."""
+
+    source: str
+    last_success: dt.datetime | None
+    last_status: str | None
+    last_error: str | None
+    stale: bool
+    failed: bool
+
+
+def freshness(conn: Connection, *, stale_hours: int = 48,
+              now: dt.datetime | None = None) -> list[Freshness]:
+    """Per source that ever ran: last successful load, and whether it is stale or failing."""
+    now = now or dt.datetime.now()
+    runs = last_runs(conn)
+    out = []
+    for r in runs.itertuples():
+        ok = None if pd.isna(r.last_success) else pd.Timestamp(r.last_success).to_pydatetime()
+        failed = r.status == "failed"
+        stale = ok is None or now - ok > dt.timedelta(hours=stale_hours)
+        out.append(Freshness(r.source, ok, r.status, None if pd.isna(r.error) else r.error,
+                             stale, failed))
+    return out

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     cx_revenue_days: int = Field(180, ge=1, description="Days of revenue after a survey answer.")
     cx_timezone: str = Field("Europe/London", description="Timezone of schedules and periods.")
     cache_redis_url: str | None = Field(None, description="Redis URL for the dashboard cache.")
+    cx_targets: str = Field(
+        "", description="KPI targets as key=value pairs, e.g. 'nps=45,csat=80,ces=5.5'."
+    )
+    cx_stale_hours: int = Field(
+        48, ge=1, description="A source without a successful load for this long is stale."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")
@@ -114,6 +120,28 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("expected an IANA timezone name such as Europe/London") from exc
         return value
+
+    @field_validator("cx_targets")
+    @classmethod
+    def _check_targets(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            key, sep, number = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"expected key=value pairs such as 'nps=45', got {part!r}")
+            try:
+                float(number)
+            except ValueError as exc:
+                raise ValueError(f"target of {key.strip()!r} is not a number") from exc
+        return value
+
+    @property
+    def targets(self) -> dict[str, float]:
+        """KPI targets by KPI key, from CX_TARGETS."""
+        out = {}
+        for part in filter(None, (p.strip() for p in self.cx_targets.split(","))):
+            key, _, number = part.partition("=")
+            out[key.strip()] = float(number)
+        return out
 
     @property
     def is_sqlite(self) -> bool:

@@ -224,3 +224,26 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"],
     }
+
+
+@pytest.fixture(scope="session")
+def dash_app(demo_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """The Dash app on the demo database, for calling page callbacks directly."""
+    from dashboard.app import create_app
+    from queries.settings import load_settings
+
+    settings = load_settings(_env_file=None, database_url=demo_url,
+                             cx_data_dir=str(tmp_path_factory.mktemp("appdata")),
+                             secret_key="test-secret-key")
+    return create_app(settings)
+
+
+@pytest.fixture
+def in_app(dash_app):
+    """Run a callable inside a request of the demo app: `in_app(fn, *args)`."""
+
+    def call(fn, *args, **kwargs):  # noqa: ANN001, ANN202
+        with dash_app.server.test_request_context("/"):
+            return fn(*args, **kwargs)
+
+    return call

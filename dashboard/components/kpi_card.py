@@ -1,64 +1,90 @@
-"""The KPI card: value, sample size, margin of error and change, with honest flags."""
+"""The KPI card: value, sample size, margin, changes with significance, target, trend.
+
+Honesty rules: a low sample is styled and labelled as such, never shown as a plain number;
+a hidden employee group shows no value; an unknown change says so.
+"""
 
 from __future__ import annotations
 
-import dash_bootstrap_components as dbc
-from dash import html
+from dataclasses import replace
 
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import dcc, html
+
+from dashboard.components.charts import sparkline
 from queries.formatting import fmt_delta, fmt_moe, fmt_value
-from queries.kpis import Kpi
+from queries.kpis import LOWER_IS_BETTER, Comparison, Kpi
 from queries.periods import Month
 
-# Direction in which each KPI gets better; all of ours improve upwards (CES: 7 = easy).
-HIGHER_IS_BETTER = {"nps": True, "csat": True, "ces": True, "active_members": True,
-                    "engagement": True, "revenue": True}
+
+def _better(kpi: Kpi, delta: float) -> bool:
+    return (delta > 0) != (kpi.key in LOWER_IS_BETTER)
 
 
-def _change_line(kpi: Kpi, prefix: str) -> html.Div:
-    if kpi.delta is None:
-        return html.Div("no comparison", className="kpi-change text-muted",
-                        id=f"{prefix}-change")
-    compare = Month.parse(kpi.compare_period).label if kpi.compare_period else "previous"
-    better = (kpi.delta > 0) == HIGHER_IS_BETTER.get(kpi.key, True)
-    arrow = "▲" if kpi.delta > 0 else ("▼" if kpi.delta < 0 else "■")
-    if kpi.significant is None:
-        tone, verdict = "kpi-neutral", ""
-    elif kpi.significant:
-        tone = "kpi-good" if better else "kpi-bad"
-        verdict = " · significant"
+def change_line(kpi: Kpi, cmp: Comparison | None, element_id: str, prefix: str) -> html.Div:
+    """'▲ +4.2 pts vs September 2026 · significant' coloured by good/bad when significant."""
+    if cmp is None or cmp.delta is None:
+        what = "no comparison" if cmp is None else f"no data for {Month.parse(cmp.period).label}"
+        return html.Div(f"{prefix}: {what}", className="kpi-change text-muted", id=element_id)
+    arrow = "▲" if cmp.delta > 0 else ("▼" if cmp.delta < 0 else "■")
+    shown = fmt_delta(replace(kpi, compare=cmp))
+    if cmp.significant is None:
+        tone, verdict, title = "kpi-neutral", "", "a count, not a sample: no significance test"
+    elif cmp.significant:
+        tone = "kpi-good" if _better(kpi, cmp.delta) else "kpi-bad"
+        verdict, title = " · significant", f"z = {cmp.z:.2f}: significant at 95%"
     else:
         tone, verdict = "kpi-neutral", " · not significant"
+        title = f"z = {cmp.z:.2f}: could be noise" if cmp.z is not None else "not testable"
     return html.Div(
-        [html.Span(f"{arrow} {fmt_delta(kpi)}", className="fw-semibold"),
-         html.Span(f" vs {compare}{verdict}")],
-        className=f"kpi-change {tone}",
-        id=f"{prefix}-change",
+        [html.Span(f"{arrow} {shown}", className="fw-semibold"),
+         html.Span(f" {prefix} {Month.parse(cmp.period).label}{verdict}")],
+        className=f"kpi-change {tone}", id=element_id, title=title,
     )
 
 
-def kpi_card(kpi: Kpi, id_prefix: str) -> dbc.Card:
-    """A card for one KPI; ids are `{id_prefix}-{key}-value|n|change` for tests and links."""
+def kpi_card(kpi: Kpi, id_prefix: str, *, trend: pd.DataFrame | None = None,
+             target: float | None = None) -> dbc.Card:
+    """A card for one KPI; ids are `{id_prefix}-{key}-value|n|change|yoy` for tests/links."""
     prefix = f"{id_prefix}-{kpi.key}"
     classes = ["kpi-card", "h-100"]
-    badge = None
+    badges = []
     if kpi.hidden:
         classes.append("kpi-hidden")
-        badge = dbc.Badge("hidden: fewer than the anonymity minimum", color="secondary",
-                          className="ms-1")
+        badges.append(dbc.Badge("hidden", color="secondary", className="ms-1",
+                                title="fewer respondents than the anonymity minimum"))
     elif kpi.low_sample:
         classes.append("kpi-low-sample")
-        badge = dbc.Badge("low sample", color="warning", text_color="dark", className="ms-1")
-    sample = f"n = {kpi.n:,}"
-    moe = fmt_moe(kpi)
-    detail = " · ".join(x for x in (sample, moe, kpi.note) if x)
+        badges.append(dbc.Badge("low sample", color="warning", text_color="dark",
+                                className="ms-1", title=f"only {kpi.n} answers"))
+    if kpi.ignored_filters:
+        badges.append(dbc.Badge("not filtered", color="light", text_color="dark",
+                                className="ms-1",
+                                title="ignores: " + ", ".join(kpi.ignored_filters)))
+    detail = " · ".join(x for x in (f"n = {kpi.n:,}", fmt_moe(kpi), kpi.note) if x)
+    target_line = None
+    if target is not None and kpi.value is not None and not kpi.hidden:
+        met = (kpi.value >= target) != (kpi.key in LOWER_IS_BETTER)
+        target_line = html.Div(
+            f"target {fmt_value(kpi, target)} · {'met' if met else 'not met'}",
+            className=f"kpi-target {'kpi-good' if met else 'kpi-bad'}", id=f"{prefix}-target")
+    spark = None
+    if trend is not None and kpi.key in trend.columns and not kpi.hidden:
+        spark = dcc.Graph(figure=sparkline(trend, kpi.key), config={"displayModeBar": False,
+                                                                      "staticPlot": False},
+                          className="kpi-spark", id=f"{prefix}-spark")
     return dbc.Card(
         dbc.CardBody(
             [
-                html.Div([html.Span(kpi.label, className="kpi-label"), badge],
-                         className="d-flex align-items-center"),
+                html.Div([html.Span(kpi.label, className="kpi-label"), *badges],
+                         className="d-flex align-items-center flex-wrap"),
                 html.Div(fmt_value(kpi), className="kpi-value", id=f"{prefix}-value"),
                 html.Div(detail, className="kpi-sample text-muted", id=f"{prefix}-n"),
-                _change_line(kpi, prefix),
+                spark,
+                change_line(kpi, kpi.compare, f"{prefix}-change", "vs"),
+                change_line(kpi, kpi.yoy, f"{prefix}-yoy", "vs"),
+                target_line,
             ]
         ),
         className=" ".join(classes),

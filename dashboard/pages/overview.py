@@ -1,80 +1,166 @@
-"""Executive overview: the KPI set for the last full month, with n and change."""
+"""Executive overview: the KPI cards, what disagrees, and how fresh the data is."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dash
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
 from dashboard import context
+from dashboard.components.download import downloadable, panel
 from dashboard.components.kpi_card import kpi_card
-from queries.kpis import latest_full_month, org_units, overview_kpis
-from queries.periods import Month
+from dashboard.data import cached, kpi_settings, resolve_period
+from dashboard.state import filters_of
+from queries.formatting import fmt_delta, fmt_moe, fmt_value
+from queries.health import freshness
+from queries.kpis import kpis, org_units
+from queries.signals import disagreements
+from queries.trends import kpi_trend
 
 dash.register_page(__name__, path="/", name="Overview", title="Overview · CX dashboard", order=0)
 
 PREFIX = "overview"
+HEADLINE = ("nps", "csat", "ces", "retention", "active_members", "engagement", "revenue")
 
 
-def _period_options(last: Month, count: int = 24) -> list[dict[str, str]]:
-    return [{"label": m.label, "value": str(m)} for m in (last.shift(-i) for i in range(count))]
-
-
-def layout(period: str | None = None, unit: str | None = None, **_: str) -> html.Div:
-    """Page layout; `period` and `unit` come from the URL query string."""
-    with context.engine().connect() as conn:
-        last = latest_full_month(conn)
-        units = org_units(conn)
-    if last is None:
-        return html.Div(
-            dbc.Alert(
-                [html.H4("No data loaded yet", className="alert-heading"),
-                 html.P("Run `python -m etl run` (or `make run`, which loads the demo data) "
-                        "and reload this page.")],
-                color="info",
-            ),
-            id=f"{PREFIX}-empty",
-        )
-    unit_options = [{"label": ("— " * ["company", "region", "store", "team"].index(u["kind"]))
-                     + str(u["name"]), "value": u["id"]} for u in units]
-    company = next((u["id"] for u in units if u["kind"] == "company"), None)
+def layout(**query: str) -> html.Div:
+    """The page skeleton; the view state (from the URL) drives the callback below."""
     return html.Div(
         [
+            dcc.Store(id=f"{PREFIX}-state", data=query),
+            html.Div(id=f"{PREFIX}-freshness", className="mb-2"),
             dbc.Row(
                 [
-                    dbc.Col(html.H2("Executive overview", className="h4 mb-0"), md=4),
-                    dbc.Col(dcc.Dropdown(id=f"{PREFIX}-period", options=_period_options(last),
-                                         value=period or str(last), clearable=False), md=3),
-                    dbc.Col(dcc.Dropdown(id=f"{PREFIX}-unit", options=unit_options,
-                                         value=unit or company, clearable=False), md=3),
+                    dbc.Col(html.H1("Executive overview", className="h4 mb-0"), width="auto"),
+                    dbc.Col(html.Div(id=f"{PREFIX}-caption", className="text-muted")),
+                    dbc.Col(html.Div(id=f"{PREFIX}-pdf-slot"), width="auto",
+                            className="d-print-none"),
                 ],
-                className="g-2 align-items-center mb-3",
+                className="align-items-center mb-2 g-2",
             ),
-            dcc.Loading(html.Div(id=f"{PREFIX}-kpis"), type="dot", delay_show=250),
+            dcc.Loading(html.Div(id=f"{PREFIX}-signals"), type="dot", delay_show=300),
+            dcc.Loading(html.Div(id=f"{PREFIX}-kpis", className="mb-3"), type="dot",
+                        delay_show=300),
+            dcc.Loading(html.Div(id=f"{PREFIX}-more"), type="dot", delay_show=300),
         ]
     )
 
 
+def kpi_set(state: dict[str, str]) -> list:
+    """The KPIs of the view state (cached)."""
+    period, compare = resolve_period(state)
+    return cached(kpis, period=period, compare=compare, filters=filters_of(state),
+                  settings=kpi_settings())
+
+
+@downloadable("overview-kpis")
+def kpi_frame(state: dict[str, str]) -> pd.DataFrame:
+    """Every KPI of the view as rows: what the cards and the table show."""
+    rows = []
+    for k in kpi_set(state):
+        rows.append({
+            "kpi": k.label, "period": k.period, "value": k.value, "shown": fmt_value(k),
+            "n": k.n, "margin_95": k.moe, "compare_period": k.compare_period,
+            "compare_value": k.compare.value if k.compare else None, "change": k.delta,
+            "z": k.compare.z if k.compare else None, "significant": k.significant,
+            "yoy_period": k.yoy.period if k.yoy else None,
+            "yoy_change": k.yoy.delta if k.yoy else None,
+            "yoy_significant": k.yoy.significant if k.yoy else None,
+            "low_sample": k.low_sample, "hidden": k.hidden,
+            "filters_not_applied": ", ".join(k.ignored_filters),
+        })
+    return pd.DataFrame(rows)
+
+
+def _freshness_banner() -> html.Div:
+    s = context.settings()
+    items = cached(freshness, stale_hours=s.cx_stale_hours)
+    if not items:
+        return dbc.Alert("No data has been loaded yet: run `python -m etl run`.", color="info",
+                         id=f"{PREFIX}-no-data")
+    newest = max((f.last_success for f in items if f.last_success), default=None)
+    line = html.Div(
+        ("Data loaded " + newest.strftime("%d %b %Y %H:%M") if newest else "No successful load")
+        + " · " + ", ".join(
+            f"{f.source} {f.last_success:%d %b %H:%M}" if f.last_success else f"{f.source} never"
+            for f in items),
+        className="cx-freshness small text-muted", id=f"{PREFIX}-freshness-line")
+    bad = [f for f in items if f.failed or f.stale]
+    if not bad:
+        return line
+    words = "; ".join(
+        f"{f.source}: " + ("last run failed" + (f" ({f.last_error[:140]})" if f.last_error
+                                                 else "") if f.failed
+                           else f"no successful load for over {s.cx_stale_hours} hours")
+        for f in bad)
+    return html.Div([dbc.Alert([html.Strong("Some data may be out of date. "), words],
+                               color="warning", className="py-2 mb-1",
+                               id=f"{PREFIX}-stale"), line])
+
+
 @callback(
     Output(f"{PREFIX}-kpis", "children"),
-    Input(f"{PREFIX}-period", "value"),
-    Input(f"{PREFIX}-unit", "value"),
+    Output(f"{PREFIX}-signals", "children"),
+    Output(f"{PREFIX}-more", "children"),
+    Output(f"{PREFIX}-caption", "children"),
+    Output(f"{PREFIX}-freshness", "children"),
+    Input(f"{PREFIX}-state", "data"),
 )
-def update_kpis(period: str, unit: str | None) -> list:
-    """Cards for the chosen period (against the month before) and unit."""
-    settings = context.settings()
-    month = Month.parse(period)
-    with context.engine().connect() as conn:
-        units = {u["id"]: u for u in org_units(conn)}
-        is_company = unit is None or units.get(unit, {}).get("kind") == "company"
-        kpis = overview_kpis(conn, period=month, unit=None if is_company else unit,
-                             min_n=settings.cx_min_n, anonymity_min=settings.cx_anonymity_min,
-                             active_days=settings.cx_active_days)
-    scope = units.get(unit, {}).get("name", "Company") if unit else "Company"
-    cards = dbc.Row([dbc.Col(kpi_card(k, PREFIX), xs=12, sm=6, lg=4, xl=2, className="mb-3")
-                     for k in kpis], className="g-3")
-    return [
-        html.P(f"{scope} · {month.label} against {month.shift(-1).label}",
-               className="text-muted", id=f"{PREFIX}-caption"),
-        cards,
-    ]
+def render(state: dict[str, str]):
+    """Cards, signals and the full KPI table for the view state."""
+    state = state or {}
+    fresh = _freshness_banner()
+    period, compare = resolve_period(state)
+    if period is None:
+        return (dbc.Alert("No survey or sales data yet. Load data with `python -m etl run` "
+                          "(or `make run` for the demo).", color="info"), None, None, None,
+                fresh)
+    items = kpi_set(state)
+    s = context.settings()
+    trend = cached(kpi_trend, end=period, months=13, filters=filters_of(state),
+                   active_days=s.cx_active_days)
+    trend = trend.assign(engagement=pd.NA) if "engagement" not in trend else trend
+    by_key = {k.key: k for k in items}
+    cards = dbc.Row(
+        [dbc.Col(kpi_card(by_key[k], PREFIX, trend=trend, target=s.targets.get(k)),
+                 xs=12, sm=6, lg=3, xxl=True, className="mb-3") for k in HEADLINE],
+        className="g-3",
+    )
+    signals = disagreements(items)
+    if signals:
+        signal_box = dbc.Alert(
+            [html.Strong("Signals disagree. ", className="me-1"),
+             html.Ul([html.Li(sig.text, className=f"cx-signal cx-{sig.kind}")
+                      for sig in signals], className="mb-0 mt-1")],
+            color="light", className="cx-signals border-start border-4 border-warning",
+            id=f"{PREFIX}-signals-box")
+    else:
+        signal_box = html.Div("The measures tell one story this month: no significant change "
+                              "points against another.", className="small text-muted mb-2",
+                              id=f"{PREFIX}-signals-box")
+    table = dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in ("Measure", "Value", "n", "95% margin",
+                                                  f"vs {compare.label}", "vs a year ago",
+                                                  "Note")])),
+         html.Tbody([html.Tr([
+             html.Td(k.label), html.Td(fmt_value(k)), html.Td(f"{k.n:,}"),
+             html.Td(fmt_moe(k)),
+             html.Td(fmt_delta(k) + (" *" if k.significant else "")),
+             html.Td(fmt_delta(replace(k, compare=k.yoy))
+                     + (" *" if k.yoy and k.yoy.significant else "")),
+             html.Td(", ".join(filter(None, [k.note, "low sample" if k.low_sample else None,
+                                              "not filtered by " + ", ".join(k.ignored_filters)
+                                              if k.ignored_filters else None])),
+                     className="small text-muted"),
+         ]) for k in items])],
+        size="sm", hover=True, responsive=True, className="mb-0", id=f"{PREFIX}-table")
+    more = panel("Every measure", html.Div([table, html.Div(
+        "* significant at 95%. Margins are 95% intervals; counts (members, revenue) are "
+        "complete, not samples.", className="small text-muted mt-1")]), target="overview-kpis")
+    units = {u["id"]: u["name"] for u in cached(org_units)}
+    scope = units.get(state.get("unit"), "Whole company")
+    caption = f"{scope} · {period.label} against {compare.label}"
+    return cards, signal_box, more, caption, fresh

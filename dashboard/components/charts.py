@@ -1,0 +1,52 @@
+"""Figure builders shared by pages (cards, trends); colours from `theme`."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.components.theme import GOOD, NEUTRAL, base_layout
+
+HOVER_FORMAT = {"nps": "%{y:+.1f}", "csat": "%{y:.1f}%", "ces": "%{y:.2f}",
+                "revenue": "£%{y:,.0f}", "active_members": "%{y:,.0f}",
+                "retention": "%{y:.1f}%", "engagement": "%{y:.1f}%"}
+
+
+def sparkline(trend: pd.DataFrame, key: str, *, x: str = "label") -> go.Figure:
+    """A small line of the last months of one KPI; the current month is marked."""
+    data = trend[[x, key]].dropna()
+    fig = go.Figure()
+    if not data.empty:
+        value = HOVER_FORMAT.get(key, "%{y}")
+        fig.add_trace(go.Scatter(
+            x=data[x].tolist(), y=[float(v) for v in data[key]], mode="lines",
+            line={"color": GOOD, "width": 2},
+            hovertemplate="%{x}: " + value + "<extra></extra>"))
+        fig.add_trace(go.Scatter(
+            x=[data[x].iloc[-1]], y=[float(data[key].iloc[-1])], mode="markers",
+            marker={"color": GOOD, "size": 7}, hoverinfo="skip"))
+    fig.update_layout(height=56, margin={"l": 0, "r": 4, "t": 4, "b": 4}, showlegend=False,
+                      template="plotly_white", paper_bgcolor="rgba(0,0,0,0)",
+                      plot_bgcolor="rgba(0,0,0,0)")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def trend_chart(trend: pd.DataFrame, key: str, label: str, unit: str) -> go.Figure:
+    """Monthly values with their 95% margins as error bars."""
+    data = trend.dropna(subset=[key])
+    fig = go.Figure(go.Scatter(
+        x=data["label"].tolist(), y=[float(v) for v in data[key]], mode="lines+markers",
+        line={"color": GOOD},
+        error_y={"type": "data", "array": [float(v) if pd.notna(v) else 0
+                                           for v in data.get(f"{key}_moe", [])],
+                 "color": NEUTRAL, "thickness": 1} if f"{key}_moe" in data else None,
+        customdata=data[[f"{key}_n"]].to_numpy() if f"{key}_n" in data else None,
+        hovertemplate=f"%{{x}}<br>{label}: {HOVER_FORMAT.get(key, '%{y}')}"
+                      + ("<br>n = %{customdata[0]:,}" if f"{key}_n" in data else "")
+                      + "<extra></extra>",
+        name=label,
+    ))
+    fig.update_yaxes(title=f"{label} ({unit})")
+    return base_layout(fig, height=300)

@@ -1,0 +1,44 @@
+"""One visual language across pages: colours that mean the same thing everywhere and
+survive colour blindness (Okabe-Ito palette), and figure helpers."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+# Meaning, not decoration: the same colour always says the same thing.
+PROMOTER = "#009E73"  # bluish green
+PASSIVE = "#999999"  # grey
+DETRACTOR = "#D55E00"  # vermillion
+GOOD = "#0072B2"  # blue: a change for the better
+BAD = "#D55E00"  # vermillion: a change for the worse
+NEUTRAL = "#6C757D"
+SERIES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+          "#000000"]
+GROUP_COLOURS = {"promoter": PROMOTER, "passive": PASSIVE, "detractor": DETRACTOR}
+
+FONT = "DejaVu Sans, Segoe UI, Helvetica, Arial, sans-serif"
+
+
+def base_layout(fig: go.Figure, *, title: str | None = None, height: int = 360) -> go.Figure:
+    """House style: white, quiet grid, readable font, room for hover labels."""
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0, "font": {"size": 15}} if title else None,
+        height=height,
+        margin={"l": 56, "r": 16, "t": 48 if title else 16, "b": 48},
+        font={"family": FONT, "size": 12},
+        colorway=SERIES,
+        hoverlabel={"font": {"family": FONT}},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    )
+    return fig
+
+
+def empty_figure(message: str, *, height: int = 260) -> go.Figure:
+    """A figure that says, in words, what is missing (never a blank axis)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
+                       yref="paper", font={"size": 14, "color": NEUTRAL})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return base_layout(fig, height=height)

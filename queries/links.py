@@ -1,0 +1,667 @@
+"""Tying experience to revenue: what a promoter is worth, and whether better units grow more.
+
+Every function aggregates in the database (GROUP BY with counts, sums and sums of squares
+or products) and brings back at most a few hundred rows: one per NPS answer, per unit and
+month, or per unit and wave. `queries.stats` finishes the statistics. The definitions are
+those of `shared/METRICS.md`, "Tying experience to revenue".
+
+Survey filters (`unit` with everything below it, `segment`, `channel`, `device`,
+`interaction`, `touchpoint`) take one value or a list of values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Integer, and_, case, false, func, literal_column, select
+from sqlalchemy.sql import ColumnElement
+
+from queries import metrics, schema, stats
+from queries.kpis import unit_scope
+from queries.periods import Month
+from queries.sqlfuncs import add_days
+from queries.stats import Correlation, MeanCI, Test
+
+ou = schema.org_unit
+sr = schema.survey_response
+rt = schema.survey_rating
+tx = schema.loyalty_transaction
+cust = schema.customer
+asd = schema.agg_survey_daily
+atd = schema.agg_txn_daily
+aei = schema.agg_engagement
+aeu = schema.agg_engagement_unit
+
+Dim = str | Sequence[str] | None
+GROUPS = ("promoter", "passive", "detractor")
+LEVELS = ("company", "region", "store", "team")
+OUTCOMES = ("nps", "csat")
+
+
+# --------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------
+
+
+def _match(column: ColumnElement, value: Dim) -> ColumnElement[bool] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return column == value
+    return column.in_(list(value))
+
+
+def _conditions(unit_col: ColumnElement, dims: dict[str, ColumnElement], unit: str | None,
+                values: dict[str, Dim]) -> list[ColumnElement[bool]]:
+    """Scope and dimension filters; a dimension the table lacks must not be asked for."""
+    conds: list[ColumnElement[bool]] = []
+    scope = unit_scope(unit)
+    if scope is not None:
+        conds.append(unit_col.in_(scope))
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name not in dims:
+            raise ValueError(f"filter {name!r} does not apply here")
+        cond = _match(dims[name], value)
+        if cond is not None:
+            conds.append(cond)
+    return conds
+
+
+def _fact_filters(unit: str | None, values: dict[str, Dim]) -> list[ColumnElement[bool]]:
+    """Filters on survey_response outer-joined to customer (segment is the customer's)."""
+    dims = {"segment": cust.c.segment, "channel": sr.c.channel, "device": sr.c.device,
+            "interaction": sr.c.interaction, "touchpoint": sr.c.touchpoint}
+    return _conditions(sr.c.org_unit_id, dims, unit, values)
+
+
+def _agg_filters(table, unit: str | None, values: dict[str, Dim]) -> list[ColumnElement[bool]]:
+    dims = {name: table.c[name] for name in
+            ("segment", "channel", "device", "interaction", "touchpoint") if name in table.c}
+    return _conditions(table.c.org_unit_id, dims, unit, values)
+
+
+def _level_map(level: str):
+    """(unit_id, level_id): every org unit paired with its ancestor-or-self of kind `level`."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    walk = select(ou.c.id.label("unit_id"), ou.c.id.label("anc_id"),
+                  ou.c.kind.label("anc_kind"), ou.c.parent_id.label("next_id"),
+                  literal_column("0", Integer).label("depth")).cte(recursive=True)
+    parent = ou.alias("parent")
+    # The depth guard stops a (mis-loaded) cycle in the org chart from recursing forever.
+    walk = walk.union_all(
+        select(walk.c.unit_id, parent.c.id, parent.c.kind, parent.c.parent_id, walk.c.depth + 1)
+        .where(parent.c.id == walk.c.next_id, walk.c.depth < 32)
+    )
+    return (select(walk.c.unit_id, walk.c.anc_id.label("level_id"))
+            .where(walk.c.anc_kind == level).subquery("level_map"))
+
+
+def _as_datetime(value: object) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):  # SQLite may hand back the stored text of an aggregate
+        return dt.datetime.fromisoformat(value)
+    raise TypeError(f"unexpected timestamp {value!r}")
+
+
+def _as_date(value: object) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _day_bound(moment: dt.datetime) -> dt.date:
+    """First whole day at or after `moment`: rollups know days, not times."""
+    day = moment.date()
+    return day if moment == dt.datetime.combine(day, dt.time()) else day + dt.timedelta(days=1)
+
+
+def _unit_names(conn: Connection, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    return dict(conn.execute(select(ou.c.id, ou.c.name).where(ou.c.id.in_(ids))).all())
+
+
+def _nps_group(score: int) -> str:
+    return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+# --------------------------------------------------------------------------
+# a. Revenue after the survey, by promoter / passive / detractor
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupRevenue:
+    """One NPS group: revenue per response in the window and churn after the survey.
+
+    `mean`, `sd`, `low`, `high`: revenue per response with its t-based interval; `total`:
+    the group's revenue in the window; `churned`/`churn`: responses (share) whose customer
+    had no transaction in the churn window, with its Wilson interval.
+    """
+
+    group: str
+    n: int
+    mean: float | None
+    sd: float | None
+    low: float | None
+    high: float | None
+    total: float
+    churned: int
+    churn: float | None
+    churn_low: float | None
+    churn_high: float | None
+
+
+@dataclass(frozen=True)
+class RevenueLink:
+    """Revenue and churn after a survey answer, by NPS group, and what detractors put at risk.
+
+    Counts: `responses` NPS answers in the selection; `unlinked` of them without a customer
+    known to the loyalty programme; `left_out` linked answers whose window is not fully
+    observed yet (it ends after `observed_until`, the latest transaction); `n` analysed.
+    `gap`: Welch test of promoter - detractor mean revenue. `churn_gap`: two-proportion
+    z-test of detractor - promoter churn. `revenue_at_risk`: detractors' revenue in the
+    window; `churn_risk` = churn gap x that revenue.
+    """
+
+    start: dt.datetime
+    end: dt.datetime
+    window_days: int
+    churn_days: int
+    observed_until: dt.datetime | None
+    responses: int
+    unlinked: int
+    left_out: int
+    n: int
+    promoter: GroupRevenue
+    passive: GroupRevenue
+    detractor: GroupRevenue
+    gap: Test
+    churn_gap: Test
+    revenue_at_risk: float
+    churn_risk: float | None
+
+    def frame(self) -> pd.DataFrame:
+        """One row per group, promoters first."""
+        return pd.DataFrame([vars(g) for g in (self.promoter, self.passive, self.detractor)])
+
+
+def revenue_after_survey(
+    conn: Connection,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    window_days: int = 180,
+    churn_days: int = 90,
+    unit: str | None = None,
+    segment: Dim = None,
+    channel: Dim = None,
+    device: Dim = None,
+    interaction: Dim = None,
+    touchpoint: Dim = None,
+    confidence: float = 0.95,
+) -> RevenueLink:
+    """Revenue per customer in the `window_days` after a survey, by promoter (9-10) / passive
+    (7-8) / detractor (0-6), and churn after it.
+
+    Unit of analysis: an NPS answer submitted in [start, end) by a customer the loyalty
+    programme knows. Its revenue is the sum of that customer's transaction amounts (any
+    unit) in (submitted_at, submitted_at + window_days]; it churned when the customer has no
+    transaction in (submitted_at, submitted_at + churn_days]. Only answers whose whole
+    window (the longer of the two) ends by the latest transaction in the database count;
+    the others are reported as `left_out`. Revenue at risk = detractors' total revenue in
+    the window; churn risk = (detractor churn - promoter churn) x that revenue.
+    """
+    if window_days < 1 or churn_days < 1:
+        raise ValueError("window_days and churn_days must be at least 1")
+    filters = _fact_filters(unit, {"segment": segment, "channel": channel, "device": device,
+                                   "interaction": interaction, "touchpoint": touchpoint})
+    horizon = max(window_days, churn_days)
+    latest = _as_datetime(conn.execute(select(func.max(tx.c.occurred_at))).scalar())
+    base = [sr.c.submitted_at >= start, sr.c.submitted_at < end, sr.c.nps.is_not(None),
+            *filters]
+    linked = cust.c.id.is_not(None)
+    observed = (sr.c.submitted_at <= latest - dt.timedelta(days=horizon)
+                if latest is not None else false())
+    counts = conn.execute(
+        select(func.count(),
+               func.coalesce(func.sum(case((linked, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((and_(linked, observed), 1), else_=0)), 0))
+        .select_from(sr.outerjoin(cust, cust.c.id == sr.c.customer_id))
+        .where(*base)
+    ).one()
+    responses, linked_n, observed_n = (int(v) for v in counts)
+
+    # One row per response: its revenue in the window and whether it bought in the churn
+    # window. The join already bounds the transactions to the longer window.
+    per_response = (
+        select(
+            sr.c.id,
+            sr.c.nps,
+            func.coalesce(func.sum(case(
+                (tx.c.occurred_at <= add_days(sr.c.submitted_at, window_days), tx.c.amount),
+                else_=0)), 0).label("revenue"),
+            func.max(case(
+                (tx.c.occurred_at <= add_days(sr.c.submitted_at, churn_days), 1),
+                else_=0)).label("active"),
+        )
+        .select_from(
+            sr.join(cust, cust.c.id == sr.c.customer_id).outerjoin(tx, and_(
+                tx.c.customer_id == sr.c.customer_id,
+                tx.c.occurred_at > sr.c.submitted_at,
+                tx.c.occurred_at <= add_days(sr.c.submitted_at, horizon),
+            ))
+        )
+        .where(*base, observed)
+        .group_by(sr.c.id, sr.c.nps)
+        .subquery("per_response")
+    )
+    p = per_response
+    rows = conn.execute(
+        select(p.c.nps, func.count(), func.sum(p.c.revenue), func.sum(p.c.revenue * p.c.revenue),
+               func.sum(1 - p.c.active))
+        .group_by(p.c.nps)
+    ).all()
+    sums = {g: [0, 0.0, 0.0, 0] for g in GROUPS}
+    for score, n, total, total_sq, churned in rows:
+        acc = sums[_nps_group(int(score))]
+        acc[0] += int(n)
+        acc[1] += float(total or 0)
+        acc[2] += float(total_sq or 0)
+        acc[3] += int(churned or 0)
+
+    groups: dict[str, GroupRevenue] = {}
+    means: dict[str, MeanCI] = {}
+    for g, (n, total, total_sq, churned) in sums.items():
+        m = stats.mean_ci(n, total, total_sq, confidence)
+        means[g] = m
+        lo, hi = stats.wilson(churned, n, confidence) if n else (None, None)
+        groups[g] = GroupRevenue(g, n, m.mean, m.sd, m.low, m.high, total, churned,
+                                 churned / n if n else None, lo, hi)
+
+    pro, det = means["promoter"], means["detractor"]
+    gap = stats.welch_t(pro.mean, None if pro.sd is None else pro.sd**2, pro.n,
+                        det.mean, None if det.sd is None else det.sd**2, det.n, confidence)
+    churn_gap = stats.two_proportion_z(groups["detractor"].churned, det.n,
+                                       groups["promoter"].churned, pro.n, confidence)
+    at_risk = groups["detractor"].total
+    return RevenueLink(
+        start=start, end=end, window_days=window_days, churn_days=churn_days,
+        observed_until=latest, responses=responses, unlinked=responses - linked_n,
+        left_out=linked_n - observed_n, n=sum(s[0] for s in sums.values()),
+        promoter=groups["promoter"], passive=groups["passive"], detractor=groups["detractor"],
+        gap=gap, churn_gap=churn_gap, revenue_at_risk=at_risk,
+        churn_risk=None if churn_gap.diff is None else churn_gap.diff * at_risk,
+    )
+
+
+# --------------------------------------------------------------------------
+# Unit-level links: points per unit, a correlation and a regression line
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class UnitLink:
+    """Points of a unit-level scatter (columns `x` against `y` of `points`) and their Pearson
+    correlation with its Fisher-z interval and regression line.
+
+    `excluded`: points left out (too few answers, no value); `suppressed`: of those, units
+    below the anonymity threshold, which are never shown.
+    """
+
+    x: str
+    y: str
+    points: pd.DataFrame
+    correlation: Correlation
+    excluded: int = 0
+    suppressed: int = 0
+
+
+def _month_list(months: Sequence[Month] | None, start: dt.datetime | None,
+                end: dt.datetime | None) -> list[Month]:
+    if months is not None:
+        out = sorted(set(months))
+    elif start is not None and end is not None:
+        out, m = [], Month.of(start.date())
+        while m.start < end:
+            out.append(m)
+            m = m.shift(1)
+    else:
+        raise ValueError("give `months` or both `start` and `end`")
+    if not out:
+        raise ValueError("no month selected")
+    return out
+
+
+def _score(metric: str, n: int, promoters: int, detractors: int, csat_n: int, top2: int
+           ) -> tuple[float | None, int]:
+    if metric == "nps":
+        return metrics.nps(n, promoters, detractors).value, n
+    return metrics.share(csat_n, top2).value, csat_n
+
+
+def unit_cx_revenue(
+    conn: Connection,
+    *,
+    months: Sequence[Month] | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    metric: str = "nps",
+    lag: int = 0,
+    level: str = "store",
+    min_n: int = 1,
+    unit: str | None = None,
+    segment: Dim = None,
+    channel: Dim = None,
+    device: Dim = None,
+    interaction: Dim = None,
+    touchpoint: Dim = None,
+    confidence: float = 0.95,
+) -> UnitLink:
+    """Per unit (`level`: store or region) and month m: the CX score of month m - `lag`
+    against revenue growth in m, and their correlation.
+
+    Score: NPS, or CSAT top-2-box % (`metric="csat"`), from the survey rollup; `n` its
+    answers. Growth = revenue(m) / revenue(m - 1) - 1 from the transaction rollup (all of
+    the unit's revenue; `segment` and `channel` narrow it as they do the overview's
+    revenue). Months are `months` or those overlapping [start, end). A point needs a score
+    from at least `min_n` answers and revenue in m - 1; the others count as `excluded`.
+    Points: unit, name, month, score_month, score, n, revenue, prev_revenue, growth.
+    """
+    if metric not in OUTCOMES:
+        raise ValueError(f"metric must be one of {OUTCOMES}, got {metric!r}")
+    if lag < 0:
+        raise ValueError("lag must be >= 0")
+    wanted = _month_list(months, start, end)
+    first = wanted[0].shift(-max(lag, 1))
+    span = [str(first.shift(i)) for i in
+            range((wanted[-1].year - first.year) * 12 + wanted[-1].month - first.month + 1)]
+    dims = {"segment": segment, "channel": channel, "device": device,
+            "interaction": interaction, "touchpoint": touchpoint}
+
+    lm = _level_map(level)
+    survey = conn.execute(
+        select(lm.c.level_id, asd.c.month, func.sum(asd.c.nps_n), func.sum(asd.c.nps_promoters),
+               func.sum(asd.c.nps_detractors), func.sum(asd.c.csat_n), func.sum(asd.c.csat_top2))
+        .select_from(asd.join(lm, lm.c.unit_id == asd.c.org_unit_id))
+        .where(asd.c.month.in_(span), *_agg_filters(asd, unit, dims))
+        .group_by(lm.c.level_id, asd.c.month)
+    ).all()
+    scores = {(u, m): _score(metric, *(int(v or 0) for v in rest)) for u, m, *rest in survey}
+
+    lm = _level_map(level)
+    txn_dims = {"segment": segment, "channel": channel}
+    revenue = dict(((u, m), float(v or 0)) for u, m, v in conn.execute(
+        select(lm.c.level_id, atd.c.month, func.sum(atd.c.revenue))
+        .select_from(atd.join(lm, lm.c.unit_id == atd.c.org_unit_id))
+        .where(atd.c.month.in_(span), *_agg_filters(atd, unit, txn_dims))
+        .group_by(lm.c.level_id, atd.c.month)
+    ).all())
+
+    units = sorted({u for u, _ in scores} | {u for u, _ in revenue})
+    names = _unit_names(conn, units)
+    points, excluded = [], 0
+    for u in units:
+        for m in wanted:
+            score, n = scores.get((u, str(m.shift(-lag))), (None, 0))
+            rev, prev = revenue.get((u, str(m))), revenue.get((u, str(m.shift(-1))))
+            if score is None or n < max(min_n, 1) or not prev or rev is None:
+                excluded += 1
+                continue
+            points.append({"unit": u, "name": names.get(u, u), "month": str(m),
+                           "score_month": str(m.shift(-lag)), "score": score, "n": n,
+                           "revenue": rev, "prev_revenue": prev, "growth": rev / prev - 1})
+    frame = pd.DataFrame(points, columns=["unit", "name", "month", "score_month", "score", "n",
+                                          "revenue", "prev_revenue", "growth"])
+    corr = stats.pearson(frame["score"].to_numpy(float), frame["growth"].to_numpy(float),
+                         confidence)
+    return UnitLink("score", "growth", frame, corr, excluded, 0)
+
+
+# --------------------------------------------------------------------------
+# Employee engagement against customer experience (the service-profit chain)
+# --------------------------------------------------------------------------
+
+
+def engagement_vs_cx(
+    conn: Connection,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    waves: Sequence[dt.date] | None = None,
+    outcome: str = "csat",
+    min_respondents: int = 5,
+    unit: str | None = None,
+    segment: Dim = None,
+    channel: Dim = None,
+    device: Dim = None,
+    interaction: Dim = None,
+    touchpoint: Dim = None,
+    confidence: float = 0.95,
+) -> UnitLink:
+    """Per store: engagement (% favourable) against CSAT top-2-box % or NPS, and their r.
+
+    Engagement = mean over items of favourable / answers, counts summed over the selected
+    waves. Waves: `waves`, else those dated in [start, end); the customer side covers
+    [start, end) or, given waves only, the months of the first to the last wave (whole
+    days: the rollups know days). Anonymity: a store-wave with fewer than
+    `min_respondents` respondents contributes nothing (so no value reveals it by
+    difference) and a store left with no wave is excluded and counted in `suppressed`.
+    Stores without customer answers are `excluded` too. Survey filters narrow the customer
+    side only. Points: unit, name, engagement, respondents, waves, score, n.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    if start is None or end is None:
+        if not waves:
+            raise ValueError("give `waves` or both `start` and `end`")
+        days = sorted(_as_date(w) for w in waves)
+        start = start or Month.of(days[0]).start
+        end = end or Month.of(days[-1]).end
+    assert start is not None and end is not None
+    first_day, end_day = _day_bound(start), _day_bound(end)
+    if waves is not None:
+        wave_cond = aeu.c.wave.in_(sorted({_as_date(w) for w in waves}))
+        item_wave_cond = aei.c.wave.in_(sorted({_as_date(w) for w in waves}))
+    else:
+        wave_cond = and_(aeu.c.wave >= first_day, aeu.c.wave < end_day)
+        item_wave_cond = and_(aei.c.wave >= first_day, aei.c.wave < end_day)
+
+    lm = _level_map("store")
+    respondents = {(u, _as_date(w)): int(n) for u, w, n in conn.execute(
+        select(lm.c.level_id, aeu.c.wave, func.sum(aeu.c.respondents))
+        .select_from(aeu.join(lm, lm.c.unit_id == aeu.c.org_unit_id))
+        .where(wave_cond, *_conditions(aeu.c.org_unit_id, {}, unit, {}))
+        .group_by(lm.c.level_id, aeu.c.wave)
+    ).all()}
+    lm = _level_map("store")
+    items = conn.execute(
+        select(lm.c.level_id, aei.c.wave, aei.c.item, func.sum(aei.c.n),
+               func.sum(aei.c.favourable))
+        .select_from(aei.join(lm, lm.c.unit_id == aei.c.org_unit_id))
+        .where(item_wave_cond, *_conditions(aei.c.org_unit_id, {}, unit, {}))
+        .group_by(lm.c.level_id, aei.c.wave, aei.c.item)
+    ).all()
+    lm = _level_map("store")
+    dims = {"segment": segment, "channel": channel, "device": device,
+            "interaction": interaction, "touchpoint": touchpoint}
+    cx = {u: _score(outcome, *(int(v or 0) for v in rest)) for u, *rest in conn.execute(
+        select(lm.c.level_id, func.sum(asd.c.nps_n), func.sum(asd.c.nps_promoters),
+               func.sum(asd.c.nps_detractors), func.sum(asd.c.csat_n), func.sum(asd.c.csat_top2))
+        .select_from(asd.join(lm, lm.c.unit_id == asd.c.org_unit_id))
+        .where(asd.c.day >= first_day, asd.c.day < end_day, *_agg_filters(asd, unit, dims))
+        .group_by(lm.c.level_id)
+    ).all()}
+
+    shown = {key for key, n in respondents.items() if n >= min_respondents}
+    per_item: dict[str, dict[str, list[int]]] = {}
+    for u, w, item, n, fav in items:
+        if (u, _as_date(w)) not in shown:
+            continue
+        acc = per_item.setdefault(u, {}).setdefault(item, [0, 0])
+        acc[0] += int(n or 0)
+        acc[1] += int(fav or 0)
+    stores = sorted({u for u, _ in respondents})
+    names = _unit_names(conn, stores)
+    points, excluded, suppressed = [], 0, 0
+    for u in stores:
+        kept = sorted(w for (v, w) in shown if v == u)
+        shares = [fav / n for n, fav in per_item.get(u, {}).values() if n > 0]
+        if not kept or not shares:
+            suppressed += 1
+            excluded += 1
+            continue
+        score, n = cx.get(u, (None, 0))
+        if score is None:
+            excluded += 1
+            continue
+        points.append({"unit": u, "name": names.get(u, u),
+                       "engagement": 100 * float(np.mean(shares)),
+                       "respondents": sum(respondents[(u, w)] for w in kept),
+                       "waves": len(kept), "score": score, "n": n})
+    frame = pd.DataFrame(points, columns=["unit", "name", "engagement", "respondents", "waves",
+                                          "score", "n"])
+    corr = stats.pearson(frame["engagement"].to_numpy(float), frame["score"].to_numpy(float),
+                         confidence)
+    return UnitLink("engagement", "score", frame, corr, excluded, suppressed)
+
+
+# --------------------------------------------------------------------------
+# Key drivers: importance against performance
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Drivers:
+    """Key-driver analysis of attribute ratings against an outcome (NPS 0-10 or CSAT 1-5).
+
+    `frame` (most important first): attribute, importance (% of R^2), weight (raw relative
+    weight, sums to R^2), r (correlation with the outcome), performance (mean rating),
+    sd, n (ratings), coverage (share of the selection rating it). `r_squared` and `n`
+    (complete cases) describe the model; `responses` is the selection; `dropped` the
+    attributes below the coverage threshold.
+    """
+
+    outcome: str
+    frame: pd.DataFrame
+    r_squared: float | None
+    n: int
+    responses: int
+    dropped: tuple[str, ...]
+
+
+def _outcome_column(outcome: str) -> ColumnElement:
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    return sr.c[outcome]
+
+
+def key_drivers(
+    conn: Connection,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    outcome: str = "nps",
+    unit: str | None = None,
+    segment: Dim = None,
+    channel: Dim = None,
+    device: Dim = None,
+    interaction: Dim = None,
+    touchpoint: Dim = None,
+    min_coverage: float = 0.5,
+) -> Drivers:
+    """Importance (Johnson relative weight, % of R^2) and performance (mean rating) of each
+    attribute against NPS (0-10) or CSAT (1-5): the priority matrix.
+
+    Selection: responses submitted in [start, end) in the filters, with the outcome
+    answered. Attributes rated by at least `min_coverage` of the selection enter the model;
+    it is fitted on the complete cases (outcome and every such attribute answered), from
+    the correlation matrix of their SQL sums. r is each attribute's correlation with the
+    outcome on those cases; performance and n use every rating in the selection.
+    """
+    y = _outcome_column(outcome)
+    frame_cols = ["attribute", "importance", "weight", "r", "performance", "sd", "n", "coverage"]
+    filters = _fact_filters(unit, {"segment": segment, "channel": channel, "device": device,
+                                   "interaction": interaction, "touchpoint": touchpoint})
+    sel = [sr.c.submitted_at >= start, sr.c.submitted_at < end, y.is_not(None), *filters]
+    joined = sr.outerjoin(cust, cust.c.id == sr.c.customer_id)
+    responses = int(conn.execute(select(func.count()).select_from(joined).where(*sel))
+                    .scalar_one())
+    per_attr = conn.execute(
+        select(rt.c.attribute, func.count(), func.sum(rt.c.rating),
+               func.sum(rt.c.rating * rt.c.rating))
+        .select_from(joined.join(rt, rt.c.response_pk == sr.c.id))
+        .where(*sel)
+        .group_by(rt.c.attribute)
+        .order_by(rt.c.attribute)
+    ).all()
+    perf = {a: (int(n), stats.mean_ci(int(n), float(s), float(s2))) for a, n, s, s2 in per_attr}
+    kept = [a for a, (n, _) in perf.items() if responses and n / responses >= min_coverage]
+    dropped = tuple(a for a in perf if a not in kept)
+    if not kept:
+        return Drivers(outcome, pd.DataFrame(columns=frame_cols), None, 0, responses, dropped)
+
+    # Pivot to one row per response (outcome, then each attribute), then sum the variables
+    # and their pairwise products over the complete cases.
+    pivot = (
+        select(y.label("v0"), *[
+            func.max(case((rt.c.attribute == a, rt.c.rating))).label(f"v{i + 1}")
+            for i, a in enumerate(kept)])
+        .select_from(joined.join(rt, rt.c.response_pk == sr.c.id))
+        .where(*sel, rt.c.attribute.in_(kept))
+        .group_by(sr.c.id, y)
+        .subquery("pivot")
+    )
+    v = [pivot.c[f"v{i}"] for i in range(len(kept) + 1)]
+    pairs = [(i, j) for i in range(len(v)) for j in range(i, len(v))]
+    row = conn.execute(
+        select(func.count(), *[func.sum(c) for c in v],
+               *[func.sum(v[i] * v[j]) for i, j in pairs])
+        .where(and_(*[c.is_not(None) for c in v]))
+    ).one()
+    n = int(row[0])
+    sums = [float(s or 0) for s in row[1:1 + len(v)]]
+    cross = np.zeros((len(v), len(v)))
+    for (i, j), s in zip(pairs, row[1 + len(v):], strict=True):
+        cross[i, j] = cross[j, i] = float(s or 0)
+
+    r = np.full(len(kept), np.nan)
+    weights = rescaled = [np.nan] * len(kept)
+    r_squared = None
+    if n > len(kept) + 1:
+        corr = stats.correlation_from_sums(n, sums, cross).corr
+        r = corr[1:, 0]
+        rxx = corr[1:, 1:]
+        if np.isfinite(rxx).all() and np.isfinite(r).all():
+            rw = stats.relative_weights(rxx, r)
+            weights, rescaled, r_squared = list(rw.weights), list(rw.rescaled), rw.r_squared
+    rows = [{"attribute": a, "importance": rescaled[k], "weight": weights[k], "r": float(r[k]),
+             "performance": perf[a][1].mean, "sd": perf[a][1].sd, "n": perf[a][0],
+             "coverage": perf[a][0] / responses} for k, a in enumerate(kept)]
+    frame = (pd.DataFrame(rows, columns=frame_cols)
+             .sort_values(["importance", "attribute"], ascending=[False, True],
+                          na_position="last", kind="stable")
+             .reset_index(drop=True))
+    return Drivers(outcome, frame, r_squared, n, responses, dropped)
+
+
+__all__ = [
+    "Drivers",
+    "GroupRevenue",
+    "RevenueLink",
+    "UnitLink",
+    "engagement_vs_cx",
+    "key_drivers",
+    "revenue_after_survey",
+    "unit_cx_revenue",
+]
