@@ -242,7 +242,7 @@ def dash_app(demo_url: str, tmp_path_factory: pytest.TempPathFactory):
 def in_app(dash_app):
     """Run a callable inside a request of the demo app: `in_app(fn, *args)`."""
 
-    def call(fn, *args, **kwargs):  # noqa: ANN001, ANN202
+    def call(fn, *args, **kwargs):
         with dash_app.server.test_request_context("/"):
             return fn(*args, **kwargs)
 
