@@ -1,0 +1,27 @@
+"""Helpers for browser tests: wait for graphs to be really drawn, collect console errors."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page
+
+DRAWN = """(sel) => {
+  const graphs = Array.from(document.querySelectorAll(sel));
+  return graphs.length > 0 && graphs.every(g => {
+    const plot = g.querySelector('.js-plotly-plot');
+    return plot && plot._fullLayout && !g.classList.contains('dash-graph--pending')
+      && plot.querySelector('.main-svg .trace');
+  });
+}"""
+
+
+def wait_for_graphs(page: Page, selector: str = ".dash-graph", timeout: float = 30_000) -> None:
+    """Wait until every graph matching `selector` is drawn (layout, not pending, a trace)."""
+    page.wait_for_function(DRAWN, arg=selector, timeout=timeout)
+
+
+def collect_errors(page: Page) -> list[str]:
+    """A list that fills with the page's console errors and uncaught exceptions."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
