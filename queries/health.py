@@ -82,3 +82,25 @@ def freshness(conn: Connection, *, stale_hours: int = 48,
         out.append(Freshness(r.source, ok, r.status, None if pd.isna(r.error) else r.error,
                              stale, failed))
     return out
+
+
+def recent_runs(conn: Connection, *, source: str | None = None, limit: int = 50) -> pd.DataFrame:
+    """The most recent runs (optionally of one source), newest first, with their counts."""
+    stmt = select(run.c.id, run.c.source, run.c.started_at, run.c.finished_at, run.c.status,
+                  run.c.rows_read, run.c.rows_inserted, run.c.rows_updated,
+                  run.c.rows_quarantined, run.c.rows_skipped, run.c.watermark, run.c.error,
+                  run.c.notes).order_by(run.c.id.desc()).limit(limit)
+    if source:
+        stmt = stmt.where(run.c.source == source)
+    return _frame(conn, stmt)
+
+
+def table_counts(conn: Connection) -> pd.DataFrame:
+    """Rows per reporting table (facts, dimensions, aggregates), for the data-health page."""
+    tables = [schema.org_unit, schema.customer, schema.survey_response, schema.survey_rating,
+              schema.loyalty_transaction, schema.engagement_response, schema.engagement_score,
+              schema.headcount, schema.agg_survey_daily, schema.agg_txn_daily,
+              schema.agg_engagement, schema.quarantine]
+    rows = [{"table": t.name, "rows": conn.execute(select(func.count()).select_from(t))
+             .scalar_one()} for t in tables]
+    return pd.DataFrame(rows)

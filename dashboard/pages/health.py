@@ -1,0 +1,207 @@
+"""Data health (for admins): every source's runs, row counts, and what was quarantined."""
+
+from __future__ import annotations
+
+import json
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dcc, html
+
+from dashboard import context
+from dashboard.components.download import downloadable, panel
+from dashboard.components.theme import BAD, base_layout, empty_figure
+from dashboard.data import cached
+from dashboard.state import parse_search, to_search
+from queries.health import (
+    freshness,
+    last_runs,
+    quarantine_counts,
+    quarantined_rows,
+    recent_runs,
+    table_counts,
+)
+
+dash.register_page(__name__, path="/health", name="Data health",
+                   title="Data health · CX dashboard", order=5)
+
+PREFIX = "health"
+STATUS_COLOUR = {"success": "success", "failed": "danger", "running": "info"}
+
+
+def layout(**query: str) -> html.Div:
+    """Skeleton; the state store drives the callback."""
+    return html.Div([
+        dcc.Store(id=f"{PREFIX}-state", data=query),
+        html.H1("Data health", className="h4"),
+        html.P("For admins: is every source loading, and what did validation reject? "
+               "Rows with a bad value wait in quarantine with the file, line, field and reason.",
+               className="text-muted"),
+        dcc.Loading(html.Div(id=f"{PREFIX}-sources"), type="dot", delay_show=300),
+        dbc.Row([
+            dbc.Col(dcc.Loading(html.Div(id=f"{PREFIX}-reasons"), type="dot"), lg=7),
+            dbc.Col(dcc.Loading(html.Div(id=f"{PREFIX}-tables"), type="dot"), lg=5),
+        ]),
+        dbc.Row([
+            dbc.Col(dcc.Dropdown(id=f"{PREFIX}-source-filter", placeholder="All sources",
+                                 value=query.get("source"), clearable=True), md=4),
+        ], className="mb-2"),
+        dcc.Loading(html.Div(id=f"{PREFIX}-quarantine"), type="dot", delay_show=300),
+        dcc.Loading(html.Div(id=f"{PREFIX}-runs"), type="dot", delay_show=300),
+    ])
+
+
+@downloadable("health-sources")
+def sources_frame(state: dict[str, str]) -> pd.DataFrame:
+    """Per source: last run, last success, counts, watermark, error."""
+    frame = cached(last_runs)
+    stale = {f.source: f.stale for f in cached(freshness,
+                                               stale_hours=context.settings().cx_stale_hours)}
+    frame = frame.assign(stale=frame["source"].map(stale))
+    return frame.drop(columns=["notes"])
+
+
+@downloadable("health-quarantine")
+def quarantine_frame(state: dict[str, str]) -> pd.DataFrame:
+    """The newest quarantined rows (of the chosen source)."""
+    return cached(quarantined_rows, source=state.get("source") or None, limit=200)
+
+
+@downloadable("health-reasons")
+def reasons_frame(state: dict[str, str]) -> pd.DataFrame:
+    """Quarantined rows per source and reason."""
+    return cached(quarantine_counts)
+
+
+@downloadable("health-runs")
+def runs_frame(state: dict[str, str]) -> pd.DataFrame:
+    """The latest runs of every source (or the chosen one)."""
+    return cached(recent_runs, source=state.get("source") or None, limit=50)
+
+
+@downloadable("health-tables")
+def tables_frame(state: dict[str, str]) -> pd.DataFrame:
+    """Rows per reporting table."""
+    return cached(table_counts)
+
+
+def _when(value: object) -> str:
+    return "—" if value is None or pd.isna(value) else pd.Timestamp(value).strftime(
+        "%d %b %Y %H:%M")
+
+
+def _notes(raw: object) -> str:
+    if raw is None or pd.isna(raw):
+        return ""
+    notes = json.loads(str(raw))
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(notes.items())
+                     if k != "rows_unchanged")
+
+
+@callback(
+    Output(f"{PREFIX}-sources", "children"),
+    Output(f"{PREFIX}-reasons", "children"),
+    Output(f"{PREFIX}-tables", "children"),
+    Output(f"{PREFIX}-quarantine", "children"),
+    Output(f"{PREFIX}-runs", "children"),
+    Output(f"{PREFIX}-source-filter", "options"),
+    Input(f"{PREFIX}-state", "data"),
+)
+def render(state: dict[str, str]):
+    """Every panel of the page for the view state."""
+    state = state or {}
+    src = sources_frame(state)
+    if src.empty:
+        empty = dbc.Alert("No ETL run yet: run `python -m etl run` or start the scheduler.",
+                          color="info")
+        return empty, None, None, None, None, []
+    cards = []
+    for r in src.itertuples():
+        badge = dbc.Badge(r.status, color=STATUS_COLOUR.get(r.status, "secondary"))
+        stale = dbc.Badge("stale", color="warning", text_color="dark", className="ms-1") \
+            if r.stale else None
+        body = [
+            html.Div([html.Strong(r.source, className="me-2"), badge, stale]),
+            html.Div(f"last run {_when(r.finished_at or r.started_at)} · last success "
+                     f"{_when(r.last_success)}", className="small text-muted"),
+            html.Div(f"read {r.rows_read:,} · loaded {r.rows_inserted:,} · updated "
+                     f"{r.rows_updated:,} · quarantined {r.rows_quarantined:,} · skipped "
+                     f"{r.rows_skipped:,}", className="small"),
+        ]
+        if r.watermark is not None and not pd.isna(r.watermark):
+            body.append(html.Div(f"watermark {r.watermark}", className="small text-muted"))
+        if r.status == "failed" and isinstance(r.error, str):
+            body.append(html.Div(r.error[:400], className="small text-danger"))
+        cards.append(dbc.Col(dbc.Card(dbc.CardBody(body), className="h-100",
+                                      id=f"{PREFIX}-source-{r.source}"),
+                             md=6, xl=4, className="mb-2"))
+    sources = panel("Sources", dbc.Row(cards, className="g-2"), target="health-sources")
+
+    reasons = reasons_frame(state)
+    if reasons.empty:
+        fig = empty_figure("Nothing quarantined: every row passed validation.")
+    else:
+        top = reasons.groupby("reason", as_index=False)["rows"].sum().nlargest(12, "rows")
+        fig = go.Figure(go.Bar(
+            x=top["rows"].tolist(), y=[r[:70] for r in top["reason"]], orientation="h",
+            marker_color=BAD, hovertemplate="%{y}: %{x:,} rows<extra></extra>"))
+        fig.update_yaxes(autorange="reversed")
+        base_layout(fig, height=max(220, 40 + 26 * len(top)))
+        fig.update_layout(margin={"l": 320})
+    reasons_panel = panel("Quarantine by reason", dcc.Graph(figure=fig, id=f"{PREFIX}-reasons-fig",
+                                                           config={"displaylogo": False}),
+                          target="health-reasons")
+
+    tables = tables_frame(state)
+    tables_panel = panel("Rows per table", dbc.Table.from_dataframe(
+        tables.assign(rows=tables["rows"].map("{:,}".format)), size="sm", striped=True,
+        className="mb-0", id=f"{PREFIX}-tables-table"), target="health-tables")
+
+    rows = quarantine_frame(state)
+    if rows.empty:
+        quarantine = panel("Quarantined rows", html.Div("No quarantined rows.",
+                                                        className="text-muted"),
+                           target="health-quarantine")
+    else:
+        shown = rows.assign(
+            where=[f"{f}:{int(line)}" if pd.notna(line) else str(f)
+                   for f, line in zip(rows["file"], rows["line"], strict=True)],
+            created_at=rows["created_at"].map(_when),
+        )[["created_at", "source", "where", "field", "value", "reason"]]
+        quarantine = panel(f"Quarantined rows (newest {len(rows)})", dbc.Table.from_dataframe(
+            shown, size="sm", hover=True, responsive=True, className="mb-0 small",
+            id=f"{PREFIX}-quarantine-table"), target="health-quarantine")
+
+    runs = runs_frame(state)
+    runs_shown = runs.assign(
+        started_at=runs["started_at"].map(_when),
+        seconds=[(pd.Timestamp(f) - pd.Timestamp(s)).total_seconds() if pd.notna(f) else None
+                 for s, f in zip(runs["started_at"], runs["finished_at"], strict=True)],
+        notes=runs["notes"].map(_notes),
+        error=runs["error"].map(lambda e: "" if e is None or pd.isna(e) else str(e)[:160]),
+    )[["id", "source", "started_at", "status", "rows_read", "rows_inserted", "rows_updated",
+       "rows_quarantined", "rows_skipped", "seconds", "notes", "error"]]
+    runs_panel = panel("Latest runs", dbc.Table.from_dataframe(
+        runs_shown, size="sm", hover=True, responsive=True, className="mb-0 small",
+        id=f"{PREFIX}-runs-table"), target="health-runs")
+    options = [{"label": s, "value": s} for s in src["source"]]
+    return sources, reasons_panel, tables_panel, quarantine, runs_panel, options
+
+
+@callback(
+    Output("app-url", "search", allow_duplicate=True),
+    Input(f"{PREFIX}-source-filter", "value"),
+    State("app-url", "search"),
+    prevent_initial_call=True,
+)
+def choose_source(source: str | None, search: str | None) -> str:
+    """The source filter is page state: write it to the URL."""
+    state = parse_search(search)
+    if (state.get("source") or None) == (source or None):
+        return dash.no_update
+    state["source"] = source or ""
+    return to_search(state)
+
+
