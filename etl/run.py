@@ -441,6 +441,8 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
             if progress:
                 progress(cfg.name, done, result.read)
         result.status = "failed" if result.rejected else "success"
+        if result.inserted + result.updated > 1000:
+            refresh_statistics(engine, cfg.entity_name)
         if result.rejected:
             result.error = "; ".join(result.rejected)
     except SourceError as err:
@@ -456,6 +458,21 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
             _finish_run(engine, result)
         release_lock(engine, cfg.name, holder)
     return result
+
+
+def refresh_statistics(engine: Engine, entity_name: str) -> None:
+    """Let the planner see a bulk load: PostgreSQL's autovacuum analyses later, and until it
+    does, queries over a freshly loaded table can pick plans a hundred times slower."""
+    entity = ENTITIES[entity_name]
+    tables = [entity.table, *(t for t in (schema.agg_survey_daily, schema.agg_txn_daily,
+                                          schema.agg_engagement, schema.agg_engagement_unit))]
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            quote = conn.dialect.identifier_preparer.quote
+            for table in tables:
+                conn.exec_driver_sql("ANALYZE " + quote(table.name))
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA optimize")
 
 
 def ordered(sources: Sequence[SourceConfig]) -> list[SourceConfig]:

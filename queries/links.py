@@ -17,8 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Integer, and_, case, false, func, literal_column, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Table,
+    and_,
+    case,
+    false,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.sql import ColumnElement, Subquery
 
 from queries import metrics, schema, stats
 from queries.kpis import unit_scope
@@ -80,13 +90,14 @@ def _fact_filters(unit: str | None, values: dict[str, Dim]) -> list[ColumnElemen
     return _conditions(sr.c.org_unit_id, dims, unit, values)
 
 
-def _agg_filters(table, unit: str | None, values: dict[str, Dim]) -> list[ColumnElement[bool]]:
+def _agg_filters(table: Table, unit: str | None,
+                 values: dict[str, Dim]) -> list[ColumnElement[bool]]:
     dims = {name: table.c[name] for name in
             ("segment", "channel", "device", "interaction", "touchpoint") if name in table.c}
     return _conditions(table.c.org_unit_id, dims, unit, values)
 
 
-def _level_map(level: str):
+def _level_map(level: str) -> Subquery:
     """(unit_id, level_id): every org unit paired with its ancestor-or-self of kind `level`."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")

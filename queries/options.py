@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, distinct, select
+from sqlalchemy import Connection, select
 
 from queries import schema
 from queries.kpis import org_units
@@ -28,7 +28,7 @@ class FilterOptions:
 
 
 def _values(conn: Connection, column) -> list[str]:
-    rows = conn.execute(select(distinct(column)).where(column.is_not(None))).scalars().all()
+    rows = conn.execute(select(column).where(column.is_not(None)).distinct()).scalars().all()
     return sorted(str(r) for r in rows)
 
 

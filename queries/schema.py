@@ -138,6 +138,9 @@ loyalty_transaction = Table(
 )
 Index("ix_loyalty_transaction_occurred_unit", loyalty_transaction.c.occurred_at,
       loyalty_transaction.c.org_unit_id)
+# Revenue after a survey answer: a customer's purchases in a date window.
+Index("ix_loyalty_transaction_customer_occurred", loyalty_transaction.c.customer_id,
+      loyalty_transaction.c.occurred_at)
 
 engagement_response = Table(
     "engagement_response",

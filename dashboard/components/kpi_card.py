@@ -70,7 +70,8 @@ def kpi_card(kpi: Kpi, id_prefix: str, *, trend: pd.DataFrame | None = None,
             f"target {fmt_value(kpi, target)} · {'met' if met else 'not met'}",
             className=f"kpi-target {'kpi-good' if met else 'kpi-bad'}", id=f"{prefix}-target")
     spark = None
-    if trend is not None and kpi.key in trend.columns and not kpi.hidden:
+    if (trend is not None and kpi.key in trend.columns and not kpi.hidden
+            and trend[kpi.key].notna().any()):
         spark = dcc.Graph(figure=sparkline(trend, kpi.key), config={"displayModeBar": False,
                                                                       "staticPlot": False},
                           className="kpi-spark", id=f"{prefix}-spark")

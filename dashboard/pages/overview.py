@@ -122,7 +122,6 @@ def render(state: dict[str, str]):
     s = context.settings()
     trend = cached(kpi_trend, end=period, months=13, filters=filters_of(state),
                    active_days=s.cx_active_days)
-    trend = trend.assign(engagement=pd.NA) if "engagement" not in trend else trend
     by_key = {k.key: k for k in items}
     cards = dbc.Row(
         [dbc.Col(kpi_card(by_key[k], PREFIX, trend=trend, target=s.targets.get(k)),

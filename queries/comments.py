@@ -1,0 +1,105 @@
+"""Customers' own words: the newest survey comments of a selection, searchable.
+
+Comments are read from the facts (the rollups hold no text) with the database doing the
+filtering, ordering and paging: at most `limit` rows come back, with the total count of
+matches so a page can say "showing 50 of 1,234".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Connection, case, func, select
+from sqlalchemy.sql import ColumnElement
+
+from queries import schema
+from queries.kpis import Filters, in_scope
+
+sr = schema.survey_response
+ou = schema.org_unit
+cust = schema.customer
+
+GROUPS = ("promoter", "passive", "detractor")
+COLUMNS = ["id", "submitted_at", "unit", "unit_name", "touchpoint", "channel", "device",
+           "interaction", "segment", "nps", "csat", "ces", "nps_group", "comment"]
+ESCAPE = "!"
+
+
+@dataclass(frozen=True, eq=False)
+class Comments:
+    """One page of comments (`rows`, newest first, columns `COLUMNS`) and `total`, the number
+    of comments matching the selection and the search."""
+
+    rows: pd.DataFrame
+    total: int
+
+
+def like_pattern(term: str) -> str:
+    """A LIKE pattern matching `term` anywhere, its `%`, `_` and the escape character taken
+    literally (used with ``ESCAPE '!'``)."""
+    body = (term.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%")
+            .replace("_", ESCAPE + "_"))
+    return f"%{body}%"
+
+
+def nps_group() -> ColumnElement:
+    """'promoter' (9-10), 'passive' (7-8), 'detractor' (0-6) or NULL without an NPS answer."""
+    return case((sr.c.nps >= 9, "promoter"), (sr.c.nps >= 7, "passive"),
+                (sr.c.nps.is_not(None), "detractor"), else_=None)
+
+
+def _conditions(start: dt.datetime, end: dt.datetime, filters: Filters, search: str | None,
+                group: str | None) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [
+        sr.c.submitted_at >= start, sr.c.submitted_at < end, sr.c.comment.is_not(None),
+        func.length(func.trim(sr.c.comment)) > 0, in_scope(sr.c.org_unit_id, filters.unit)]
+    if filters.segment:
+        conds.append(cust.c.segment == filters.segment)
+    for name in ("channel", "device", "interaction", "touchpoint"):
+        value = getattr(filters, name)
+        if value:
+            conds.append(sr.c[name] == value)
+    term = (search or "").strip()
+    if term:
+        conds.append(sr.c.comment.ilike(like_pattern(term), escape=ESCAPE))
+    if group:
+        if group not in GROUPS:
+            raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+        conds.append(nps_group() == group)
+    return conds
+
+
+def comments(conn: Connection, *, start: dt.datetime, end: dt.datetime, filters: Filters,
+             search: str | None = None, limit: int = 200, offset: int = 0,
+             group: str | None = None) -> Comments:
+    """The newest non-empty comments of responses submitted in [start, end) within
+    `filters` (the unit with everything below it; segment is the customer's, so a segment
+    filter keeps only known customers), optionally only those containing `search` (case
+    insensitive, taken literally) or of one NPS `group`; `limit` rows from `offset`, with
+    the unit's name, touchpoint, channel, scores and NPS group; `total` counts every match.
+    """
+    if limit < 0 or offset < 0:
+        raise ValueError("limit and offset must not be negative")
+    conds = _conditions(start, end, filters, search, group)
+    joined = sr.join(ou, ou.c.id == sr.c.org_unit_id).outerjoin(
+        cust, cust.c.id == sr.c.customer_id)
+    total = int(conn.execute(select(func.count()).select_from(joined).where(*conds))
+                .scalar_one())
+    rows = conn.execute(
+        select(sr.c.id, sr.c.submitted_at, sr.c.org_unit_id.label("unit"),
+               ou.c.name.label("unit_name"), sr.c.touchpoint, sr.c.channel, sr.c.device,
+               sr.c.interaction, cust.c.segment, sr.c.nps, sr.c.csat, sr.c.ces,
+               nps_group().label("nps_group"), sr.c.comment)
+        .select_from(joined).where(*conds)
+        .order_by(sr.c.submitted_at.desc(), sr.c.id.desc())
+        .limit(limit).offset(offset)
+    ).mappings().all()
+    frame = pd.DataFrame([dict(r) for r in rows], columns=COLUMNS)
+    for col in ("nps", "csat", "ces"):
+        frame[col] = frame[col].astype("Int64")
+    return Comments(frame, total)
+
+
+__all__ = ["GROUPS", "Comments", "comments", "like_pattern"]
