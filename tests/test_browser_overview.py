@@ -1,33 +1,143 @@
-"""Real Chromium opens the overview served by gunicorn and sees the KPI values."""
+"""Overview and data health in real Chromium, and their callbacks called directly."""
 
 from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from queries.formatting import fmt_value
-from queries.kpis import latest_full_month, overview_kpis
+from queries.kpis import Filters, kpis, latest_full_month
+from queries.periods import Month
 from queries.settings import ROOT
+from tests.browser import collect_errors, wait_for_graphs
 
-pytestmark = pytest.mark.browser
+SHOTS = ROOT / "docs" / "screenshots"
+HEADLINE = ("nps", "csat", "ces", "retention", "active_members", "engagement", "revenue")
 
 
-def test_overview_shows_the_kpis_without_console_errors(page: Page, served_demo: str,
-                                                         demo_engine) -> None:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+def _cli_kpis(url: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "queries", "kpis", "--json", *args], cwd=ROOT,
+                         env={**os.environ, "DATABASE_URL": url}, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_overview_callback_returns_the_queries_numbers(in_app, demo_engine) -> None:
+    overview = importlib.import_module("dashboard.pages.overview")
+    state = {"unit": "R-WEST"}
+    cards, signals, table, caption, _ = in_app(overview.render, state)
     with demo_engine.connect() as conn:
-        period = latest_full_month(conn)
-        kpis = overview_kpis(conn, period=period)
+        want = {k.key: k for k in kpis(conn, period=latest_full_month(conn),
+                                       filters=Filters(unit="R-WEST"))}
+    text = str(cards)
+    for key in HEADLINE:
+        assert f"'{fmt_value(want[key])}'" in text, key
+    assert caption.startswith("West · ")
+    # The demo's West region: NPS up, effort worse, said in words above the cards.
+    assert "NPS improved" in str(signals) and "CES worsened" in str(signals)
+    assert str(table).count("Tr(") >= len(want)
+    frame = in_app(overview.kpi_frame, state)
+    assert list(frame["kpi"]) == [k.label for k in want.values()]
+    assert list(frame["n"]) == [k.n for k in want.values()]
+
+
+
+
+@pytest.mark.browser
+def test_overview_matches_the_cli_without_console_errors(page: Page, served_demo: str,
+                                                         demo_url: str) -> None:
+    errors = collect_errors(page)
     page.set_viewport_size({"width": 1366, "height": 900})
     page.goto(served_demo + "/")
-    for kpi in kpis:
-        expect(page.locator(f"#overview-{kpi.key}-value")).to_have_text(fmt_value(kpi),
-                                                                       timeout=20_000)
-        expect(page.locator(f"#overview-{kpi.key}-n")).to_contain_text(f"n = {kpi.n:,}")
-    expect(page.locator("#overview-caption")).to_contain_text(period.label)
-    shots = ROOT / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / "overview.png"), full_page=True)
+    report = _cli_kpis(demo_url)
+    by_key = {k["key"]: k for k in report["kpis"]}
+    for key in HEADLINE:
+        k = by_key[key]
+        expect(page.locator(f"#overview-{key}-value")).to_have_text(
+            _shown(k), timeout=30_000)
+        expect(page.locator(f"#overview-{key}-n")).to_contain_text(f"n = {k['n']:,}")
+    wait_for_graphs(page, ".kpi-spark")
+    expect(page.locator("#overview-caption")).to_contain_text(
+        Month.parse(report["period"]).label)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+    assert errors == []
+
+
+def _shown(k: dict) -> str:
+    from queries.kpis import Kpi
+
+    kpi = Kpi(**{f: k[f] for f in ("key", "label", "unit", "period", "value", "n", "moe",
+                                   "hidden")})
+    return fmt_value(kpi)
+
+
+@pytest.mark.browser
+def test_a_url_with_filters_restores_the_view_and_back_works(page: Page, served_demo: str,
+                                                             demo_url: str) -> None:
+    errors = collect_errors(page)
+    page.goto(served_demo + "/?period=2026-09&unit=R-NORTH&channel=web")
+    report = _cli_kpis(demo_url, "--period", "2026-09", "--unit", "R-NORTH", "--channel",
+                       "web")
+    nps = next(k for k in report["kpis"] if k["key"] == "nps")
+    expect(page.locator("#overview-nps-value")).to_have_text(_shown(nps), timeout=30_000)
+    expect(page.locator("#filters-unit")).to_contain_text("North")
+    expect(page.locator("#filters-period")).to_contain_text("September 2026")
+    expect(page.locator("#overview-caption")).to_contain_text("North · September 2026")
+
+    # Choosing another unit in the filter bar writes the URL; back restores North.
+    page.locator("#filters-unit").click()
+    page.keyboard.type("South")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**unit=R-SOUTH**", timeout=15_000)
+    expect(page.locator("#overview-caption")).to_contain_text("South", timeout=30_000)
+    assert "channel=web" in page.url and "period=2026-09" in page.url
+    page.go_back()
+    page.wait_for_url("**unit=R-NORTH**", timeout=15_000)
+    expect(page.locator("#overview-caption")).to_contain_text("North", timeout=30_000)
+    expect(page.locator("#overview-nps-value")).to_have_text(_shown(nps), timeout=30_000)
+    # The navbar keeps the filters when moving to another page.
+    href = page.locator("#nav-health").get_attribute("href")
+    assert href.startswith("/health?") and "unit=R-NORTH" in href
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_download_returns_the_rows_shown(page: Page, served_demo: str, demo_url: str) -> None:
+    page.goto(served_demo + "/?unit=R-WEST")
+    expect(page.locator("#overview-table")).to_be_visible(timeout=30_000)
+    shown_rows = page.locator("#overview-table tbody tr").count()
+    with page.expect_download() as info:
+        page.locator("#overview-table").locator("xpath=ancestor::div[contains(@class,"
+                                                "'cx-panel')]").get_by_text("CSV").click()
+    rows = list(csv.DictReader(io.StringIO(info.value.path().read_text())))
+    report = _cli_kpis(demo_url, "--unit", "R-WEST")
+    assert len(rows) == shown_rows == len(report["kpis"])
+    for row, k in zip(rows, report["kpis"], strict=True):
+        assert row["kpi"] == k["label"] and int(row["n"]) == k["n"]
+        assert row["shown"] == _shown(k)
+
+
+@pytest.mark.browser
+def test_data_health_page(page: Page, served_demo: str) -> None:
+    errors = collect_errors(page)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(served_demo + "/health")
+    expect(page.locator("#health-source-customer_survey")).to_contain_text("success",
+                                                                          timeout=30_000)
+    expect(page.locator("#health-tables-table")).to_contain_text("survey_response")
+    page.screenshot(path=str(SHOTS / "health.png"), full_page=True)
+    page.set_viewport_size({"width": 1024, "height": 800})
+    page.goto(served_demo + "/?unit=R-WEST")
+    expect(page.locator("#overview-nps-value")).not_to_be_empty(timeout=30_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1024
     assert errors == []
