@@ -25,3 +25,9 @@ def collect_errors(page: Page) -> list[str]:
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     return errors
+
+
+def choose(page: Page, dropdown_id: str, option_text: str) -> None:
+    """Pick an option of a Dash 4 dropdown the way a person does: open it, click the option."""
+    page.locator(f"#{dropdown_id} .dash-dropdown-trigger").first.click()
+    page.locator("[role=option]", has_text=option_text).first.click()

@@ -95,9 +95,8 @@ def test_a_url_with_filters_restores_the_view_and_back_works(page: Page, served_
     expect(page.locator("#overview-caption")).to_contain_text("North · September 2026")
 
     # Choosing another unit in the filter bar writes the URL; back restores North.
-    page.locator("#filters-unit").click()
-    page.keyboard.type("South")
-    page.keyboard.press("Enter")
+    page.locator("#filters-unit .dash-dropdown-value").click()
+    page.locator("[role=option]", has_text="South").first.click()
     page.wait_for_url("**unit=R-SOUTH**", timeout=15_000)
     expect(page.locator("#overview-caption")).to_contain_text("South", timeout=30_000)
     assert "channel=web" in page.url and "period=2026-09" in page.url
