@@ -32,6 +32,8 @@ COLUMNS = [
     "ces", "ces_moe", "ces_n", "ces_sum", "ces_sumsq",
     "ces_agree", "ces_agree_moe", "ces_agree_count",
     "nps_compare", "nps_compare_n", "nps_delta", "nps_z", "nps_significant",
+    "csat_compare", "csat_delta", "csat_significant",
+    "ces_compare", "ces_delta", "ces_significant",
     "revenue", "low_sample", "nps_low", "csat_low", "ces_low",
 ]
 MISSING_LABEL = "Not recorded"
@@ -143,7 +145,11 @@ def _metrics(c: dict[str, int] | None, prev: dict[str, int] | None,
     ces = metrics.mean_t(c["ces_n"], c["ces_sum"], c["ces_sumsq"])
     agree = metrics.share(c["ces_n"], c["ces_agree"])
     nps_prev = metrics.nps(p["nps_n"], p["nps_promoters"], p["nps_detractors"])
+    csat_prev = metrics.share(p["csat_n"], p["csat_top2"])
+    ces_prev = metrics.mean_t(p["ces_n"], p["ces_sum"], p["ces_sumsq"])
     chg = metrics.change(nps, nps_prev)
+    csat_chg = metrics.change_share(csat, csat_prev)
+    ces_chg = metrics.change(ces, ces_prev)
     return {
         "responses": c["responses"],
         "nps": nps.value, "nps_moe": nps.moe, "nps_n": c["nps_n"],
@@ -155,6 +161,10 @@ def _metrics(c: dict[str, int] | None, prev: dict[str, int] | None,
         "ces_agree": agree.value, "ces_agree_moe": agree.moe, "ces_agree_count": c["ces_agree"],
         "nps_compare": nps_prev.value, "nps_compare_n": p["nps_n"],
         "nps_delta": chg.delta, "nps_z": chg.z, "nps_significant": chg.significant,
+        "csat_compare": csat_prev.value, "csat_delta": csat_chg.delta,
+        "csat_significant": csat_chg.significant,
+        "ces_compare": ces_prev.value, "ces_delta": ces_chg.delta,
+        "ces_significant": ces_chg.significant,
         "low_sample": c["nps_n"] < min_n, "nps_low": c["nps_n"] < min_n,
         "csat_low": c["csat_n"] < min_n, "ces_low": c["ces_n"] < min_n,
     }
@@ -170,7 +180,8 @@ def breakdown(conn: Connection, *, period: Month, compare: Month, filters: Filte
     `name`, `kind` (the unit's kind, or the dimension), `has_children`, `direct` (True for
     the row of answers recorded on the parent unit itself, shown only when there are any),
     responses; NPS, CSAT top-2 %, CES mean and CES % agree (5-7) with n, 95% margins and
-    their counts; NPS in `compare` with the change and its z-test; `revenue` from the sales
+    their counts; NPS in `compare` with the change and its z-test (and the changes of CSAT
+    and CES with their significance); `revenue` from the sales
     rollup (NaN when the breakdown or a filter is a dimension sales do not record: device,
     interaction, touchpoint; 0 for a unit without sales); `low_sample` (NPS n below
     `settings.min_n`) and per-metric `*_low` flags. Units come by name, every child listed
@@ -217,7 +228,8 @@ def breakdown(conn: Connection, *, period: Month, compare: Month, filters: Filte
                          "revenue": revenue_of(key)})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     floats = ["nps", "nps_moe", "csat", "csat_moe", "ces", "ces_moe", "ces_agree",
-              "ces_agree_moe", "nps_compare", "nps_delta", "nps_z", "revenue"]
+              "ces_agree_moe", "nps_compare", "nps_delta", "nps_z", "csat_compare", "csat_delta",
+              "ces_compare", "ces_delta", "revenue"]
     frame[floats] = frame[floats].astype(float)
     return frame
 

@@ -36,7 +36,7 @@ class Filters:
     cannot honour is reported on the KPI (`ignored_filters`), never silently dropped.
     """
 
-    unit: str | None = None
+    unit: str | tuple[str, ...] | None = None
     segment: str | None = None
     channel: str | None = None
     device: str | None = None
@@ -44,22 +44,29 @@ class Filters:
     touchpoint: str | None = None
 
     def active(self) -> dict[str, str]:
-        """The filters that are set, by name."""
-        return {k: v for k, v in asdict(self).items() if v}
+        """The filters that are set, by name (several units joined with commas)."""
+        out = {k: v for k, v in asdict(self).items() if v}
+        if isinstance(self.unit, tuple):
+            out["unit"] = ",".join(self.unit)
+        return out
 
 
-def unit_scope(unit: str | None) -> Select | None:
-    """Ids of `unit` and every unit below it (recursive CTE); None means the whole company."""
+def unit_scope(unit: str | tuple[str, ...] | None) -> Select | None:
+    """Ids of `unit` (or of several units) and every unit below them (recursive CTE).
+
+    None means the whole company; an empty tuple means no unit at all (an empty scope).
+    """
     if unit is None:
         return None
+    units = (unit,) if isinstance(unit, str) else tuple(unit)
     # Unnamed: one statement may scope several tables, each needs its own CTE.
-    tree = select(ou.c.id).where(ou.c.id == unit).cte(recursive=True)
+    tree = select(ou.c.id).where(ou.c.id.in_(units)).cte(recursive=True)
     child = ou.alias("child")
     tree = tree.union_all(select(child.c.id).where(child.c.parent_id == tree.c.id))
     return select(tree.c.id)
 
 
-def in_scope(column: ColumnElement, unit: str | None) -> ColumnElement[bool]:
+def in_scope(column: ColumnElement, unit: str | tuple[str, ...] | None) -> ColumnElement[bool]:
     """`column` (an org unit id) lies in `unit`'s subtree."""
     scope = unit_scope(unit)
     return literal(True) if scope is None else column.in_(scope)

@@ -318,4 +318,41 @@ agg_engagement_unit = Table(
 Index("ix_agg_engagement_unit_wave_unit", agg_engagement_unit.c.wave,
       agg_engagement_unit.c.org_unit_id)
 
+subscription = Table(
+    "subscription",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200)),
+    Column("scope", String(500), nullable=False, comment="Org unit ids, comma-separated"),
+    Column("paper", String(10), nullable=False, default="A4"),
+    Column("landscape", Boolean, nullable=False, default=True),
+    Column("schedule", String(64), nullable=False, default="0 7 1 * *"),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("email", "scope"),
+    CheckConstraint("paper IN ('A4', 'Letter')", name="paper"),
+)
+
+# One row per (subscription, period), claimed before sending: the unique key is what makes
+# a rerun, a second scheduler or a restart after a crash unable to send twice.
+delivery = Table(
+    "delivery",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer, ForeignKey("subscription.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(200)),
+    Column("claimed_at", DateTime),
+    Column("sent_at", DateTime),
+    Column("error", Text),
+    Column("message_id", String(200)),
+    Column("stale_data", Boolean, nullable=False, default=False),
+    UniqueConstraint("subscription_id", "period"),
+    CheckConstraint("status IN ('claimed', 'sent', 'failed')", name="status"),
+)
+
 FACT_TABLES = (survey_response, loyalty_transaction, engagement_response)
