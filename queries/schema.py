@@ -352,7 +352,7 @@ delivery = Table(
     Column("message_id", String(200)),
     Column("stale_data", Boolean, nullable=False, default=False),
     UniqueConstraint("subscription_id", "period"),
-    CheckConstraint("status IN ('claimed', 'sent', 'failed')", name="status"),
+    CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name="status"),
 )
 
 FACT_TABLES = (survey_response, loyalty_transaction, engagement_response)

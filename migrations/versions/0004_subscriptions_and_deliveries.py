@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-22 07:15:25.702039
+Create Date: 2026-11-22 07:15:46.252338
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('message_id', sa.String(length=200), nullable=True),
     sa.Column('stale_data', sa.Boolean(), nullable=False),
-    sa.CheckConstraint("status IN ('claimed', 'sent', 'failed')", name=op.f('ck_delivery_status')),
+    sa.CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name=op.f('ck_delivery_status')),
     sa.ForeignKeyConstraint(['subscription_id'], ['subscription.id'], name=op.f('fk_delivery_subscription_id_subscription'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery')),
     sa.UniqueConstraint('subscription_id', 'period', name=op.f('uq_delivery_subscription_id_period'))
