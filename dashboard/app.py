@@ -159,6 +159,20 @@ def create_app(settings: Settings | None = None) -> Dash:
     def toggle_nav(n: int | None, is_open: bool) -> bool:
         return not is_open
 
+    @server.before_request
+    def refuse_report_without_token():
+        # The page itself also checks, but a refused link must not even load the app shell.
+        from flask import abort, request
+
+        from dashboard.report_token import TokenError, read_token
+
+        if request.path.rstrip("/") == "/report":
+            try:
+                read_token(settings.secret(), request.args.get("t"))
+            except TokenError as exc:
+                abort(403, description=str(exc))
+        return None
+
     @server.get("/healthz")
     def healthz():
         from sqlalchemy import text
