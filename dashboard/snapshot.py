@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 # Re-exported: callers build requests and catch errors from here.
@@ -65,16 +66,27 @@ class SnapshotRenderer:
         self._server: _LocalServer | None = None
         self._pw: Any = None
         self._browser: Any = None
+        # Playwright's sync API refuses a thread that runs an asyncio loop (a test runner, an
+        # async server) and a second instance per thread: it gets a thread of its own.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
 
     def __enter__(self) -> SnapshotRenderer:
+        try:
+            if self.base_url is None:
+                # Built here, not on the browser's thread: Dash keeps page state in context
+                # variables of the thread that creates the app.
+                self._server = _LocalServer(self.settings)
+                self.base_url = self._server.url
+            return self._thread.submit(self._start).result()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _start(self) -> SnapshotRenderer:
         from playwright.sync_api import sync_playwright
 
-        if self.base_url is None:
-            self._server = _LocalServer(self.settings)
-            self.base_url = self._server.url
         chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
         if not os.path.exists(chromium):
-            self.__exit__(None, None, None)
             raise SnapshotError(f"Chromium not found at {chromium}: install it with "
                                 "`apt-get install chromium` or set CHROMIUM_PATH")
         self._pw = sync_playwright().start()
@@ -82,18 +94,27 @@ class SnapshotRenderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        try:
+            self._thread.submit(self._stop).result()
+        finally:
+            self._thread.shutdown(wait=True)
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+
+    def _stop(self) -> None:
         if self._browser is not None:
             self._browser.close()
             self._browser = None
         if self._pw is not None:
             self._pw.stop()
             self._pw = None
-        if self._server is not None:
-            self._server.close()
-            self._server = None
 
     def render(self, request: ReportRequest) -> bytes:
         """The PDF of `request`, or SnapshotError when the page does not become ready."""
+        return self._thread.submit(self._render, request).result()
+
+    def _render(self, request: ReportRequest) -> bytes:
         if self._browser is None:
             raise SnapshotError("the renderer is not started (use it in a `with` block)")
         from playwright.sync_api import Error as PlaywrightError

@@ -232,10 +232,11 @@ def chain_frame(state: dict[str, str]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- layout
 
 
-def _graph(id_: str, height: int) -> dcc.Loading:
-    return dcc.Loading(dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
-                                 figure=theme.empty_figure("Loading…", height=height)),
-                       type="dot", delay_show=300)
+def _graph(id_: str, height: int, *text: html.Div) -> dcc.Loading:
+    """A graph and the words under it, behind one loading indicator."""
+    graph = dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
+                      figure=theme.empty_figure("Loading…", height=height))
+    return dcc.Loading(html.Div([graph, *text]), type="dot", delay_show=300)
 
 
 def wave_choices(state: dict[str, str]) -> tuple[list[dict], str]:
@@ -260,8 +261,12 @@ def layout(**query: str) -> html.Div:
     units = panel(
         "Engagement and eNPS by unit",
         html.Div([
-            html.Div(id=f"{PREFIX}-units-intro", className="small text-muted"),
-            _graph(f"{PREFIX}-units-graph", 260),
+            dcc.Loading(html.Div([
+                html.Div(id=f"{PREFIX}-units-intro", className="small text-muted"),
+                dcc.Graph(id=f"{PREFIX}-units-graph", config=GRAPH_CONFIG,
+                          style={"height": "260px"},
+                          figure=theme.empty_figure("Loading…", height=260)),
+            ]), type="dot", delay_show=300),
         ]),
         target="employees-units", id_=f"{PREFIX}-units-panel",
         note="Bars: 95% margins. A group with fewer than the anonymity minimum of respondents "
@@ -273,8 +278,9 @@ def layout(**query: str) -> html.Div:
     trend = panel(
         "Engagement over waves",
         html.Div([
-            _graph(f"{PREFIX}-trend-graph", 300),
-            html.Div(id=f"{PREFIX}-trend-note", className="cx-note text-muted small mt-1"),
+            _graph(f"{PREFIX}-trend-graph", 300,
+                   html.Div(id=f"{PREFIX}-trend-note",
+                            className="cx-note text-muted small mt-1")),
         ]),
         target="employees-trend", id_=f"{PREFIX}-trend-panel")
     chain = panel(
@@ -290,10 +296,10 @@ def layout(**query: str) -> html.Div:
                     labelClassName="btn btn-outline-secondary btn-sm",
                     labelCheckedClassName="active"),
             ], width="auto", className="d-flex align-items-center"), className="mb-1 mt-1"),
-            _graph(f"{PREFIX}-chain-graph", 340),
-            dcc.Loading(html.Div(id=f"{PREFIX}-chain-words", className="mt-1"), type="dot",
-                        delay_show=300),
-            html.Div(id=f"{PREFIX}-chain-note", className="cx-note text-muted small mt-1"),
+            _graph(f"{PREFIX}-chain-graph", 340,
+                   html.Div(id=f"{PREFIX}-chain-words", className="mt-1"),
+                   html.Div(id=f"{PREFIX}-chain-note",
+                            className="cx-note text-muted small mt-1")),
         ]),
         target="employees-chain", id_=f"{PREFIX}-chain-panel")
     return html.Div(
@@ -312,7 +318,7 @@ def layout(**query: str) -> html.Div:
                                          clearable=True, searchable=False,
                                          placeholder=placeholder, style={"minWidth": "15rem"}),
                         ], className="d-flex align-items-center"),
-                        xs=12, md="auto", className="d-print-none"),
+                        xs=12, lg="auto", className="d-print-none"),
                 ],
                 className="align-items-center mb-2 g-2",
             ),

@@ -200,10 +200,11 @@ def _toggle(id_: str, options: list[tuple[str, str]], value: str) -> dbc.RadioIt
     )
 
 
-def _graph(id_: str, height: int) -> dcc.Loading:
-    return dcc.Loading(dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
-                                 figure=theme.empty_figure("Loading…", height=height)),
-                       type="dot", delay_show=300)
+def _graph(id_: str, height: int, *text: html.Div) -> dcc.Loading:
+    """A graph and the words under it, behind one loading indicator."""
+    graph = dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
+                      figure=theme.empty_figure("Loading…", height=height))
+    return dcc.Loading(html.Div([graph, *text]), type="dot", delay_show=300)
 
 
 def layout(**query: str) -> html.Div:
@@ -213,10 +214,10 @@ def layout(**query: str) -> html.Div:
     groups = panel(
         f"Revenue in the {days} days after answering, by NPS group",
         html.Div([
-            _graph(f"{PREFIX}-groups-graph", 330),
-            dcc.Loading(html.Div(id=f"{PREFIX}-gap", className="mt-1"), type="dot",
-                        delay_show=300),
-            html.Div(id=f"{PREFIX}-groups-note", className="cx-note text-muted small mt-1"),
+            _graph(f"{PREFIX}-groups-graph", 330,
+                   html.Div(id=f"{PREFIX}-gap", className="mt-1"),
+                   html.Div(id=f"{PREFIX}-groups-note",
+                            className="cx-note text-muted small mt-1")),
         ]),
         target="revenue-groups", id_=f"{PREFIX}-groups-panel")
     churn = panel(
@@ -243,10 +244,10 @@ def layout(**query: str) -> html.Div:
         "Do stores with better CX grow revenue faster?",
         html.Div([
             controls,
-            _graph(f"{PREFIX}-units-graph", 400),
-            dcc.Loading(html.Div(id=f"{PREFIX}-units-words", className="mt-1"), type="dot",
-                        delay_show=300),
-            html.Div(id=f"{PREFIX}-units-note", className="cx-note text-muted small mt-1"),
+            _graph(f"{PREFIX}-units-graph", 400,
+                   html.Div(id=f"{PREFIX}-units-words", className="mt-1"),
+                   html.Div(id=f"{PREFIX}-units-note",
+                            className="cx-note text-muted small mt-1")),
         ]),
         target="revenue-units", id_=f"{PREFIX}-units-panel")
     return html.Div(
