@@ -29,10 +29,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def _pages() -> list[dict]:
-    return sorted(
-        (p for p in dash.page_registry.values() if not p.get("hidden")),
-        key=lambda p: (p.get("order") if p.get("order") is not None else 99, p["name"]),
-    )
+    # One entry per path: a page module imported twice (say by a test) registers twice.
+    unique = {p["path"]: p for p in reversed(dash.page_registry.values()) if not p.get("hidden")}
+    return sorted(unique.values(),
+                  key=lambda p: (p.get("order") if p.get("order") is not None else 99,
+                                 p["name"]))
 
 
 def _nav_id(page: dict) -> str:

@@ -39,23 +39,34 @@ COLUMNS = [
 MISSING_LABEL = "Not recorded"
 
 
-def _selection_root(conn: Connection, unit: str | None) -> tuple[str | None, list[dict]]:
+def _selection_root(conn: Connection, unit: str | tuple[str, ...] | None
+                    ) -> tuple[str | None, list[dict]]:
     """The unit whose children are broken down (the single root for the whole company) and
-    those children, by name: (parent id or None, [{id, name, kind, has_children}])."""
+    those children, by name: (parent id or None, [{id, name, kind, has_children}]). A set
+    of several units (a scope) breaks down into those units themselves."""
+    if isinstance(unit, tuple | list):
+        if len(unit) != 1:
+            cond = ou.c.id.in_(sorted(unit))
+            return None, _units_where(conn, cond)
+        unit = unit[0]
     parent = unit
     if parent is None:
         roots = conn.execute(select(ou.c.id).where(ou.c.parent_id.is_(None))).scalars().all()
         if len(roots) == 1:
             parent = roots[0]
+    cond = ou.c.parent_id.is_(None) if parent is None else ou.c.parent_id == parent
+    return parent, _units_where(conn, cond)
+
+
+def _units_where(conn: Connection, cond: ColumnElement[bool]) -> list[dict]:
     child = ou.alias("child")
     grandchildren = (select(func.count()).select_from(child)
                      .where(child.c.parent_id == ou.c.id).scalar_subquery())
-    cond = ou.c.parent_id.is_(None) if parent is None else ou.c.parent_id == parent
     rows = conn.execute(
         select(ou.c.id, ou.c.name, ou.c.kind, (grandchildren > 0).label("has_children"))
         .where(cond).order_by(ou.c.name, ou.c.id)
     ).mappings().all()
-    return parent, [dict(r) for r in rows]
+    return [dict(r) for r in rows]
 
 
 def _subtree_map(children: list[str]) -> Select:
@@ -173,7 +184,8 @@ def _metrics(c: dict[str, int] | None, prev: dict[str, int] | None,
 def breakdown(conn: Connection, *, period: Month, compare: Month, filters: Filters,
               by: str = "unit", settings: Settings) -> pd.DataFrame:
     """Every survey metric of `period` per child of `filters.unit` (`by="unit"`; the whole
-    company breaks down into the root's children) or per value of the dimension `by`
+    company breaks down into the root's children, a set of several units into those units)
+    or per value of the dimension `by`
     (segment, channel, device, interaction, touchpoint) within the filters.
 
     One row per group: `key` (unit id or dimension value, None for 'not recorded'),

@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from queries import metrics, schema
 from queries.kpis import wave_counts
 
 ou = schema.org_unit
+aeu = schema.agg_engagement_unit
 
 
 def suppress(respondents: dict[str, int], minimum: int) -> set[str]:
@@ -27,6 +28,37 @@ def suppress(respondents: dict[str, int], minimum: int) -> set[str]:
     while hidden and sum(respondents[u] for u in hidden) < minimum and visible:
         hidden.add(visible.pop(0)[1])
     return hidden
+
+
+def hidden_in_wave(conn: Connection, *, wave: dt.date, minimum: int = 5) -> set[str]:
+    """Every unit whose numbers must not be shown for `wave`, at every level of the tree:
+    a unit with fewer than `minimum` respondents, the siblings hidden with it so it cannot be
+    worked out by subtraction (`suppress`), and everything below a hidden unit."""
+    counts = dict(conn.execute(
+        select(aeu.c.org_unit_id, func.sum(aeu.c.respondents))
+        .where(aeu.c.wave == wave).group_by(aeu.c.org_unit_id)).all())
+    parents = dict(conn.execute(select(ou.c.id, ou.c.parent_id)).all())
+    totals: dict[str, int] = dict.fromkeys(parents, 0)
+    for unit, n in counts.items():
+        node = unit
+        while node is not None and node in totals:
+            totals[node] += int(n or 0)
+            node = parents.get(node)
+    children: dict[str | None, list[str]] = {}
+    for unit, parent in parents.items():
+        children.setdefault(parent, []).append(unit)
+    hidden: set[str] = set()
+    for siblings in children.values():
+        hidden |= suppress({u: totals[u] for u in siblings}, minimum)
+    # Below a hidden unit everything is smaller still: hide the whole subtree.
+    for unit in list(parents):
+        node = parents.get(unit)
+        while node is not None:
+            if node in hidden:
+                hidden.add(unit)
+                break
+            node = parents.get(node)
+    return {u for u in hidden if totals.get(u, 0) > 0}
 
 
 def engagement_by_unit(conn: Connection, *, wave: dt.date, parent: str,
@@ -56,7 +88,7 @@ def engagement_by_unit(conn: Connection, *, wave: dt.date, parent: str,
                                         "participation"])
     counts = dict(zip(frame["unit"], frame["respondents"], strict=True))
     small = {u for u, n in counts.items() if 0 < n < anonymity_min}
-    hidden = suppress(counts, anonymity_min)
+    hidden = hidden_in_wave(conn, wave=wave, minimum=anonymity_min) & set(counts)
     if 0 < parent_counts.respondents < anonymity_min:
         hidden = {u for u, n in counts.items() if n > 0}
     frame["hidden"] = frame["unit"].isin(hidden)

@@ -449,8 +449,20 @@ def _employee_kpis(conn: Connection, period: Month, filters: Filters,
         }
 
     now_e, prev_e = ests(cur), ests(prev)
-    hidden = cur is not None and 0 < cur.respondents < cfg.anonymity_min
-    prev_hidden = prev is None or prev.respondents < cfg.anonymity_min
+
+    def hidden_by_siblings(w: dt.date | None) -> bool:
+        # A unit shown beside a hidden sibling would reveal it by subtraction.
+        from queries.employees import hidden_in_wave
+
+        if w is None or filters.unit is None:
+            return False
+        units = {filters.unit} if isinstance(filters.unit, str) else set(filters.unit)
+        return bool(units & hidden_in_wave(conn, wave=w, minimum=cfg.anonymity_min))
+
+    hidden = cur is not None and (0 < cur.respondents < cfg.anonymity_min
+                                  or hidden_by_siblings(wave))
+    prev_hidden = (prev is None or prev.respondents < cfg.anonymity_min
+                   or hidden_by_siblings(prev_wave))
     note = f"wave of {wave:%B %Y}" if wave else "no engagement wave yet"
     out = []
     for key, kind in (("engagement", "share"), ("enps", "nps"), ("participation", "census")):

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from queries import metrics, schema, stats
+from queries.employees import hidden_in_wave
 from queries.kpis import unit_scope
 from queries.periods import Month
 from queries.sqlfuncs import add_days
@@ -514,7 +515,11 @@ def engagement_vs_cx(
         .group_by(lm.c.level_id)
     ).all()}
 
-    shown = {key for key, n in respondents.items() if n >= min_respondents}
+    # Complementary suppression too: a store shown beside a hidden sibling would reveal it.
+    hidden = {w: hidden_in_wave(conn, wave=w, minimum=min_respondents)
+              for w in {w for _, w in respondents}}
+    shown = {key for key, n in respondents.items()
+             if n >= min_respondents and key[0] not in hidden[key[1]]}
     per_item: dict[str, dict[str, list[int]]] = {}
     for u, w, item, n, fav in items:
         if (u, _as_date(w)) not in shown:

@@ -60,6 +60,19 @@ def kpi_trend(conn: Connection, *, end: Month, months: int = 13,
     return frame
 
 
+def _hidden_unit(conn: Connection, wave: object, unit: str | tuple[str, ...] | None,
+                 minimum: int) -> bool:
+    import datetime as dt
+
+    from queries.employees import hidden_in_wave
+
+    if unit is None:
+        return False
+    day = wave if isinstance(wave, dt.date) else dt.date.fromisoformat(str(wave)[:10])
+    units = {unit} if isinstance(unit, str) else set(unit)
+    return bool(units & hidden_in_wave(conn, wave=day, minimum=minimum))
+
+
 def engagement_trend(conn: Connection, *, end: Month, unit: str | None = None,
                      anonymity_min: int = 5) -> pd.DataFrame:
     """Engagement % favourable and eNPS per wave up to `end` (hidden waves hold NaN)."""
@@ -81,7 +94,7 @@ def engagement_trend(conn: Connection, *, end: Month, unit: str | None = None,
     rows = []
     for wave, resp, n, pro, det in waves:
         key = str(wave)[:10]
-        hidden = resp < anonymity_min
+        hidden = resp < anonymity_min or _hidden_unit(conn, wave, unit, anonymity_min)
         eng = metrics.engagement(resp, shares.get(key, []))
         enps = metrics.nps(n, pro, det)
         rows.append({"wave": key, "respondents": None if hidden else resp,

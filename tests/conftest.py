@@ -247,3 +247,17 @@ def in_app(dash_app):
             return fn(*args, **kwargs)
 
     return call
+
+
+@pytest.fixture
+def page_module(dash_app):
+    """The module of a page as Dash loaded it (`page_module("revenue")`).
+
+    Importing `dashboard.pages.x` again would register the page and its callbacks a second
+    time under another name, and every app built afterwards would carry duplicates.
+    """
+
+    def get(name: str):
+        return sys.modules[f"pages.{name}"]
+
+    return get

@@ -154,6 +154,21 @@ def test_employee_breakdown_hides_small_groups_and_their_complement(demo_engine,
         card = _by_key(kpis(conn, period=wave_month, filters=Filters(unit="S12")))
     for key in ("engagement", "enps", "participation"):
         assert card[key].hidden and card[key].value is None and card[key].compare is None
+    # The sibling hidden with it stays hidden everywhere else too: its own card, its trend
+    # and the service-profit chain (else West minus it would reveal Cardiff).
+    from queries.links import engagement_vs_cx
+    from queries.trends import engagement_trend
+
+    with demo_engine.connect() as conn:
+        twin = _by_key(kpis(conn, period=wave_month, filters=Filters(unit=next_smallest)))
+        trend = engagement_trend(conn, end=wave_month, unit=next_smallest)
+        chain = engagement_vs_cx(conn, waves=[pd.Timestamp(small_wave).date()],
+                                 outcome="csat")
+    assert twin["engagement"].hidden and twin["engagement"].value is None
+    row = trend[trend["wave"] == str(pd.Timestamp(small_wave).date())]
+    assert bool(row["hidden"].iloc[0]) and pd.isna(row["engagement"].iloc[0])
+    assert next_smallest not in set(chain.points["unit"]) and "S12" not in set(
+        chain.points["unit"])
 
 
 def test_cli_json_is_the_same_numbers(demo_url: str, demo_engine) -> None:

@@ -32,10 +32,11 @@ _ids = itertools.count(1)
 
 
 def _org(conn: Connection) -> None:
-    """ACME > R1 (S1 > T1 team, S2, S4, S5), R2 (S3)."""
+    """ACME > R1 (S1 > T1 team, S2, S4, S5, S6), R2 (S3)."""
     rows = [("ACME", "company", None), ("R1", "region", "ACME"), ("R2", "region", "ACME"),
             ("S1", "store", "R1"), ("S2", "store", "R1"), ("S3", "store", "R2"),
-            ("S4", "store", "R1"), ("S5", "store", "R1"), ("T1", "team", "S1")]
+            ("S4", "store", "R1"), ("S5", "store", "R1"), ("S6", "store", "R1"),
+            ("T1", "team", "S1")]
     for uid, kind, parent in rows:  # parents first: the foreign key is checked at once
         conn.execute(insert(schema.org_unit).values(id=uid, name=f"Unit {uid}", kind=kind,
                                                     parent_id=parent, source="t",
@@ -322,6 +323,9 @@ def engagement_db(engine: Engine) -> Engine:
         _staff(conn, "S3", W1, [(4, 3), (4, 3), (4, 3), (4, 3), (4, 4)])  # 5/5, 1/5: 60
         _staff(conn, "S4", W1, [(5, 5), (5, 5), (5, 5), (1, 5), (1, 1), (1, 1)])  # 3/6, 4/6
         _staff(conn, "S5", W1, [(5, 5), (5, 5), (5, 5)])  # 3 respondents: suppressed
+        # 2 more: hidden too. Together the hidden stores have 5, so no visible sibling has
+        # to be hidden to stop R1's total revealing them by subtraction.
+        _staff(conn, "S6", W1, [(5, 5), (5, 5)])
         csat = {"S1": [5, 5, 4, 1], "S2": [2, 3, 4], "S3": [4, 4, 2], "S4": [5, 1],
                 "S5": [5]}
         for unit, scores in csat.items():
@@ -353,8 +357,8 @@ def test_engagement_vs_cx_by_hand(engagement_db: Engine) -> None:
     # S1's second wave (2 respondents) is left out, not merged: 5 respondents, one wave.
     assert (pts.loc["S1", "respondents"], pts.loc["S1", "waves"]) == (5, 1)
     assert pts.loc["S1", "n"] == 5
-    assert (link.excluded, link.suppressed) == (1, 1)  # S5
-    assert "S5" not in set(link.points["unit"])
+    assert (link.excluded, link.suppressed) == (2, 2)  # S5, S6
+    assert {"S5", "S6"}.isdisjoint(link.points["unit"])
     x = [100 * eng[u] for u in pts.index]
     y = [100 * csat[u] for u in pts.index]
     mx, my = sum(x) / 4, sum(y) / 4
@@ -369,12 +373,13 @@ def test_engagement_vs_cx_by_hand(engagement_db: Engine) -> None:
     # Only the small wave: every store is below the threshold or has no staff answers.
     assert only_w2.points.empty and only_w2.suppressed == 1
     assert only_w2.correlation.r is None
-    # At 6 only S4 qualifies.
-    assert list(strict.points["unit"]) == ["S4"] and strict.suppressed == 4
+    # At 6: region R2 (S3's 5) is hidden, and then R1 with it, since the company total
+    # minus R1 would reveal R2; under a hidden region every store is hidden.
+    assert strict.points.empty and strict.suppressed == 6
     # Customer filters narrow the customer side only; stores without such answers drop out.
     assert list(phone.points["unit"]) == ["S1"]
     assert phone.points["score"].iloc[0] == 0
-    assert phone.excluded == 4
+    assert phone.excluded == 5
 
 
 # --------------------------------------------------------------------------
@@ -480,8 +485,21 @@ def test_engagement_vs_cx_matches_the_source_files(demo_engine: Engine, demo_dir
         link = engagement_vs_cx(conn, start=start, end=end, outcome="csat")
     eng = truth.engagement(demo_dir)
     eng = eng[(eng["wave"] >= start) & (eng["wave"] < end)]
-    size = eng.groupby(["Store", "wave"])["Store"].transform("size")
-    shown = eng[size >= 5]
+    # Anonymity, written out independently: stores under 5 respondents are hidden, and then
+    # the smallest visible siblings (same region, same wave) until the hidden group has 5.
+    org = truth.org(demo_dir).set_index("Code")["Parent"]
+    counts = eng.groupby(["wave", "Store"]).size()
+    hidden_pairs = set()
+    for (wave, _region), group in counts.groupby(
+            [counts.index.get_level_values(0), counts.index.get_level_values(1).map(org)]):
+        per_store = {store: int(n) for (_, store), n in group.items()}
+        hidden = {st for st, n in per_store.items() if n < 5}
+        visible = sorted((n, st) for st, n in per_store.items() if n >= 5)
+        while hidden and sum(per_store[st] for st in hidden) < 5 and visible:
+            hidden.add(visible.pop(0)[1])
+        hidden_pairs |= {(wave, st) for st in hidden}
+    keep = [(w, st) not in hidden_pairs for w, st in zip(eng["wave"], eng["Store"], strict=True)]
+    shown = eng[keep]
     expected_eng = {
         store: 100 * np.mean([(g[item] >= 4).sum() / g[item].notna().sum()
                               for item in truth.ITEMS])
@@ -507,7 +525,8 @@ def test_engagement_vs_cx_matches_the_source_files(demo_engine: Engine, demo_dir
     # Cardiff (S12) has a wave below 5 respondents: it is left out of its average.
     small = eng[eng["Store"] == "S12"].groupby("wave").size()
     assert (small < 5).any()
-    assert pts.loc["S12", "waves"] == int((small >= 5).sum())
+    assert pts.loc["S12", "waves"] == int(shown[shown["Store"] == "S12"]["wave"].nunique())
+    assert any(st != "S12" for _, st in hidden_pairs)  # a sibling was hidden with Cardiff
 
 
 def test_unit_cx_revenue_matches_the_source_files(demo_engine: Engine, demo_dir: Path) -> None:

@@ -4,8 +4,8 @@ downloads the rows it shows."""
 
 from __future__ import annotations
 
-import importlib
 import io
+import sys
 
 import pandas as pd
 import pytest
@@ -23,7 +23,7 @@ browser = pytest.mark.browser
 @pytest.fixture
 def revenue(dash_app):
     """The page module (imported once the app, which registers the pages, exists)."""
-    return importlib.import_module("dashboard.pages.revenue")
+    return sys.modules["pages.revenue"]  # the module Dash loaded (see conftest page_module)
 
 
 @pytest.fixture

@@ -173,8 +173,6 @@ def trend_frame(state: dict[str, str]) -> pd.DataFrame:
     unit = state.get("unit")
     if unit in _units():
         for i, row in frame.iterrows():
-            if row["hidden"]:
-                continue
             why = _hidden_among_siblings(unit, dt.date.fromisoformat(str(row["wave"])))
             if why:
                 frame.loc[i, ["respondents", "engagement", "engagement_moe", "enps"]] = pd.NA

@@ -149,6 +149,11 @@ def _num(value: object) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
+def _yes(value: object) -> bool:
+    """True for a true flag; False for false, None and NaN (numpy booleans included)."""
+    return value is not None and not pd.isna(value) and bool(value)
+
+
 def _label(row: pd.Series, by: str) -> str:
     return str(row["name"]) if by == "unit" or row["key"] is None else pretty(str(row["key"]))
 
@@ -250,14 +255,15 @@ def bars_figure(state: dict) -> go.Figure:
     min_n = kpi_settings().min_n
     groups = [
         (f"Up significantly vs {compare.label}", theme.GOOD,
-         lambda r: not r["low_sample"] and r["significant"] is True and r["change"] > 0),
+         lambda r: not r["low_sample"] and _yes(r["significant"]) and r["change"] > 0),
         (f"Down significantly vs {compare.label}", theme.BAD,
-         lambda r: not r["low_sample"] and r["significant"] is True and r["change"] < 0),
+         lambda r: not r["low_sample"] and _yes(r["significant"]) and r["change"] < 0),
         ("No significant change", NO_CHANGE,
-         lambda r: not r["low_sample"] and r["significant"] is not True),
+         lambda r: not r["low_sample"] and not _yes(r["significant"])),
         (f"Low sample (under {min_n} answers)", LOW, lambda r: bool(r["low_sample"])),
     ]
     value_fmt = {"nps": "%{x:+.1f}", "csat": "%{x:.1f}%", "ces": "%{x:.2f}"}[metric]
+    moe_fmt = "%{customdata[3]:.2f}" if metric == "ces" else "%{customdata[3]:.1f}"
     fig = go.Figure()
     for name, colour, test in groups:
         part = data[[bool(test(r)) for _, r in data.iterrows()]]
@@ -277,7 +283,7 @@ def bars_figure(state: dict) -> go.Figure:
                                 [_num(v) or 0.0 for v in part["margin_95"]], changes,
                                 strict=True)),
             hovertemplate=("<b>%{y}</b><br>" + f"{label} {value_fmt}"
-                           + " ± %{customdata[3]:.1f}<br>n = %{customdata[2]:,}<br>"
+                           + f" ± {moe_fmt}<br>n = " + "%{customdata[2]:,}<br>"
                            + f"vs {compare.label}: " + "%{customdata[4]}<extra></extra>"),
         ))
     overall = _overall(breakdown_rows(state), metric)
@@ -299,7 +305,7 @@ def bars_figure(state: dict) -> go.Figure:
     theme.base_layout(fig, title=f"{label} by {what} · {scope} · {period.label}",
                       height=max(300, 36 * len(data) + 130))
     fig.update_layout(
-        barmode="overlay", bargap=0.3, dragmode=False, hovermode="closest",
+        barmode="overlay", bargap=0.3, dragmode=False, hovermode="closest", showlegend=True,
         margin={"l": 8, "r": 96, "t": 64, "b": 40},
         legend={"orientation": "h", "yanchor": "top", "y": -0.12 if len(data) > 3 else -0.25,
                 "x": 0, "font": {"size": 11}},
@@ -308,8 +314,19 @@ def bars_figure(state: dict) -> go.Figure:
                      automargin=True, ticklabelstandoff=6)
     fig.update_xaxes(title=None, zeroline=True, zerolinecolor="#ADB5BD",
                      ticksuffix="%" if unit == "%" else "",
-                     range=[-100, 100] if metric == "nps" and data[metric].min() < -40 else None)
+                     range=_value_range(data, metric))
     return fig
+
+
+def _value_range(data: pd.DataFrame, metric: str) -> list[float]:
+    """The x range: zero, every bar and its margin, within the scale's own bounds."""
+    low, high = {"nps": (-100.0, 100.0), "csat": (0.0, 100.0), "ces": (0.0, 7.0)}[metric]
+    values = data[metric].astype(float)
+    moe = data["margin_95"].astype(float).fillna(0.0)
+    lo = max(low, min(0.0, float((values - moe).min())))
+    hi = min(high, max(0.0, float((values + moe).max())))
+    pad = (hi - lo) * 0.04 or 1.0
+    return [lo - (pad if lo < 0 else 0.0), hi + pad]
 
 
 def trend_figure(state: dict) -> go.Figure:
@@ -372,11 +389,11 @@ def grid_columns(state: dict) -> list[dict]:
         {"field": "nps_delta", "headerName": vs, "type": "rightAligned", "minWidth": 120,
          "flex": 1.3, "valueFormatter": {"function": "params.data.nps_delta_shown"},
          "cellStyle": {"styleConditions": [
+             {"condition": "params.data.nps_low", "style": LOW_STYLE},
              {"condition": "params.data.nps_delta_tone == 'up'",
               "style": {"color": theme.GOOD, "fontWeight": 600}},
              {"condition": "params.data.nps_delta_tone == 'down'",
-              "style": {"color": theme.BAD, "fontWeight": 600}},
-             {"condition": "params.data.nps_low", "style": LOW_STYLE}]},
+              "style": {"color": theme.BAD, "fontWeight": 600}}]},
          "tooltipValueGetter": {"function": "params.data.nps_delta_tip"}},
         _cell("csat", 120, headerName="CSAT ± 95%", flex=1.4),
         _cell("ces", 110, headerName="CES ± 95%", flex=1.3),
@@ -415,9 +432,8 @@ def grid_rows(state: dict) -> list[dict]:
             item[f"{key}_low"] = low
             item[f"{key}_tip"] = (f"Low sample: {n} answers (under {min_n}); read with care"
                                   if low and value is not None else f"n = {n:,}")
-        delta, sig = _num(r["nps_delta"]), r["nps_significant"]
-        kpi = _kpi("nps", period, compare, _num(r["nps"]), int(r["nps_n"]), None, delta,
-                   None if pd.isna(sig) else bool(sig))
+        delta, sig = _num(r["nps_delta"]), _yes(r["nps_significant"])
+        kpi = _kpi("nps", period, compare, _num(r["nps"]), int(r["nps_n"]), None, delta, sig)
         item["nps_delta"] = delta
         if delta is None:
             item["nps_delta_shown"] = "no comparison"
@@ -425,12 +441,12 @@ def grid_rows(state: dict) -> list[dict]:
             item["nps_delta_tip"] = f"No NPS answers in {compare.label}"
         else:
             arrow = "▲" if delta > 0 else ("▼" if delta < 0 else "■")
-            item["nps_delta_shown"] = f"{arrow} {fmt_delta(kpi)}" + (" *" if sig is True else "")
-            item["nps_delta_tone"] = ("up" if delta > 0 else "down") if sig is True else ""
+            item["nps_delta_shown"] = f"{arrow} {fmt_delta(kpi)}" + (" *" if sig else "")
+            item["nps_delta_tone"] = ("up" if delta > 0 else "down") if sig else ""
             z = _num(r["nps_z"])
             item["nps_delta_tip"] = ((f"z = {z:.2f}: " if z is not None and math.isfinite(z)
                                       else "")
-                                     + ("significant at 95%" if sig is True else
+                                     + ("significant at 95%" if sig else
                                         "could be noise (not significant)"))
         revenue = _num(r["revenue"])
         item["revenue"] = revenue
