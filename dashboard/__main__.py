@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # the renderer's private server would log every asset request
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except (SettingsError, ValueError) as exc:

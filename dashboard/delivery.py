@@ -771,7 +771,10 @@ def _skip_reason(row: Any) -> str:
         return row.error or f"being sent by {row.claimed_by}"
     if row.status == "claimed":
         return f"being delivered by {row.claimed_by} (claimed at {_when(row.claimed_at)})"
-    return f"failed {row.attempts} time(s), no attempts left: {row.error}"
+    if row.attempts < MAX_ATTEMPTS:
+        return f"another process took it over first (last error: {row.error})"
+    return (f"failed {row.attempts} time(s), no attempts left: {row.error}; `python -m "
+            f"dashboard deliveries retry {row.id}` sends it again")
 
 
 def deliver_one(engine: Engine, settings: Settings, subscription: Subscription, period: Month,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import io
+import sys
 
 import pandas as pd
 import pytest
@@ -23,7 +23,7 @@ SHOTS = ROOT / "docs" / "screenshots"
 @pytest.fixture
 def drv(dash_app):
     """The page module, imported once the app (and so the page registry) exists."""
-    return importlib.import_module("dashboard.pages.drivers")
+    return sys.modules["pages.drivers"]  # the module Dash loaded (see conftest page_module)
 
 
 def _window(engine, months: int) -> tuple[Month, Month]:

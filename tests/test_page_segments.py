@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import io
+import sys
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -21,7 +21,7 @@ SHOTS = ROOT / "docs" / "screenshots"
 @pytest.fixture
 def seg(dash_app):
     """The page module, imported once the app (and so the page registry) exists."""
-    return importlib.import_module("dashboard.pages.segments")
+    return sys.modules["pages.segments"]  # the module Dash loaded (see conftest page_module)
 
 
 def _query(engine, filters: Filters, by: str = "unit"):

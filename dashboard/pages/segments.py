@@ -472,7 +472,6 @@ def _radio(id_: str, options: list[dict], value: str | None) -> dbc.RadioItems:
         class_name="btn-group btn-group-sm flex-wrap", input_class_name="btn-check",
         label_class_name="btn btn-sm btn-outline-secondary",
         label_checked_class_name="active",
-        label_style={"marginLeft": "-1.5em", "marginRight": "4px"},
     )
 
 
