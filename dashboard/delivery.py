@@ -208,12 +208,10 @@ def add_subscription(conn: Connection, *, email: str, scope: Scope | str | Seque
     if existing is not None:
         raise ValueError(f"email: {email} already has a subscription to {scope_text} "
                          f"(id {existing})")
-    try:
-        with conn.begin_nested():
-            new_id = conn.execute(insert(sub_t).values(
-                email=email, name=name, scope=scope_text, paper=paper,
-                landscape=bool(landscape), schedule=schedule, active=True,
-                created_at=now or _now())).inserted_primary_key[0]
+    try:  # the unique key decides if two admins add the same one at once
+        new_id = conn.execute(insert(sub_t).values(
+            email=email, name=name, scope=scope_text, paper=paper, landscape=bool(landscape),
+            schedule=schedule, active=True, created_at=now or _now())).inserted_primary_key[0]
     except IntegrityError:
         raise ValueError(f"email: {email} already has a subscription to {scope_text}") from None
     log.info("subscription %d added: %s, scope %s, %s", new_id, email, scope_text, schedule)
@@ -306,7 +304,8 @@ def claim(engine: Engine, subscription_id: int, period: Month | str, holder: str
         return None
     old = row.claimed_at is not None and row.claimed_at < stamp - CLAIM_TTL
     if row.status == "sending":
-        if old and not (row.error or "").startswith("interrupted while sending"):
+        said = row.error or ""
+        if old and not (said.startswith("interrupted") or "may have been delivered" in said):
             with engine.begin() as conn:
                 conn.execute(update(dlv).where(dlv.c.id == row.id, dlv.c.status == "sending",
                                                dlv.c.attempts == row.attempts)
@@ -736,11 +735,18 @@ class _Renderers:
         self.factory, self.settings = factory, settings
         self.manager: Any = None
         self.renderer: Any = None
+        self.error: Exception | None = None
 
     def get(self) -> Any:
+        if self.error is not None:  # it could not start: do not launch it once per recipient
+            raise self.error
         if self.renderer is None:
-            manager = self.factory(self.settings)
-            self.renderer = manager.__enter__()
+            try:
+                manager = self.factory(self.settings)
+                self.renderer = manager.__enter__()
+            except Exception as exc:
+                self.error = exc
+                raise
             self.manager = manager
         return self.renderer
 
@@ -1003,13 +1009,17 @@ def add_snapshot_jobs(scheduler: Any, settings: Settings, engine: Engine, *,
     """Add the snapshot jobs to an APScheduler 3 scheduler (call before `start()`).
 
     One cron job per distinct subscription schedule (in CX_TIMEZONE, coalescing, with a
-    misfire grace time), and an hourly job that picks up new schedules, retries failed
-    deliveries of the current period and catches up on a missed run. Returns the schedules.
+    misfire grace time), and an hourly job (first run a minute after start) that picks up
+    new schedules, retries failed deliveries of the current period and catches up on a run
+    missed while the scheduler was down. Returns the schedules.
     """
     schedules = sync_snapshot_jobs(scheduler, settings, engine, renderer_factory)
-    scheduler.add_job(_hourly, CronTrigger(minute=RETRY_MINUTE,
-                                           timezone=ZoneInfo(settings.cx_timezone)),
+    tz = ZoneInfo(settings.cx_timezone)
+    # Also a minute after start: jobs live in memory, so a run missed while the scheduler was
+    # down is not replayed by APScheduler; this catches up on it.
+    scheduler.add_job(_hourly, CronTrigger(minute=RETRY_MINUTE, timezone=tz),
                       args=(scheduler, settings, engine, renderer_factory), id=RETRY_JOB_ID,
                       name="Snapshot emails: retries and catch-up", replace_existing=True,
-                      coalesce=True, max_instances=1, misfire_grace_time=30 * 60)
+                      coalesce=True, max_instances=1, misfire_grace_time=30 * 60,
+                      next_run_time=dt.datetime.now(tz) + dt.timedelta(minutes=1))
     return schedules

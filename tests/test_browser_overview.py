@@ -139,3 +139,20 @@ def test_data_health_page(page: Page, served_demo: str) -> None:
     expect(page.locator("#overview-nps-value")).not_to_be_empty(timeout=30_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 1024
     assert errors == []
+
+
+@pytest.mark.browser
+def test_download_pdf_of_the_current_view(page: Page, served_demo: str, demo_url: str,
+                                          tmp_path) -> None:
+    page.goto(served_demo + "/?unit=R-SOUTH")
+    expect(page.locator("#overview-nps-value")).not_to_be_empty(timeout=30_000)
+    with page.expect_download(timeout=120_000) as info:
+        page.locator("#overview-pdf").click()
+    assert info.value.suggested_filename == "cx-snapshot-2026-10-R-SOUTH.pdf"
+    path = tmp_path / "view.pdf"
+    info.value.save_as(path)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "showing South" in text
+    nps = next(k for k in _cli_kpis(demo_url, "--unit", "R-SOUTH")["kpis"] if k["key"] == "nps")
+    assert _shown(nps) in text

@@ -7,7 +7,7 @@ from dataclasses import replace
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html
 
 from dashboard import context
 from dashboard.components.download import downloadable, panel
@@ -36,8 +36,15 @@ def layout(**query: str) -> html.Div:
                 [
                     dbc.Col(html.H1("Executive overview", className="h4 mb-0"), width="auto"),
                     dbc.Col(html.Div(id=f"{PREFIX}-caption", className="text-muted")),
-                    dbc.Col(html.Div(id=f"{PREFIX}-pdf-slot"), width="auto",
-                            className="d-print-none"),
+                    dbc.Col(html.Div([
+                        dbc.Button("Download PDF", id=f"{PREFIX}-pdf", color="primary",
+                                   outline=True, size="sm",
+                                   title="The printable report of this view, as the monthly "
+                                         "email sends it"),
+                        dcc.Loading(dcc.Download(id=f"{PREFIX}-pdf-download"), type="dot"),
+                        html.Div(id=f"{PREFIX}-pdf-error", className="small text-danger"),
+                    ], className="d-flex align-items-center gap-2"), width="auto",
+                        className="d-print-none"),
                 ],
                 className="align-items-center mb-2 g-2",
             ),
@@ -163,3 +170,38 @@ def render(state: dict[str, str]):
     scope = units.get(state.get("unit"), "Whole company")
     caption = f"{scope} · {period.label} against {compare.label}"
     return cards, signal_box, more, caption, fresh
+
+
+@callback(
+    Output(f"{PREFIX}-pdf-download", "data"),
+    Output(f"{PREFIX}-pdf-error", "children"),
+    Input(f"{PREFIX}-pdf", "n_clicks"),
+    State(f"{PREFIX}-state", "data"),
+    prevent_initial_call=True,
+    running=[(Output(f"{PREFIX}-pdf", "disabled"), True, False)],
+)
+def download_pdf(clicks: int | None, state: dict[str, str]):
+    """Render the report of this view (same page, numbers and renderer as the email)."""
+    from dashboard.report_token import ReportRequest
+    from dashboard.snapshot import SnapshotError, SnapshotRenderer
+    from queries.scope import Scope
+
+    state = state or {}
+    period, _ = resolve_period(state)
+    if not clicks or period is None:
+        return dash.no_update, "No data to print yet."
+    roots = [str(u["id"]) for u in cached(org_units) if u["parent_id"] is None]
+    filters = {k: v for k, v in filters_of(state).active().items()}
+    request = ReportRequest(scope=Scope.of(roots), period=period, filters=filters)
+    from flask import request as http
+
+    try:
+        # The running server prints its own report: a Dash app cannot be built inside a
+        # callback, and another of this worker's threads (gunicorn.conf.py) serves the page.
+        with SnapshotRenderer(context.settings(), base_url=http.host_url.rstrip("/"),
+                              ready_timeout=90) as renderer:
+            pdf = renderer.render(request)
+    except SnapshotError as exc:
+        return dash.no_update, f"The PDF could not be made: {exc}"
+    name = "-".join(["cx-snapshot", str(period), *filters.values()]) + ".pdf"
+    return dcc.send_bytes(pdf, name), None

@@ -100,6 +100,8 @@ def build(req: ReportRequest) -> html.Div:
     trend = cached(kpi_trend, end=period, months=13, filters=filters,
                    active_days=settings.cx_active_days)
     scope_label = ", ".join(names.get(u, u) for u in req.scope.units)
+    if isinstance(filters.unit, str) and filters.unit not in req.scope.units:
+        scope_label += f" · showing {names.get(filters.unit, filters.unit)}"
     shown_filters = {k: v for k, v in filters.active().items() if k != "unit"}
     fresh = cached(freshness, stale_hours=settings.cx_stale_hours)
     stale = [f for f in fresh if f.failed or f.stale]
