@@ -189,3 +189,24 @@ def test_cli_json_is_the_same_numbers(demo_url: str, demo_engine) -> None:
         assert got["low_sample"] == exp.low_sample
         if exp.compare:
             assert got["compare"]["significant"] == exp.compare.significant
+
+
+def test_links_cli_prints_the_link_functions(demo_url: str, demo_engine) -> None:
+    from queries.links import revenue_after_survey
+
+    env = {**os.environ, "DATABASE_URL": demo_url}
+    out = subprocess.run([sys.executable, "-m", "queries", "links", "--period", "2026-10",
+                          "--months", "12", "--json"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    with demo_engine.connect() as conn:
+        want = revenue_after_survey(conn, start=Month(2025, 11).start, end=PERIOD.end,
+                                    window_days=180)
+    groups = {g["group"]: g for g in report["revenue_after_survey"]["groups"]}
+    for g in (want.promoter, want.passive, want.detractor):
+        assert groups[g.group]["n"] == g.n
+        assert groups[g.group]["mean"] == (None if g.mean is None else pytest.approx(g.mean))
+    assert report["engagement_vs_cx"]["csat"]["correlation"]["r"] > 0.5
+    assert abs(sum(d["weight"] for d in report["key_drivers_nps"]["drivers"])
+               - report["key_drivers_nps"]["r_squared"]) < 1e-9
