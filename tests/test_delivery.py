@@ -640,6 +640,10 @@ def test_a_connection_lost_after_data_is_not_sent_again(units, tmp_path, smtp_se
     assert len(server.inbox.messages) == 1
     [again] = deliver_monthly(units, settings, period=PERIOD, renderer_factory=FixedPdf())
     assert again.status == "skipped"
+    # Hours later it is still left alone, and still says why.
+    set_row(units, result.delivery_id, claimed_at=dt.datetime.now() - dt.timedelta(hours=5))
+    assert claim(units, delivery.subscription_id, PERIOD, "later") is None
+    assert "may have been delivered" in row(units, result.delivery_id).error
     time.sleep(0.2)
     assert len(server.inbox.messages) == 1
 
@@ -785,3 +789,20 @@ def test_the_hourly_job_catches_up_and_retries(units, tmp_path, smtp_server) -> 
     assert sent.status == "sent" and sent.attempts == 2
     assert retry_due(units, settings, renderer_factory=renderer, now=now) == []
     assert [m.rcpt_tos for m in server.inbox.messages] == [["a@example.com"]]
+
+
+def test_a_renderer_that_cannot_start_is_started_once(units, tmp_path, smtp_server) -> None:
+    server = smtp_server()
+    settings = make_settings(db_url(units), tmp_path, server.url)
+    subscribe(units, "west@example.com", "R-WEST")
+    subscribe(units, "north@example.com", "R-NORTH")
+    starts: list[int] = []
+
+    def factory(settings_):
+        starts.append(1)
+        raise SnapshotError("Chromium not found at /nowhere")
+
+    results = deliver_monthly(units, settings, period=PERIOD, renderer_factory=factory)
+    assert [r.status for r in results] == ["failed", "failed"] and len(starts) == 1
+    assert all("Chromium not found" in r.error for r in results)
+    assert server.inbox.messages == []
