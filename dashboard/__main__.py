@@ -94,7 +94,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_subscriptions_add(args: argparse.Namespace) -> int:
-    from dashboard.delivery import add_subscription, get_subscription
+    from etl.delivery import add_subscription, get_subscription
 
     with _engine().begin() as conn:
         new_id = add_subscription(conn, email=args.email, scope=args.unit, name=args.name,
@@ -112,7 +112,7 @@ def _next_run(schedule: str, tz: str) -> str:
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from dashboard.delivery import cron_trigger
+    from etl.delivery import cron_trigger
 
     zone = ZoneInfo(tz)
     fire = cron_trigger(schedule, zone).get_next_fire_time(None, dt.datetime.now(zone))
@@ -140,7 +140,7 @@ def cmd_subscriptions_list(args: argparse.Namespace) -> int:
 
 
 def cmd_subscriptions_remove(args: argparse.Namespace) -> int:
-    from dashboard.delivery import remove_subscription
+    from etl.delivery import remove_subscription
 
     with _engine().begin() as conn:
         removed = remove_subscription(conn, args.id)
@@ -166,7 +166,7 @@ def _print_results(results) -> bool:
 
 
 def cmd_send_monthly(args: argparse.Namespace) -> int:
-    from dashboard.delivery import deliver_monthly
+    from etl.delivery import deliver_monthly
 
     results = deliver_monthly(_engine(), get_settings(), period=args.period)
     if not results:
@@ -195,7 +195,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries_retry(args: argparse.Namespace) -> int:
-    from dashboard.delivery import deliver_monthly, reset_delivery
+    from etl.delivery import deliver_monthly, reset_delivery
 
     engine = _engine()
     subscription_id, period = reset_delivery(engine, args.id, force=args.force)
@@ -221,7 +221,7 @@ def _period(text: str) -> str:
 
 
 def _schedule(text: str) -> str:
-    from dashboard.delivery import check_schedule
+    from etl.delivery import check_schedule
 
     try:
         return check_schedule(text)

@@ -10,6 +10,7 @@ nothing half-drawn is ever returned.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,8 @@ class _LocalServer:
 
         from dashboard.app import create_app
 
+        # Every asset request would be an INFO line in the scheduler's log.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.app = create_app(settings)
         self.server = make_server("127.0.0.1", 0, self.app.server, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"

@@ -97,8 +97,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from apscheduler.triggers.cron import CronTrigger
-
+    from etl.cron import cron_trigger
     from etl.run import lock_holder
     from queries.health import last_runs, quarantine_counts
 
@@ -116,7 +115,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         row = runs.loc[src.name] if src.name in runs.index else None
         next_run = "disabled" if not src.enabled else "not scheduled"
         if src.enabled and src.schedule:
-            fire = CronTrigger.from_crontab(src.schedule, timezone=tz).get_next_fire_time(None, now)
+            fire = cron_trigger(src.schedule, tz).get_next_fire_time(None, now)
             next_run = f"{fire:%Y-%m-%d %H:%M}"
         holder = lock_holder(engine, src.name)
         if row is None:

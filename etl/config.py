@@ -114,10 +114,10 @@ class SourceConfig(BaseModel):
     def _cron(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from apscheduler.triggers.cron import CronTrigger
+        from etl.cron import cron_trigger
 
         try:
-            CronTrigger.from_crontab(value)
+            cron_trigger(value)
         except ValueError as exc:
             raise ValueError(
                 f"expected a 5-field cron expression such as '0 5 * * *' ({exc})"

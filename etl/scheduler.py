@@ -15,10 +15,10 @@ import sys
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from etl.config import SourceConfig, SourcesConfig
+from etl.cron import cron_trigger
 from etl.run import RunResult, ordered, run_source
 from queries.db import make_engine
 from queries.settings import Settings
@@ -74,7 +74,7 @@ def build_scheduler(settings: Settings, config: SourcesConfig, engine: Engine | 
             continue
         scheduler.add_job(
             run_job,
-            CronTrigger.from_crontab(source.schedule, timezone=tz),
+            cron_trigger(source.schedule, tz),
             args=(engine, source),
             id=f"source:{source.name}",
             name=f"ETL {source.name}",
@@ -95,10 +95,16 @@ def run_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool = 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     engine = make_engine(settings.database_url)
     scheduler = build_scheduler(settings, config, engine, run_now=run_now)
+    # The monthly PDF snapshots run in this process too (never in the web workers).
+    from etl.delivery import add_snapshot_jobs
+
+    add_snapshot_jobs(scheduler, settings, engine)
     jobs = [j for j in scheduler.get_jobs() if j.id != "catch-up"]
     for job in jobs:
         log.info("scheduled %s (%s)", job.name, job.trigger)
-    log.info("scheduler started with %d job(s)", len(jobs))
+    sources = sum(1 for j in jobs if j.id.startswith("source:"))
+    log.info("scheduler started with %d source job(s) and %d snapshot job(s)", sources,
+             len(jobs) - sources)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

@@ -1,7 +1,7 @@
 """Read functions about report subscriptions and their deliveries (the monthly PDF emails).
 
 The writing side (adding subscriptions, claiming and sending deliveries) is
-`dashboard.delivery`; these are what the CLI, the admin page and the data-health page show.
+`etl.delivery`; these are what the CLI, the admin page and the data-health page show.
 """
 
 from __future__ import annotations

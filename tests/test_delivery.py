@@ -32,7 +32,8 @@ from aiosmtpd.smtp import AuthResult
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, insert, select, update
 
-from dashboard.delivery import (
+from dashboard.snapshot import SnapshotError, SnapshotRenderer
+from etl.delivery import (
     CLAIM_TTL,
     MAX_ATTEMPTS,
     Subscription,
@@ -49,7 +50,6 @@ from dashboard.delivery import (
     send,
     sync_snapshot_jobs,
 )
-from dashboard.snapshot import SnapshotError, SnapshotRenderer
 from queries import schema
 from queries.__main__ import kpi_report
 from queries.kpis import Filters, latest_full_month
@@ -534,7 +534,7 @@ def test_smtp_down_on_the_first_try_then_up_sends_one(units, tmp_path, smtp_serv
         waits.append(seconds)
         servers.append(smtp_server(port=port))
 
-    with caplog.at_level(logging.WARNING, logger="dashboard.delivery"):
+    with caplog.at_level(logging.WARNING, logger="etl.delivery"):
         [result] = deliver_monthly(units, settings, period=PERIOD, renderer_factory=FixedPdf(),
                                    sleep=sleep)
     assert waits == [1.0]

@@ -193,7 +193,7 @@ def test_scheduler_process_fires_jobs_and_records_them(engine: Engine, tmp_path:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
-    assert "scheduler started with 3 job(s)" in output
+    assert "scheduler started with 3 source job(s)" in output
     assert _count(engine, schema.etl_lock) == 0
 
 

@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import Engine, insert, select, update
 
 from dashboard.__main__ import main
-from dashboard.delivery import claim
+from etl.delivery import claim
 from queries import schema
 from queries.settings import ROOT, get_settings, load_settings
 

@@ -15,6 +15,7 @@ from dashboard.components.download import downloadable, panel
 from dashboard.components.theme import BAD, base_layout, empty_figure
 from dashboard.data import cached
 from dashboard.state import parse_search, to_search
+from queries.deliveries import deliveries
 from queries.health import (
     freshness,
     last_runs,
@@ -50,7 +51,36 @@ def layout(**query: str) -> html.Div:
         ], className="mb-2"),
         dcc.Loading(html.Div(id=f"{PREFIX}-quarantine"), type="dot", delay_show=300),
         dcc.Loading(html.Div(id=f"{PREFIX}-runs"), type="dot", delay_show=300),
+        dcc.Loading(html.Div(id=f"{PREFIX}-deliveries"), type="dot", delay_show=300),
     ])
+
+
+@downloadable("health-deliveries")
+def deliveries_frame(state: dict[str, str]) -> pd.DataFrame:
+    """The latest snapshot deliveries: recipient, scope, period, status, attempts, error."""
+    # Uncached: deliveries change between ETL runs, which is what the cache keys on.
+    with context.engine().connect() as conn:
+        return deliveries(conn, limit=100)
+
+
+@callback(Output(f"{PREFIX}-deliveries", "children"), Input(f"{PREFIX}-state", "data"))
+def render_deliveries(state: dict[str, str]) -> dbc.Card:
+    """The deliveries panel."""
+    frame = deliveries_frame(state or {})
+    if frame.empty:
+        body = html.Div("No snapshot has been sent yet. Add subscriptions on the "
+                        "Subscriptions page; the scheduler sends them.", className="text-muted")
+    else:
+        shown = frame.copy()
+        for col in ("claimed_at", "sent_at"):
+            if col in shown:
+                shown[col] = shown[col].map(_when)
+        if "error" in shown:
+            shown["error"] = shown["error"].map(
+                lambda e: "" if e is None or pd.isna(e) else str(e)[:160])
+        body = dbc.Table.from_dataframe(shown, size="sm", hover=True, responsive=True,
+                                        className="mb-0 small", id=f"{PREFIX}-deliveries-table")
+    return panel("Snapshot deliveries", body, target="health-deliveries")
 
 
 @downloadable("health-sources")

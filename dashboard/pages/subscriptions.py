@@ -1,7 +1,7 @@
 """Subscriptions (for admins): who gets last month's dashboard as a PDF by email, and how
 the latest deliveries went.
 
-This page writes (adds and removes subscriptions) through `dashboard.delivery`, the same
+This page writes (adds and removes subscriptions) through `etl.delivery`, the same
 functions as `python -m dashboard subscriptions`, with the same validation. Its tables read
 the database directly instead of through `dashboard.data.cached`: the cache is keyed by the
 ETL data version, which a new subscription or a delivery does not change.
@@ -17,7 +17,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dashboard import context
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached
-from dashboard.delivery import DEFAULT_SCHEDULE, add_subscription, remove_subscription
+from etl.delivery import DEFAULT_SCHEDULE, add_subscription, remove_subscription
 from queries.deliveries import deliveries, subscriptions
 from queries.kpis import org_units
 
