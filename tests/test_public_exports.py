@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import textwrap
 from pathlib import Path
 
@@ -111,6 +112,19 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     for key, mean in botanic_truth["spend"].items():
         assert float(spend[key]) == pytest.approx(mean, abs=1e-6), key
     assert comments == botanic_truth["comments"]
+    # The read side on the same data: NPS, n and its margin as the dashboard shows them,
+    # against the formula of METRICS.md computed here on the raw file.
+    from queries.kpis import Filters, kpis
+    from queries.periods import Month
+
+    with engine.connect() as conn:
+        nps = next(k for k in kpis(conn, period=Month(2017, 6), filters=Filters(unit="BOTANIC"))
+                   if k.key == "nps")
+    p, d = botanic_truth["promoters"] / 13612, botanic_truth["detractors"] / 13612
+    assert nps.n == 13612
+    assert nps.value == pytest.approx(100 * (p - d))
+    assert nps.moe == pytest.approx(1.959964 * 100 * math.sqrt((p + d - (p - d) ** 2) / 13612),
+                                    rel=1e-6)
     # latin-1 decoded, not mangled: the second row's comment as a person wrote it.
     assert accented == ("Il y a très peu de caisse ouverte et le délai d'attente est "
                         "particulièrement long!!!!")
