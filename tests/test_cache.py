@@ -13,6 +13,7 @@ from dashboard.app import create_app
 from dashboard.data import cached
 from queries import schema
 from queries.settings import load_settings
+from tests.conftest import IN_CI
 
 CALLS: list[str] = []
 
@@ -65,7 +66,10 @@ def test_redis_shares_one_cache_between_workers(engine: Engine, tmp_path) -> Non
     try:
         redis.Redis.from_url(url).ping()
     except redis.exceptions.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
+        message = "Redis is not running on 127.0.0.1:6379 (.ci/run starts it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
     first, second = _app(engine, tmp_path, cache_redis_url=url), _app(engine, tmp_path,
                                                                       cache_redis_url=url)
     tag = uuid.uuid4().hex
