@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from dashboard.components import theme
+from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.components.filter_bar import pretty
 from dashboard.data import cached, resolve_period
@@ -438,17 +439,6 @@ def comments_block(state: dict) -> tuple[object, str, str | None]:
 # --------------------------------------------------------------------------- the layout
 
 
-def _radio(id_: str, options: dict, value: str) -> dbc.RadioItems:
-    """Options as a row of toggle buttons (the negative margin takes back the space Bootstrap
-    keeps for the hidden radio circle)."""
-    return dbc.RadioItems(
-        id=id_, options=[{"label": v, "value": k} for k, v in options.items()], value=value,
-        class_name="btn-group btn-group-sm flex-wrap", input_class_name="btn-check",
-        label_class_name="btn btn-sm btn-outline-secondary",
-        label_checked_class_name="active",
-    )
-
-
 def _stretch(card: dbc.Card) -> dbc.Card:
     card.className = card.className.replace("mb-3", "h-100")
     return card
@@ -469,10 +459,10 @@ def layout(**query: str) -> html.Div:
             dbc.Row(
                 [
                     dbc.Col([html.Span("Explain", className="small text-muted me-2"),
-                             _radio(f"{PREFIX}-outcome", OUTCOMES, outcome_of(query))],
+                             toggle(f"{PREFIX}-outcome", OUTCOMES, outcome_of(query))],
                             xs="auto", className="d-flex align-items-center mb-1"),
                     dbc.Col([html.Span("Window", className="small text-muted me-2"),
-                             _radio(f"{PREFIX}-months",
+                             toggle(f"{PREFIX}-months",
                                     {str(m): f"{m} month{'s' if m > 1 else ''}"
                                      for m in WINDOWS}, str(months_of(query)))],
                             xs="auto", className="d-flex align-items-center mb-1"),
@@ -509,7 +499,7 @@ def layout(**query: str) -> html.Div:
                                 value=_get(query, "q") or "", size="sm",
                                 placeholder="Search comments (press Enter)…",
                                 autoComplete="off"), xs=12, md=5, className="mb-1"),
-                            dbc.Col(_radio(f"{PREFIX}-group", GROUP_FILTERS,
+                            dbc.Col(toggle(f"{PREFIX}-group", GROUP_FILTERS,
                                            group_of(query) or ""),
                                     xs="auto", className="mb-1 d-print-none"),
                             dbc.Col(dcc.Loading(html.Div(id=f"{PREFIX}-count",

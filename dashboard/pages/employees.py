@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 
 from dashboard import context
 from dashboard.components import theme
+from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period
 from dashboard.state import filters_of, parse_search, to_search
@@ -286,13 +287,8 @@ def layout(**query: str) -> html.Div:
         html.Div([
             dbc.Row(dbc.Col([
                 html.Span("Customer score", className="small text-muted me-2"),
-                dbc.RadioItems(
-                    id=f"{PREFIX}-outcome",
-                    options=[{"label": "CSAT", "value": "csat"}, {"label": "NPS", "value": "nps"}],
-                    value=outcome_of(query), className="btn-group btn-group-sm",
-                    inputClassName="btn-check",
-                    labelClassName="btn btn-outline-secondary btn-sm",
-                    labelCheckedClassName="active"),
+                toggle(f"{PREFIX}-outcome", {"csat": "CSAT", "nps": "NPS"},
+                       outcome_of(query)),
             ], width="auto", className="d-flex align-items-center"), className="mb-1 mt-1"),
             _graph(f"{PREFIX}-chain-graph", 340,
                    html.Div(id=f"{PREFIX}-chain-words", className="mt-1"),

@@ -17,6 +17,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dashboard import context
 from dashboard.components import theme
+from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period
 from dashboard.state import filters_of, parse_search, to_search
@@ -193,11 +194,7 @@ def units_frame(state: dict[str, str]) -> pd.DataFrame:
 
 
 def _toggle(id_: str, options: list[tuple[str, str]], value: str) -> dbc.RadioItems:
-    return dbc.RadioItems(
-        id=id_, options=[{"label": label, "value": v} for v, label in options], value=value,
-        className="btn-group btn-group-sm", inputClassName="btn-check",
-        labelClassName="btn btn-outline-secondary btn-sm", labelCheckedClassName="active",
-    )
+    return toggle(id_, dict(options), value)
 
 
 def _graph(id_: str, height: int, *text: html.Div) -> dcc.Loading:

@@ -20,6 +20,7 @@ from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from dashboard.components import theme
 from dashboard.components.charts import trend_chart
+from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.components.filter_bar import pretty
 from dashboard.data import cached, kpi_settings, resolve_period
@@ -464,17 +465,6 @@ def grid_rows(state: dict) -> list[dict]:
 # --------------------------------------------------------------------------- the layout
 
 
-def _radio(id_: str, options: list[dict], value: str | None) -> dbc.RadioItems:
-    """Options as a row of toggle buttons (the negative margin takes back the space Bootstrap
-    keeps for the hidden radio circle)."""
-    return dbc.RadioItems(
-        id=id_, options=options, value=value,
-        class_name="btn-group btn-group-sm flex-wrap", input_class_name="btn-check",
-        label_class_name="btn btn-sm btn-outline-secondary",
-        label_checked_class_name="active",
-    )
-
-
 def _stretch(card: dbc.Card) -> dbc.Card:
     """A panel that fills its column, so side-by-side panels line up."""
     card.className = card.className.replace("mb-3", "h-100")
@@ -498,13 +488,13 @@ def layout(**query: str) -> html.Div:
             dbc.Row(
                 [
                     dbc.Col([html.Span("Break down by", className="small text-muted me-2"),
-                             _radio(f"{PREFIX}-by",
+                             toggle(f"{PREFIX}-by",
                                     [{"label": v, "value": k} for k, v in BY_LABELS.items()],
                                     None)],
                             xs=12, lg="auto", className="d-flex align-items-center flex-wrap "
                                                         "mb-1"),
                     dbc.Col([html.Span("Measure", className="small text-muted me-2"),
-                             _radio(f"{PREFIX}-metric",
+                             toggle(f"{PREFIX}-metric",
                                     [{"label": LABELS[m][0], "value": m} for m in MEASURES],
                                     metric)],
                             xs=12, lg="auto", className="d-flex align-items-center mb-1"),
