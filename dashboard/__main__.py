@@ -18,13 +18,16 @@ import logging
 import sys
 from pathlib import Path
 
+from queries.db import SchemaError
 from queries.settings import SettingsError, get_settings
 
 
 def _engine():
-    from queries.db import make_engine
+    from queries.db import check_schema, make_engine
 
-    return make_engine(get_settings().database_url)
+    engine = make_engine(get_settings().database_url)
+    check_schema(engine)
+    return engine
 
 
 def _text(value: object, width: int | None = None) -> str:
@@ -291,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
         return args.func(args)
-    except (SettingsError, ValueError) as exc:
+    except (SettingsError, SchemaError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -20,7 +20,7 @@ from dashboard.components.download import DOWNLOADS
 from dashboard.components.filter_bar import IDS, filter_bar
 from dashboard.data import cached, init_cache
 from dashboard.state import FILTER_KEYS, parse_search, to_search
-from queries.db import make_engine
+from queries.db import check_schema, make_engine
 from queries.kpis import latest_full_month
 from queries.options import filter_options
 from queries.settings import ROOT, Settings, get_settings
@@ -136,6 +136,8 @@ def create_app(settings: Settings | None = None) -> Dash:
     server.config["CX_SETTINGS"] = settings
     server.config["SECRET_KEY"] = settings.secret()
     server.extensions["cx_engine"] = make_engine(settings.database_url)
+    # Fail at start, with the command to run, rather than on the first page view.
+    check_schema(server.extensions["cx_engine"])
     init_cache(server)
 
     app = Dash(

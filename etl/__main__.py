@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from etl.config import ConfigError, load_config
+from queries.db import SchemaError
 from queries.settings import SettingsError, get_settings
 
 
@@ -20,7 +21,7 @@ def _engine():
 def cmd_migrate(args: argparse.Namespace) -> int:
     from etl.migrate import upgrade
 
-    upgrade(_engine())
+    upgrade(_engine(check=False))
     print("database migrated to head")
     return 0
 
@@ -159,7 +160,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from queries import schema
 
     settings = get_settings()
-    engine = _engine()
+    engine = _engine(check=False)
     upgrade(engine)
     with engine.connect() as conn:
         facts = conn.execute(select(func.count()).select_from(schema.survey_response)).scalar()
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("etl").setLevel(logging.INFO)
     try:
         return args.func(args)
-    except (SettingsError, ConfigError, ValueError) as exc:
+    except (SettingsError, ConfigError, SchemaError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

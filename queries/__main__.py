@@ -11,6 +11,7 @@ import math
 import sys
 from typing import Any
 
+from queries.db import SchemaError
 from queries.periods import Month
 from queries.settings import SettingsError, get_settings
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (SettingsError, ValueError) as exc:
+    except (SettingsError, SchemaError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

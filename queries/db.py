@@ -34,3 +34,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+class SchemaError(RuntimeError):
+    """The reporting database's schema is not the one this code expects."""
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise SchemaError, saying what to run, when the database is not migrated to head.
+
+    Without this, code newer than the database fails later with 'no such table'.
+    """
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from queries.settings import ROOT
+
+    head = ScriptDirectory(str(ROOT / "migrations")).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        where = "an empty database" if current is None else f"revision {current}"
+        raise SchemaError(f"the reporting database is at {where}, this code needs revision "
+                          f"{head}: run `python -m etl migrate` (or `make run`)")

@@ -41,3 +41,24 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
+
+
+def test_code_newer_than_the_database_says_what_to_run(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from queries.db import SchemaError, check_schema
+    from queries.settings import ROOT
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0003")
+    with pytest.raises(SchemaError, match="at revision 0003.*python -m etl migrate"):
+        check_schema(engine)
+    out = subprocess.run([sys.executable, "-m", "queries", "kpis"], cwd=ROOT, text=True,
+                         env={**os.environ, "DATABASE_URL": url}, capture_output=True)
+    assert out.returncode == 2 and "python -m etl migrate" in out.stderr
+    upgrade(engine)
+    check_schema(engine)  # at head: no complaint
+    engine.dispose()
