@@ -35,10 +35,12 @@ def _filters(args: argparse.Namespace):
                    device=args.device, interaction=args.interaction, touchpoint=args.touchpoint)
 
 
-def _engine():
-    from queries.db import make_engine
+def _engine():  # noqa: ANN202
+    from queries.db import check_schema, make_engine
 
-    return make_engine(get_settings().database_url)
+    engine = make_engine(get_settings().database_url)
+    check_schema(engine)
+    return engine
 
 
 def kpi_report(conn: Any, *, period: Month, compare: Month | None, filters: Any) -> dict:

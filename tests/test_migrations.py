@@ -54,7 +54,7 @@ def test_code_newer_than_the_database_says_what_to_run(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
     upgrade(engine, "0003")
-    with pytest.raises(SchemaError, match="at revision 0003.*python -m etl migrate"):
+    with pytest.raises(SchemaError, match=r"at revision 0003.*python -m etl migrate"):
         check_schema(engine)
     out = subprocess.run([sys.executable, "-m", "queries", "kpis"], cwd=ROOT, text=True,
                          env={**os.environ, "DATABASE_URL": url}, capture_output=True)
