@@ -35,7 +35,7 @@ def _filters(args: argparse.Namespace):
                    device=args.device, interaction=args.interaction, touchpoint=args.touchpoint)
 
 
-def _engine():  # noqa: ANN202
+def _engine():
     from queries.db import check_schema, make_engine
 
     engine = make_engine(get_settings().database_url)
