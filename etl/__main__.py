@@ -19,6 +19,7 @@ def _engine():
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the reporting schema."""
     from etl.migrate import upgrade
 
     upgrade(_engine(check=False))
@@ -27,6 +28,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Write the demo company's source files and config."""
     from etl.demo import generate
 
     out = Path(args.out) if args.out else get_settings().cx_sources.parent
@@ -81,6 +83,7 @@ def _progress_bar():
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run sources now and print a summary per source."""
     from etl.run import run_sources
 
     config = load_config(get_settings().cx_sources)
@@ -95,6 +98,7 @@ def _text(value: object) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Print each source's last run, watermark and next run."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -137,6 +141,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
+    """Print the newest quarantined rows."""
     from queries.health import quarantined_rows
 
     with _engine().connect() as conn:
@@ -177,6 +182,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_rollup(args: argparse.Namespace) -> int:
+    """Rebuild every aggregate table from the facts."""
     from etl.rollup import refresh_all
 
     with _engine().begin() as conn:
@@ -186,6 +192,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
+    """Run the scheduler process until stopped."""
     from etl.scheduler import run_scheduler
 
     return run_scheduler(get_settings(), load_config(get_settings().cx_sources),

@@ -61,6 +61,7 @@ def kpi_report(conn: Any, *, period: Month, compare: Month | None, filters: Any)
 
 
 def cmd_kpis(args: argparse.Namespace) -> int:
+    """Print the KPI set (a table, or JSON with --json)."""
     from queries.formatting import fmt_delta, fmt_moe, fmt_value
     from queries.kpis import kpis, latest_full_month
 
@@ -89,6 +90,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 
 
 def cmd_links(args: argparse.Namespace) -> int:
+    """Print the revenue and engagement links as JSON."""
     from queries.links_report import links_report
 
     with _engine().connect() as conn:
