@@ -22,11 +22,12 @@ def _better(kpi: Kpi, delta: float) -> bool:
     return (delta > 0) != (kpi.key in LOWER_IS_BETTER)
 
 
-def change_line(kpi: Kpi, cmp: Comparison | None, element_id: str, prefix: str) -> html.Div:
+def change_line(kpi: Kpi, cmp: Comparison | None, element_id: str, prefix: str,
+                missing: str = "no comparison") -> html.Div:
     """'▲ +4.2 pts vs September 2026 · significant' coloured by good/bad when significant."""
     if cmp is None or cmp.delta is None:
-        what = "no comparison" if cmp is None else f"no data for {Month.parse(cmp.period).label}"
-        return html.Div(f"{prefix}: {what}", className="kpi-change text-muted", id=element_id)
+        what = missing if cmp is None else f"no data for {Month.parse(cmp.period).label}"
+        return html.Div(what, className="kpi-change text-muted", id=element_id)
     arrow = "▲" if cmp.delta > 0 else ("▼" if cmp.delta < 0 else "■")
     shown = fmt_delta(replace(kpi, compare=cmp))
     if cmp.significant is None:
@@ -83,8 +84,9 @@ def kpi_card(kpi: Kpi, id_prefix: str, *, trend: pd.DataFrame | None = None,
                 html.Div(fmt_value(kpi), className="kpi-value", id=f"{prefix}-value"),
                 html.Div(detail, className="kpi-sample text-muted", id=f"{prefix}-n"),
                 spark,
-                change_line(kpi, kpi.compare, f"{prefix}-change", "vs"),
-                change_line(kpi, kpi.yoy, f"{prefix}-yoy", "vs"),
+                change_line(kpi, kpi.compare, f"{prefix}-change", "vs",
+                            "no earlier period to compare"),
+                change_line(kpi, kpi.yoy, f"{prefix}-yoy", "vs", "no year-ago comparison"),
                 target_line,
             ]
         ),
