@@ -20,41 +20,7 @@ from sqlalchemy import Engine, func, select
 from etl.config import SourcesConfig, load_config
 from etl.run import RunResult, run_source, run_sources
 from queries import schema
-
-ORG_CSV = "Code,Name,Level,Parent\nACME,Acme,Company,\nR1,North,Region,ACME\n" \
-          "S01,Leeds,Store,R1\nS02,York,Store,R1\n"
-
-ORG_SOURCE = """\
-[[source]]
-name = "org"
-kind = "org"
-adapter = "csv"
-location = "org.csv"
-[source.columns]
-id = "Code"
-name = "Name"
-kind = "Level"
-parent_id = "Parent"
-[source.values.kind]
-Company = "company"
-Region = "region"
-Store = "store"
-"""
-
-SURVEY_BODY = """\
-[source.columns]
-response_id = "Response ID"
-submitted_at = "Submitted"
-org_unit_id = "Store"
-nps = "NPS"
-csat = "CSAT"
-ces = "CES"
-interaction = "Interaction"
-comment = "Comment"
-[source.values.interaction]
-"Self-service" = "self_service"
-"Assisted" = "assisted"
-"""
+from tests.sources_kit import ORG_CSV, ORG_SOURCE, SURVEY_BODY
 
 HEADER = ["Response ID", "Submitted", "Store", "NPS", "CSAT", "CES", "Interaction", "Comment"]
 R1 = ["R1", "2024-01-05 10:30", "S01", "9", "5", "2", "Assisted", "Great"]

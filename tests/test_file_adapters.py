@@ -24,26 +24,7 @@ from sqlalchemy import Engine, select
 from etl.config import SourcesConfig, load_config
 from etl.run import RunResult, run_source, run_sources
 from queries import schema
-
-ORG_CSV = "Code,Name,Level,Parent\nACME,Acme,Company,\nR1,North,Region,ACME\n" \
-          "S01,Leeds,Store,R1\nS02,York,Store,R1\n"
-
-ORG_SOURCE = """\
-[[source]]
-name = "org"
-kind = "org"
-adapter = "csv"
-location = "org.csv"
-[source.columns]
-id = "Code"
-name = "Name"
-kind = "Level"
-parent_id = "Parent"
-[source.values.kind]
-Company = "company"
-Region = "region"
-Store = "store"
-"""
+from tests.sources_kit import ORG_CSV, ORG_SOURCE
 
 SURVEY_COLUMNS = """\
 [source.columns]
