@@ -44,6 +44,15 @@ def test_overview_callback_returns_the_queries_numbers(in_app, demo_engine) -> N
     # The demo's West region: NPS up, effort worse, said in words above the cards.
     assert "NPS improved" in str(signals) and "CES worsened" in str(signals)
     assert str(table).count("Tr(") >= len(want)
+    # The sparklines' download is the trend the cards draw.
+    from queries.trends import kpi_trend
+
+    with demo_engine.connect() as conn:
+        trend = kpi_trend(conn, end=latest_full_month(conn), filters=Filters(unit="R-WEST"))
+    shown = in_app(overview.trend_frame, state)
+    assert list(shown["month"]) == list(trend["month"])
+    assert shown["nps"].astype(float).fillna(-999).tolist() == pytest.approx(
+        trend["nps"].astype(float).fillna(-999).tolist())
     frame = in_app(overview.kpi_frame, state)
     assert list(frame["kpi"]) == [k.label for k in want.values()]
     assert list(frame["n"]) == [k.n for k in want.values()]

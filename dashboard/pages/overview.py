@@ -10,7 +10,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboard import context
-from dashboard.components.download import downloadable, panel
+from dashboard.components.download import download_buttons, downloadable, panel
 from dashboard.components.kpi_card import kpi_card
 from dashboard.data import cached, kpi_settings, resolve_period
 from dashboard.state import filters_of
@@ -82,6 +82,16 @@ def kpi_frame(state: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@downloadable("overview-trend")
+def trend_frame(state: dict[str, str]) -> pd.DataFrame:
+    """The 13 months behind the cards' sparklines (values, n and margins)."""
+    period, _ = resolve_period(state)
+    if period is None:
+        return pd.DataFrame()
+    return cached(kpi_trend, end=period, months=13, filters=filters_of(state),
+                  active_days=context.settings().cx_active_days)
+
+
 def _freshness_banner() -> html.Div:
     s = context.settings()
     items = cached(freshness, stale_hours=s.cx_stale_hours)
@@ -127,8 +137,7 @@ def render(state: dict[str, str]):
                 fresh)
     items = kpi_set(state)
     s = context.settings()
-    trend = cached(kpi_trend, end=period, months=13, filters=filters_of(state),
-                   active_days=s.cx_active_days)
+    trend = trend_frame(state)
     by_key = {k.key: k for k in items}
     cards = dbc.Row(
         [dbc.Col(kpi_card(by_key[k], PREFIX, trend=trend, target=s.targets.get(k)),
@@ -165,7 +174,11 @@ def render(state: dict[str, str]):
         size="sm", hover=True, responsive=True, className="mb-0", id=f"{PREFIX}-table")
     more = panel("Every measure", html.Div([table, html.Div(
         "* significant at 95%. Margins are 95% intervals; counts (members, revenue) are "
-        "complete, not samples.", className="small text-muted mt-1")]), target="overview-kpis")
+        "complete, not samples.", className="small text-muted mt-1"),
+        html.Div([html.Span("The 13 months behind the sparklines:",
+                            className="small text-muted me-1"),
+                  download_buttons("overview-trend")], className="d-flex align-items-center")]),
+        target="overview-kpis")
     units = {u["id"]: u["name"] for u in cached(org_units)}
     scope = units.get(state.get("unit"), "Whole company")
     caption = f"{scope} · {period.label} against {compare.label}"
