@@ -12,10 +12,13 @@ from queries.db import SchemaError
 from queries.settings import SettingsError, get_settings
 
 
-def _engine():
-    from queries.db import make_engine
+def _engine(check: bool = True):
+    from queries.db import check_schema, make_engine
 
-    return make_engine(get_settings().database_url)
+    engine = make_engine(get_settings().database_url)
+    if check:
+        check_schema(engine)  # anything but migrating needs the schema at head
+    return engine
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
