@@ -31,3 +31,8 @@ def choose(page: Page, dropdown_id: str, option_text: str) -> None:
     """Pick an option of a Dash 4 dropdown the way a person does: open it, click the option."""
     page.locator(f"#{dropdown_id} .dash-dropdown-trigger").first.click()
     page.locator("[role=option]", has_text=option_text).first.click()
+
+
+def download_button(page: Page, target: str, fmt: str = "csv"):
+    """The CSV/XLSX button of one download target (its Dash pattern-matching id)."""
+    return page.locator(f'button[id*=\'"target":"{target}"\'][id*=\'"fmt":"{fmt}"\']')

@@ -16,7 +16,7 @@ from queries.formatting import fmt_value
 from queries.kpis import Filters, kpis, latest_full_month
 from queries.periods import Month
 from queries.settings import ROOT
-from tests.browser import collect_errors, wait_for_graphs
+from tests.browser import collect_errors, download_button, wait_for_graphs
 
 SHOTS = ROOT / "docs" / "screenshots"
 HEADLINE = ("nps", "csat", "ces", "retention", "active_members", "engagement", "revenue")
@@ -124,14 +124,17 @@ def test_download_returns_the_rows_shown(page: Page, served_demo: str, demo_url:
     expect(page.locator("#overview-table")).to_be_visible(timeout=30_000)
     shown_rows = page.locator("#overview-table tbody tr").count()
     with page.expect_download() as info:
-        page.locator("#overview-table").locator("xpath=ancestor::div[contains(@class,"
-                                                "'cx-panel')]").get_by_text("CSV").click()
+        download_button(page, "overview-kpis").click()
     rows = list(csv.DictReader(io.StringIO(info.value.path().read_text())))
     report = _cli_kpis(demo_url, "--unit", "R-WEST")
     assert len(rows) == shown_rows == len(report["kpis"])
     for row, k in zip(rows, report["kpis"], strict=True):
         assert row["kpi"] == k["label"] and int(row["n"]) == k["n"]
         assert row["shown"] == _shown(k)
+    with page.expect_download() as info:
+        download_button(page, "overview-trend").click()
+    months = [r["month"] for r in csv.DictReader(io.StringIO(info.value.path().read_text()))]
+    assert len(months) == 13 and months[-1] == report["period"]
 
 
 @pytest.mark.browser
