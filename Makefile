@@ -36,16 +36,17 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Browser tests drive Debian's Chromium; PDF tests read PDFs with poppler-utils.
+# Browser tests drive Debian's Chromium; PDF tests read PDFs with poppler-utils; TLS tests
+# make a certificate with openssl.
 system-deps:
-	@if ! command -v chromium >/dev/null || ! command -v pdftotext >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v pdftotext >/dev/null || ! command -v openssl >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing chromium, fonts-dejavu and poppler-utils with apt-get ..."; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      chromium fonts-dejavu poppler-utils >/dev/null; \
+	      chromium fonts-dejavu poppler-utils openssl >/dev/null; \
 	  else \
 	    echo "error: the browser tests need Chromium and poppler-utils; install them with:"; \
-	    echo "  sudo apt-get install -y chromium fonts-dejavu poppler-utils"; exit 1; \
+	    echo "  sudo apt-get install -y chromium fonts-dejavu poppler-utils openssl"; exit 1; \
 	  fi; \
 	fi
 

@@ -608,7 +608,7 @@ class NeverReady(BaseHTTPRequestHandler):
 def test_the_real_renderer_on_a_page_never_ready_sends_nothing(units, tmp_path,
                                                               smtp_server) -> None:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
+        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs it")
     server = smtp_server()
     settings = make_settings(db_url(units), tmp_path, server.url)
     subscribe(units, "west@example.com", "R-WEST")
@@ -674,7 +674,7 @@ def test_login_with_the_credentials_of_smtp_url(units, tmp_path, smtp_server) ->
 def certificate(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, trusted by this process's TLS clients."""
     if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
+        pytest.fail("openssl not installed: apt-get install openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
