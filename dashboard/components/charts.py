@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+from dash import dcc, html
 
-from dashboard.components.theme import GOOD, NEUTRAL, base_layout
+from dashboard.components.theme import GOOD, NEUTRAL, base_layout, empty_figure
+
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
+                "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
 
 HOVER_FORMAT = {"nps": "%{y:+.1f}", "csat": "%{y:.1f}%", "ces": "%{y:.2f}",
                 "revenue": "£%{y:,.0f}", "active_members": "%{y:,.0f}",
@@ -50,3 +54,10 @@ def trend_chart(trend: pd.DataFrame, key: str, label: str, unit: str) -> go.Figu
     ))
     fig.update_yaxes(title=f"{label} ({unit})")
     return base_layout(fig, height=300)
+
+
+def graph_slot(id_: str, height: int, *text: html.Div) -> dcc.Loading:
+    """A graph and the words under it, behind one loading indicator."""
+    graph = dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
+                      figure=empty_figure("Loading…", height=height))
+    return dcc.Loading(html.Div([graph, *text]), type="dot", delay_show=300)

@@ -42,8 +42,9 @@ def download_buttons(target: str) -> html.Div:
 
 
 def panel(title: str, body: object, *, target: str | None = None, note: str | None = None,
-          id_: str | None = None) -> dbc.Card:
-    """A titled card around a chart or table, with its downloads and a footnote."""
+          id_: str | None = None, fill: bool = False) -> dbc.Card:
+    """A titled card around a chart or table, with its downloads and a footnote; `fill`
+    makes it as tall as its column, so panels side by side line up."""
     header = html.Div(
         [html.H3(title, className="h6 mb-0"), download_buttons(target) if target else None],
         className="d-flex justify-content-between align-items-center",
@@ -51,5 +52,5 @@ def panel(title: str, body: object, *, target: str | None = None, note: str | No
     children = [header, body]
     if note:
         children.append(html.Div(note, className="cx-note text-muted small mt-1"))
-    return dbc.Card(dbc.CardBody(children), className="cx-panel mb-3",
+    return dbc.Card(dbc.CardBody(children), className="cx-panel " + ("h-100" if fill else "mb-3"),
                     **({"id": id_} if id_ else {}))

@@ -439,11 +439,6 @@ def comments_block(state: dict) -> tuple[object, str, str | None]:
 # --------------------------------------------------------------------------- the layout
 
 
-def _stretch(card: dbc.Card) -> dbc.Card:
-    card.className = card.className.replace("mb-3", "h-100")
-    return card
-
-
 def layout(**query: str) -> html.Div:
     """The page skeleton; the view state (from the URL) drives the callbacks below."""
     return html.Div(
@@ -471,7 +466,7 @@ def layout(**query: str) -> html.Div:
             ),
             dbc.Row(
                 [
-                    dbc.Col(_stretch(panel(
+                    dbc.Col(panel(
                         "Priority matrix",
                         dcc.Loading(dcc.Graph(id=f"{PREFIX}-matrix",
                                               config={"displayModeBar": False,
@@ -480,12 +475,12 @@ def layout(**query: str) -> html.Div:
                         target="drivers-table",
                         note="Fix first: what matters most to customers and is rated worst. "
                              "Lines are the averages; whiskers are 95% margins of the "
-                             "ratings.")), xs=12, lg=6, className="mb-3"),
-                    dbc.Col(_stretch(panel(
+                             "ratings.", fill=True), xs=12, lg=6, className="mb-3"),
+                    dbc.Col(panel(
                         "Drivers",
                         dcc.Loading(html.Div(id=f"{PREFIX}-table-box"), type="dot",
                                     delay_show=300),
-                        target="drivers-table")), xs=12, lg=6, className="mb-3"),
+                        target="drivers-table", fill=True), xs=12, lg=6, className="mb-3"),
                 ],
                 className="g-3",
             ),

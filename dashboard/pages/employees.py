@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 
 from dashboard import context
 from dashboard.components import theme
+from dashboard.components.charts import GRAPH_CONFIG, graph_slot
 from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period
@@ -42,10 +43,6 @@ OUTCOMES = {"csat": "CSAT", "nps": "NPS"}
 CX_MONTHS = 3  # the chain's customer score: the three months up to the wave's month
 HIDDEN_GREY = "#8a9199"
 NOWRAP = {"whiteSpace": "nowrap"}
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
-                "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
-
-
 # ------------------------------------------------------------------------------ state
 
 
@@ -231,13 +228,6 @@ def chain_frame(state: dict[str, str]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- layout
 
 
-def _graph(id_: str, height: int, *text: html.Div) -> dcc.Loading:
-    """A graph and the words under it, behind one loading indicator."""
-    graph = dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
-                      figure=theme.empty_figure("Loading…", height=height))
-    return dcc.Loading(html.Div([graph, *text]), type="dot", delay_show=300)
-
-
 def wave_choices(state: dict[str, str]) -> tuple[list[dict], str]:
     """Options and placeholder of the wave selector (newest first).
 
@@ -277,7 +267,7 @@ def layout(**query: str) -> html.Div:
     trend = panel(
         "Engagement over waves",
         html.Div([
-            _graph(f"{PREFIX}-trend-graph", 300,
+            graph_slot(f"{PREFIX}-trend-graph", 300,
                    html.Div(id=f"{PREFIX}-trend-note",
                             className="cx-note text-muted small mt-1")),
         ]),
@@ -290,7 +280,7 @@ def layout(**query: str) -> html.Div:
                 toggle(f"{PREFIX}-outcome", {"csat": "CSAT", "nps": "NPS"},
                        outcome_of(query)),
             ], width="auto", className="d-flex align-items-center"), className="mb-1 mt-1"),
-            _graph(f"{PREFIX}-chain-graph", 340,
+            graph_slot(f"{PREFIX}-chain-graph", 340,
                    html.Div(id=f"{PREFIX}-chain-words", className="mt-1"),
                    html.Div(id=f"{PREFIX}-chain-note",
                             className="cx-note text-muted small mt-1")),

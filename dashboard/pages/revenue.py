@@ -17,6 +17,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dashboard import context
 from dashboard.components import theme
+from dashboard.components.charts import graph_slot
 from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period
@@ -35,10 +36,6 @@ DIMS = ("segment", "channel", "device", "interaction", "touchpoint")
 GROUP_LABELS = {"promoter": "Promoters (9–10)", "passive": "Passives (7–8)",
                 "detractor": "Detractors (0–6)"}
 METRICS = {"nps": "NPS", "csat": "CSAT"}
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
-                "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
-
-
 # ------------------------------------------------------------------------------ state
 
 
@@ -197,13 +194,6 @@ def _toggle(id_: str, options: list[tuple[str, str]], value: str) -> dbc.RadioIt
     return toggle(id_, dict(options), value)
 
 
-def _graph(id_: str, height: int, *text: html.Div) -> dcc.Loading:
-    """A graph and the words under it, behind one loading indicator."""
-    graph = dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
-                      figure=theme.empty_figure("Loading…", height=height))
-    return dcc.Loading(html.Div([graph, *text]), type="dot", delay_show=300)
-
-
 def layout(**query: str) -> html.Div:
     """The page skeleton; the view state (from the URL) drives the callbacks below."""
     metric, lag = metric_of(query), lag_of(query)
@@ -211,7 +201,7 @@ def layout(**query: str) -> html.Div:
     groups = panel(
         f"Revenue in the {days} days after answering, by NPS group",
         html.Div([
-            _graph(f"{PREFIX}-groups-graph", 330,
+            graph_slot(f"{PREFIX}-groups-graph", 330,
                    html.Div(id=f"{PREFIX}-gap", className="mt-1"),
                    html.Div(id=f"{PREFIX}-groups-note",
                             className="cx-note text-muted small mt-1")),
@@ -241,7 +231,7 @@ def layout(**query: str) -> html.Div:
         "Do stores with better CX grow revenue faster?",
         html.Div([
             controls,
-            _graph(f"{PREFIX}-units-graph", 400,
+            graph_slot(f"{PREFIX}-units-graph", 400,
                    html.Div(id=f"{PREFIX}-units-words", className="mt-1"),
                    html.Div(id=f"{PREFIX}-units-note",
                             className="cx-note text-muted small mt-1")),

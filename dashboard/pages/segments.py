@@ -465,12 +465,6 @@ def grid_rows(state: dict) -> list[dict]:
 # --------------------------------------------------------------------------- the layout
 
 
-def _stretch(card: dbc.Card) -> dbc.Card:
-    """A panel that fills its column, so side-by-side panels line up."""
-    card.className = card.className.replace("mb-3", "h-100")
-    return card
-
-
 def layout(**query: str) -> html.Div:
     """The page skeleton; the view state (from the URL) drives the callbacks below."""
     metric = metric_of(query)
@@ -503,7 +497,7 @@ def layout(**query: str) -> html.Div:
             ),
             dbc.Row(
                 [
-                    dbc.Col(_stretch(panel(
+                    dbc.Col(panel(
                         "Breakdown",
                         dcc.Loading(dcc.Graph(id=f"{PREFIX}-bars",
                                               config={"displayModeBar": False,
@@ -511,8 +505,8 @@ def layout(**query: str) -> html.Div:
                                     type="dot", delay_show=300),
                         target="segments-bars",
                         note="Bars show the 95% margin. Click a bar to drill in.",
-                        id_=f"{PREFIX}-bars-panel")), xs=12, lg=7, className="mb-3"),
-                    dbc.Col(_stretch(panel(
+                        id_=f"{PREFIX}-bars-panel", fill=True), xs=12, lg=7, className="mb-3"),
+                    dbc.Col(panel(
                         "Trend",
                         dcc.Loading(dcc.Graph(id=f"{PREFIX}-trend",
                                               config={"displayModeBar": False,
@@ -520,7 +514,7 @@ def layout(**query: str) -> html.Div:
                                     type="dot", delay_show=300),
                         target="segments-trend",
                         note="Whiskers are 95% margins: where they overlap, the months may "
-                             "not really differ.")), xs=12, lg=5, className="mb-3"),
+                             "not really differ.", fill=True), xs=12, lg=5, className="mb-3"),
                 ],
                 className="g-3",
             ),
