@@ -356,3 +356,57 @@ delivery = Table(
 )
 
 FACT_TABLES = (survey_response, loyalty_transaction, engagement_response)
+
+# People who sign in. A manager's scope is a set of org units (each with everything below
+# it); executives and admins see every unit, so their scope is NULL.
+app_user = Table(
+    "app_user",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True, comment="Lower-cased"),
+    Column("name", String(200)),
+    Column("role", String(16), nullable=False),
+    Column("scope", String(2000), comment="Org unit ids, comma-separated; NULL: every unit"),
+    Column("password_hash", String(255), comment="argon2id; NULL for single sign-on users"),
+    Column("auth_source", String(16), nullable=False, default="local"),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("last_login_at", DateTime),
+    CheckConstraint("role IN ('executive', 'manager', 'admin')", name="role"),
+    CheckConstraint("auth_source IN ('local', 'oidc', 'header')", name="auth_source"),
+)
+
+# Server-side sessions: the cookie carries a random token, the table its SHA-256, so a
+# sign-out or a removed user ends the session everywhere at once.
+user_session = Table(
+    "user_session",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="SHA-256 of the cookie's token"),
+    Column("user_id", Integer, ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+    Column("ip", String(64)),
+    Column("user_agent", String(300)),
+)
+
+# Who did what, kept when the user is removed (no foreign key on purpose).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False, index=True),
+    Column("user_id", Integer),
+    Column("actor", String(320), comment="Email of the user, or what acted (scheduler, cli)"),
+    Column("action", String(40), nullable=False),
+    Column("outcome", String(16), nullable=False, default="ok"),
+    Column("target", String(500)),
+    Column("detail", Text),
+    Column("ip", String(64)),
+    Index("ix_audit_log_action_at", "action", "at"),
+    CheckConstraint("outcome IN ('ok', 'failed', 'denied')", name="outcome"),
+)
