@@ -58,6 +58,7 @@ demo: install
 
 run: install
 	$(BIN)/python -m etl bootstrap
+	$(BIN)/python -m dashboard users demo
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) dashboard.app:server
 
 test: install-dev system-deps

@@ -7,6 +7,7 @@
     python -m dashboard send-monthly [--period 2026-10]
     python -m dashboard deliveries [--period 2026-10]
     python -m dashboard deliveries retry 7
+    python -m dashboard users add|list|set-role|set-scope|reset-password|remove|demo
 
 Exit codes: 0 done, 1 something failed (a render, a send), 2 bad input or configuration.
 """
@@ -282,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--no-send", action="store_true",
                        help="only reset it (the scheduler's hourly job sends it)")
     retry.set_defaults(func=cmd_deliveries_retry)
+
+    from auth.cli import add_commands
+
+    add_commands(sub, _engine)
     return parser
 
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from flask import Flask, jsonify
+from flask import Flask, abort, jsonify, redirect, request
 
+from auth.web import Principal, audit_request, current_principal, init_auth
+from dashboard import context
 from dashboard.components.download import DOWNLOADS
 from dashboard.components.filter_bar import IDS, filter_bar
-from dashboard.data import cached, init_cache
+from dashboard.data import cached, init_cache, visible
 from dashboard.state import FILTER_KEYS, parse_search, to_search
 from queries.db import check_schema, make_engine
 from queries.kpis import latest_full_month
@@ -28,22 +30,53 @@ from queries.settings import ROOT, Settings, get_settings
 HERE = Path(__file__).resolve().parent
 
 
-def _pages() -> list[dict]:
+def _allowed(page: dict, role: str | None) -> bool:
+    roles = page.get("roles")
+    return not roles or (role is not None and role in roles)
+
+
+def _pages(role: str | None = "admin") -> list[dict]:
+    """The navbar's pages for `role` (default: every page, for registering callbacks)."""
     # One entry per path: a page module imported twice (say by a test) registers twice.
-    unique = {p["path"]: p for p in reversed(dash.page_registry.values()) if not p.get("hidden")}
+    unique = {p["path"]: p for p in reversed(dash.page_registry.values())
+              if not p.get("hidden") and _allowed(p, role)}
     return sorted(unique.values(),
                   key=lambda p: (p.get("order") if p.get("order") is not None else 99,
                                  p["name"]))
+
+
+def _page_paths() -> set[str]:
+    return {p["path"] for p in dash.page_registry.values() if not p.get("hidden")}
 
 
 def _nav_id(page: dict) -> str:
     return f"nav-{page['module'].rsplit('.', 1)[-1]}"
 
 
+def _account(who: Principal | None) -> html.Div | None:
+    if who is None or who.kind != "user":
+        return None
+    scope = "every unit" if who.scope is None else ", ".join(who.scope.units)
+    return html.Div([
+        html.Span(who.label, className="text-light small me-2", id="nav-user",
+                  title=f"Signed in as {who.email}; sees {scope}"),
+        html.Form([dcc.Input(type="hidden", name="csrf_token", value=who.csrf or ""),
+                   html.Button("Sign out", type="submit", id="nav-signout",
+                               className="btn btn-outline-light btn-sm")],
+                  method="POST", action="/logout", className="d-inline m-0"),
+    ], className="d-flex align-items-center")
+
+
 def navbar() -> dbc.Navbar:
-    """Top navigation built from the page registry (pages set `order`; hidden ones skip it)."""
+    """Top navigation built from the page registry (pages set `order`; hidden ones and those
+    of other roles skip it), with the signed-in person and sign-out."""
+    who = current_principal()
+    role = who.role if who is not None else None
+    shown = {p["path"] for p in _pages(role)}
+    # Every page's link exists (the href callback outputs to all); other roles' are hidden.
     links = [dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="partial"
-                                     if p["relative_path"] != "/" else "exact", id=_nav_id(p)))
+                                     if p["relative_path"] != "/" else "exact", id=_nav_id(p)),
+                         style=None if p["path"] in shown else {"display": "none"})
              for p in _pages()]
     return dbc.Navbar(
         dbc.Container(
@@ -52,6 +85,7 @@ def navbar() -> dbc.Navbar:
                 dbc.NavbarToggler(id="nav-toggle"),
                 dbc.Collapse(dbc.Nav(links, navbar=True, className="me-auto"),
                              id="nav-collapse", navbar=True),
+                _account(who),
             ],
             fluid=True,
         ),
@@ -66,7 +100,9 @@ def shell() -> html.Div:
     try:
         options = cached(filter_options)
         latest = cached(latest_full_month)
-        bar = filter_bar(options, latest)
+        who = current_principal()
+        bar = filter_bar(options, latest, unit_placeholder="Whole company"
+                         if who is None or who.scope is None else "All your units")
     except Exception as exc:  # a broken database must still give a readable page
         bar = dbc.Alert(f"The reporting database cannot be read: {exc}", color="danger",
                         id="filters-error")
@@ -123,6 +159,8 @@ def register_shell_callbacks(app: Dash) -> None:
         state = parse_search(search)
         frame = DOWNLOADS[trigger["target"]](state)
         stem = "-".join([trigger["target"], *[state[k] for k in FILTER_KEYS if k in state]])
+        audit_request(context.engine(), "export", target=f"{stem}.{trigger['fmt']}",
+                      detail=f"{len(frame)} rows")
         if trigger["fmt"] == "xlsx":
             return dcc.send_data_frame(frame.to_excel, f"{stem}.xlsx", index=False,
                                        sheet_name="data")
@@ -139,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     # Fail at start, with the command to run, rather than on the first page view.
     check_schema(server.extensions["cx_engine"])
     init_cache(server)
+    auth = init_auth(server, settings, server.extensions["cx_engine"])
 
     app = Dash(
         __name__,
@@ -163,17 +202,20 @@ def create_app(settings: Settings | None = None) -> Dash:
         return not is_open
 
     @server.before_request
-    def refuse_report_without_token():
-        # The page itself also checks, but a refused link must not even load the app shell.
-        from flask import abort, request
-
-        from dashboard.report_token import TokenError, read_token
-
-        if request.path.rstrip("/") == "/report":
-            try:
-                read_token(settings.secret(), request.args.get("t"))
-            except TokenError as exc:
-                abort(403, description=str(exc))
+    def scope_in_url():
+        # A manager's pages open on their own unit (so captions, breadcrumbs and the filter
+        # bar say where they are), and a link naming a unit outside their scope is refused
+        # before any page code runs; the callbacks enforce the same scope on every read.
+        who = current_principal()
+        if who is None or who.scope is None or request.method != "GET" \
+                or request.path not in _page_paths():
+            return None
+        unit = request.args.get("unit")
+        if unit is None and len(who.scope.units) == 1:
+            query = {**request.args.to_dict(), "unit": who.scope.units[0]}
+            return redirect(request.path + to_search(query))
+        if unit is not None and unit not in visible(who.scope):
+            abort(403, description=f"unit {unit!r} is outside your scope")
         return None
 
     @server.get("/healthz")
@@ -192,6 +234,9 @@ def create_app(settings: Settings | None = None) -> Dash:
     # workers a second request could be served before the first finished registering the
     # component scripts (a 500 on a .js file). One request now, before any traffic, avoids it.
     server.test_client().get("/_cx/ping")
+    # Page roles, and the hashes of Dash's inline scripts for the CSP: Dash adds the pages'
+    # clientside script during that first request.
+    auth.finish(dash.page_registry, app.csp_hashes())
     return app
 
 

@@ -74,6 +74,49 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Sign-in and sessions
+    cx_session_hours: float = Field(
+        12, gt=0, description="A session ends this many hours after sign-in, whatever happens."
+    )
+    cx_session_idle_minutes: float = Field(
+        60, gt=0, description="A session ends after this many minutes without a request."
+    )
+    cx_cookie_secure: bool | None = Field(
+        None, description="Send cookies only over HTTPS; default: when CX_BASE_URL is https."
+    )
+    cx_signin_max_failures: int = Field(
+        5, ge=1, description="Failed sign-ins for one email (x4 for one address) in 15 "
+        "minutes before sign-in is refused for a while."
+    )
+    cx_auth_header: str | None = Field(
+        None, description="Trusted-header mode: the header an authenticating proxy sets to the "
+        "signed-in user's email (e.g. X-Forwarded-Email). Only requests from "
+        "CX_AUTH_HEADER_PROXIES are believed."
+    )
+    cx_auth_header_proxies: str = Field(
+        "127.0.0.1,::1", description="Comma-separated addresses of the trusted proxies."
+    )
+    oidc_issuer: str | None = Field(
+        None, description="OpenID Connect issuer URL (discovery at "
+        "ISSUER/.well-known/openid-configuration); enables single sign-on."
+    )
+    oidc_client_id: str | None = Field(None, description="OIDC client id.")
+    oidc_client_secret: SecretStr | None = Field(None, description="OIDC client secret.")
+    oidc_scopes: str = Field("openid email profile", description="OIDC scopes requested.")
+    oidc_role_claim: str = Field(
+        "groups", description="Claim holding the user's groups or role (a list or a string)."
+    )
+    oidc_role_map: str = Field(
+        "", description="group=role pairs, e.g. 'cx-admins=admin,cx-execs=executive,"
+        "cx-managers=manager'; the strongest matching role wins."
+    )
+    oidc_scope_claim: str = Field(
+        "cx_units", description="Claim with a manager's org unit ids (a list or 'A,B')."
+    )
+    oidc_default_role: Literal["executive", "manager", "admin"] | None = Field(
+        None, description="Role of a user whose groups map to none (unset: refused)."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -142,6 +185,38 @@ class Settings(BaseSettings):
             key, _, number = part.partition("=")
             out[key.strip()] = float(number)
         return out
+
+    @field_validator("oidc_role_map")
+    @classmethod
+    def _check_role_map(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            group, sep, role = part.rpartition("=")
+            if not sep or not group.strip() or role.strip() not in ("executive", "manager",
+                                                                   "admin"):
+                raise ValueError(f"expected group=role pairs with role executive, manager or "
+                                 f"admin, got {part!r}")
+        return value
+
+    @property
+    def role_map(self) -> dict[str, str]:
+        """OIDC group -> role, from OIDC_ROLE_MAP."""
+        out = {}
+        for part in filter(None, (p.strip() for p in self.oidc_role_map.split(","))):
+            group, _, role = part.rpartition("=")
+            out[group.strip()] = role.strip()
+        return out
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Single sign-on is on when the issuer and client id are set."""
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies marked Secure: CX_COOKIE_SECURE, else whether CX_BASE_URL is https."""
+        if self.cx_cookie_secure is not None:
+            return self.cx_cookie_secure
+        return self.cx_base_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

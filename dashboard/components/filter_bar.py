@@ -30,7 +30,8 @@ def _dropdown(key: str, options: list[dict], placeholder: str) -> dbc.Col:
     )
 
 
-def filter_bar(options: FilterOptions, latest: Month | None) -> html.Div:
+def filter_bar(options: FilterOptions, latest: Month | None, *,
+               unit_placeholder: str = "Whole company") -> html.Div:
     """Period, comparison, org unit and the survey dimensions, as dropdowns."""
     months = [{"label": Month.parse(m).label, "value": m} for m in options.months]
     latest_label = f"Latest full month ({latest.label})" if latest else "Latest full month"
@@ -47,7 +48,7 @@ def filter_bar(options: FilterOptions, latest: Month | None) -> html.Div:
                 _dropdown("compare", [{"label": "vs previous month", "value": "prev"},
                                       {"label": "vs same month last year", "value": "yoy"}],
                           "vs previous month"),
-                _dropdown("unit", units, "Whole company"),
+                _dropdown("unit", units, unit_placeholder),
                 *[_dropdown(k, [{"label": pretty(v), "value": v} for v in vals],
                             f"All {k}s" if k != "interaction" else "Self-service & assisted")
                   for k, vals in simple.items()],

@@ -23,10 +23,10 @@ from dashboard.components import theme
 from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.components.filter_bar import pretty
-from dashboard.data import cached, resolve_period
+from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
 from queries.comments import GROUPS, Comments, comments
-from queries.kpis import SURVEY_DIMS, org_units
+from queries.kpis import SURVEY_DIMS
 from queries.links import Drivers, key_drivers
 from queries.periods import Month
 from queries.stats import t_margin
@@ -104,9 +104,7 @@ def window_label(first: Month, last: Month) -> str:
 
 
 def _scope(state: dict) -> str:
-    unit = _get(state, "unit")
-    names = {u["id"]: u["name"] for u in cached(org_units)}
-    return str(names.get(unit, unit)) if unit else "Whole company"
+    return scope_name({"unit": _get(state, "unit")} if _get(state, "unit") else {})
 
 
 def _filter_words(state: dict) -> str:

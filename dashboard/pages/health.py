@@ -26,7 +26,7 @@ from queries.health import (
 )
 
 dash.register_page(__name__, path="/health", name="Data health",
-                   title="Data health · CX dashboard", order=5)
+                   title="Data health · CX dashboard", order=5, roles=("admin", "executive"))
 
 PREFIX = "health"
 STATUS_COLOUR = {"success": "success", "failed": "danger", "running": "info"}

@@ -12,8 +12,16 @@ from dash import Input, Output, State, callback, dcc, html
 from dashboard import context
 from dashboard.components.download import download_buttons, downloadable, panel
 from dashboard.components.kpi_card import kpi_card
-from dashboard.data import cached, kpi_settings, resolve_period
+from dashboard.data import (
+    benchmark,
+    cached,
+    current_scope,
+    kpi_settings,
+    resolve_period,
+    scope_name,
+)
 from dashboard.state import filters_of
+from queries.benchmark import company_benchmark
 from queries.formatting import fmt_delta, fmt_moe, fmt_value
 from queries.health import freshness
 from queries.kpis import kpis, org_units
@@ -179,10 +187,19 @@ def render(state: dict[str, str]):
                             className="small text-muted me-1"),
                   download_buttons("overview-trend")], className="d-flex align-items-center")]),
         target="overview-kpis")
-    units = {u["id"]: u["name"] for u in cached(org_units)}
-    scope = units.get(state.get("unit"), "Whole company")
-    caption = f"{scope} · {period.label} against {compare.label}"
-    return cards, signal_box, more, caption, fresh
+    caption = f"{scope_name(state)} · {period.label} against {compare.label}"
+    return cards, html.Div([signal_box, _benchmark_line(period)]), more, caption, fresh
+
+
+def _benchmark_line(period) -> html.Div | None:
+    """The company's NPS, CSAT and CES beside a manager's own: the one company-wide figure a
+    scoped view shows (queries.benchmark)."""
+    if current_scope() is None:
+        return None
+    items = benchmark(company_benchmark, period=period, settings=kpi_settings())
+    words = " · ".join(f"{k.label} {fmt_value(k)} (n = {k.n:,})" for k in items)
+    return html.Div(f"Company benchmark, {period.label}: {words}",
+                    className="small text-muted mb-2", id=f"{PREFIX}-benchmark")
 
 
 @callback(

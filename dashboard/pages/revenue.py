@@ -20,10 +20,10 @@ from dashboard.components import theme
 from dashboard.components.charts import graph_slot
 from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
-from dashboard.data import cached, resolve_period
+from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
 from queries.formatting import fmt_value
-from queries.kpis import Kpi, org_units
+from queries.kpis import Kpi
 from queries.links import RevenueLink, UnitLink, revenue_after_survey, unit_cx_revenue
 from queries.periods import Month
 
@@ -109,8 +109,7 @@ def _short(m: Month) -> str:
 
 
 def _scope_name(state: dict[str, str]) -> str:
-    units = {u["id"]: u["name"] for u in cached(org_units)}
-    return str(units.get(state.get("unit"), "Whole company"))
+    return scope_name(state)
 
 
 def _set_filters(state: dict[str, str], names: tuple[str, ...]) -> list[str]:

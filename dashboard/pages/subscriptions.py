@@ -22,7 +22,7 @@ from queries.deliveries import deliveries, subscriptions
 from queries.kpis import org_units
 
 dash.register_page(__name__, path="/subscriptions", name="Subscriptions",
-                   title="Subscriptions · CX dashboard", order=6)
+                   title="Subscriptions · CX dashboard", order=6, roles=("admin",))
 
 PREFIX = "subscriptions"
 DEPTH = {"company": 0, "region": 1, "store": 2, "team": 3}
