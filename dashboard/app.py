@@ -91,6 +91,7 @@ def navbar() -> dbc.Navbar:
         ),
         color="dark",
         dark=True,
+        expand="xl",
         className="mb-2 d-print-none",
     )
 

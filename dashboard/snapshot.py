@@ -138,7 +138,7 @@ class SnapshotRenderer:
             if response is not None and response.status >= 400:
                 raise SnapshotError(f"the report page answered HTTP {response.status}")
             try:
-                page.wait_for_function("document.body.dataset.reportReady === 'true'",
+                page.wait_for_function("() => document.body.dataset.reportReady === 'true'",
                                        timeout=self.ready_timeout * 1000, polling=200)
             except PlaywrightTimeout:
                 raise SnapshotError(self._diagnose(page, problems)) from None

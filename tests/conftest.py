@@ -167,9 +167,63 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# People who sign in to the served demo: (email, role, scope, password).
+TEST_USERS = {
+    "admin": ("admin@example.com", "admin", None, "admin-password-1"),
+    "executive": ("ceo@example.com", "executive", None, "exec-password-1"),
+    "region": ("west@example.com", "manager", "R-WEST", "west-password-1"),
+    "store": ("leeds@example.com", "manager", "S01", "leeds-password-1"),
+}
+
+
+def add_test_users(url: str) -> None:
+    """Create TEST_USERS in the database at `url` (those missing)."""
+    from auth.users import add_user, get_user_by_email
+
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        for email, role, scope, password in TEST_USERS.values():
+            if get_user_by_email(conn, email) is None:
+                add_user(conn, email=email, role=role, scope=scope, password=password)
+    eng.dispose()
+
+
+def sign_in(base: str, who: str = "admin"):
+    """A requests session signed in as TEST_USERS[who] through the real sign-in form."""
+    import re
+
+    import requests
+
+    email, _role, _scope, password = TEST_USERS[who]
+    http = requests.Session()
+    form = http.get(base + "/login", timeout=30)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    done = http.post(base + "/login", data={"csrf_token": csrf, "email": email,
+                                            "password": password, "next": "/"},
+                     allow_redirects=False, timeout=30)
+    assert done.status_code == 302, (done.status_code, done.text[:300])
+    http.headers["X-CSRFToken"] = ""
+    page = http.get(base + "/", timeout=30)  # sets the CSRF cookie
+    assert page.status_code == 200
+    http.headers["X-CSRFToken"] = http.cookies.get("_csrf_token", "")
+    return http
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict, served_demo: str) -> dict:
+    """Browser tests start signed in as the demo admin (sign-in itself is tested apart)."""
+    http = sign_in(served_demo, "admin")
+    cookies = [{"name": c.name, "value": c.value, "domain": "127.0.0.1", "path": "/",
+                "httpOnly": c.name == "cx_session", "secure": False, "sameSite": "Lax"}
+               for c in http.cookies]
+    return {**browser_context_args, "storage_state": {"cookies": cookies, "origins": []}}
+
+
 @pytest.fixture(scope="session")
 def served_demo(demo_url: str, demo_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """gunicorn serving the dashboard on the demo database; yields its base URL."""
+    """gunicorn serving the dashboard on the demo database (with TEST_USERS); yields its
+    base URL."""
+    add_test_users(demo_url)
     port = free_port()
     data_dir = tmp_path_factory.mktemp("webdata")
     env = {

@@ -155,7 +155,7 @@ def test_drill_down_breadcrumb_and_back(page: Page, served_demo: str) -> None:
     expect(caption).to_contain_text("West · ")
 
     page.locator("#segments-breadcrumb a", has_text="Acme Home & Garden").click()
-    page.wait_for_function("!location.search.includes('unit=')", timeout=15_000)
+    page.wait_for_function("() => !location.search.includes('unit=')", timeout=15_000)
     expect(grid).to_contain_text("North", timeout=30_000)
     expect(page.locator("#filters-unit")).not_to_contain_text("West")
 
