@@ -167,6 +167,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Where each served dashboard writes its gunicorn log (tests look for leaked secrets there).
+SERVED_LOGS: dict[str, Path] = {}
+
 # People who sign in to the served demo: (email, role, scope, password).
 TEST_USERS = {
     "admin": ("admin@example.com", "admin", None, "admin-password-1"),
@@ -235,6 +238,7 @@ def served_demo(demo_url: str, demo_dir: Path, tmp_path_factory: pytest.TempPath
         "CX_BASE_URL": f"http://127.0.0.1:{port}",
     }
     log = (data_dir / "gunicorn.log").open("w")
+    SERVED_LOGS[f"http://127.0.0.1:{port}"] = data_dir / "gunicorn.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
          "--bind", f"127.0.0.1:{port}", "--workers", "2", "--no-control-socket",
