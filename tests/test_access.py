@@ -332,3 +332,43 @@ def test_anonymity_inside_a_scope_matches_the_company_view(dash_app, demo_url) -
                                              settings=strict)}
         assert mine["engagement"].hidden == company_view[store]["engagement"].hidden
         assert mine["engagement"].value == company_view[store]["engagement"].value
+
+
+def _forge_all_state_callbacks(http: requests.Session, base: str, state: dict
+                               ) -> list[tuple[str, requests.Response]]:
+    """Call every callback fed by a page's `*-state` store with `state`, as a browser would
+    after loading a URL carrying it."""
+    calls = []
+    for cb in http.get(base + "/_dash-dependencies", timeout=30).json():
+        ids = [i["id"] for i in cb["inputs"]]
+        if not any(isinstance(i, str) and i.endswith("-state") for i in ids):
+            continue
+        inputs = [{"id": i["id"], "property": i["property"],
+                   "value": state if str(i["id"]).endswith("-state") else None}
+                  for i in cb["inputs"]]
+        outputs = [(o.rsplit(".", 1)[0], o.rsplit(".", 1)[1])
+                   for o in cb["output"].strip(".").split("...")]
+        response = dash_call(http, base, outputs, inputs,
+                             state=[{**s, "value": None} for s in cb["state"]],
+                             changed=[f"{inputs[0]['id']}.{inputs[0]['property']}"])
+        calls.append((cb["output"], response))
+    return calls
+
+
+def test_every_page_callback_refuses_another_region(served_demo: str,
+                                                    west_figures: list[str]) -> None:
+    # The admin's calls succeed, so the forged requests below are well-formed.
+    admin = _forge_all_state_callbacks(sign_in(served_demo, "admin"), served_demo,
+                                       {"unit": "R-WEST", "period": "2026-10"})
+    assert len(admin) >= 13
+    assert [o for o, r in admin if r.status_code != 200] == []
+    assert any("Bristol" in text_of(r) for _o, r in admin)
+    store = _forge_all_state_callbacks(sign_in(served_demo, "store"), served_demo,
+                                       {"unit": "R-WEST", "period": "2026-10"})
+    assert len(store) == len(admin)
+    for output, response in store:
+        # Refused outright, or (where a page turns errors into a message) an empty result
+        # that says why.
+        assert response.status_code == 403 or "outside your scope" in response.text, output
+        assert_nothing_of_west(response.text, west_figures)
+    assert sum(r.status_code == 403 for _o, r in store) >= 9
