@@ -372,3 +372,44 @@ def test_every_page_callback_refuses_another_region(served_demo: str,
         assert response.status_code == 403 or "outside your scope" in response.text, output
         assert_nothing_of_west(response.text, west_figures)
     assert sum(r.status_code == 403 for _o, r in store) >= 9
+
+
+def test_admin_adds_a_manager_on_the_users_page_who_then_signs_in(served_demo: str,
+                                                                   demo_url: str) -> None:
+    http = sign_in(served_demo, "admin")
+    buttons = ["add", "set-role", "reset", "disable", "enable", "remove"]
+
+    def act(action: str, email: str, role: str = "manager", units=("S09",)):
+        return dash_call(
+            http, served_demo, [("users-feedback", "children"), ("users-version", "data")],
+            [{"id": f"users-{b}", "property": "n_clicks", "value": 1 if b == action else None}
+             for b in buttons],
+            state=[{"id": "users-email", "property": "value", "value": email},
+                   {"id": "users-name", "property": "value", "value": "Bea Bristol"},
+                   {"id": "users-role", "property": "value", "value": role},
+                   {"id": "users-units", "property": "value", "value": list(units)},
+                   {"id": "users-version", "property": "data", "value": 0}],
+            changed=[f"users-{action}.n_clicks"])
+
+    added = text_of(act("add", "bea@example.com"))
+    password = re.search(r"Password, shown once: (\S+)\"", added).group(1)
+    # The new manager signs in with it and sees Bristol, not the rest of the West.
+    browser = requests.Session()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"',
+                     browser.get(served_demo + "/login", timeout=30).text).group(1)
+    browser.post(served_demo + "/login", timeout=30, data={
+        "csrf_token": csrf, "email": "bea@example.com", "password": password})
+    layout = browser.get(served_demo + "/_dash-layout", timeout=30).text
+    assert "Bristol" in layout and "Exeter" not in layout
+    # A reset ends her session; her old password stops working.
+    reset = text_of(act("reset", "bea@example.com"))
+    assert "New password for bea@example.com, shown once" in reset
+    assert browser.get(served_demo + "/_dash-layout", timeout=30).status_code == 401
+    assert password not in SERVED_LOGS[served_demo].read_text()
+    eng = make_engine(demo_url)
+    with eng.connect() as conn:
+        log = audit.entries(conn, actor=TEST_USERS["admin"][0])
+    eng.dispose()
+    assert {"user_add", "password_reset"} <= set(log["action"])
+    assert set(log[log["action"] == "user_add"]["target"]) >= {"bea@example.com"}
+    assert "already" in text_of(act("add", "bea@example.com"))
