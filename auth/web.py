@@ -251,7 +251,15 @@ class Auth:
         g.principal = None
         if any(path.startswith(p) for p in PUBLIC_PREFIXES):
             return None
-        principal = self._from_session() or self._from_header() or self._from_report(path)
+        principal = self._from_session()
+        header = self.settings.cx_auth_header
+        if header and request.headers.get(header) is not None and (
+                principal is None
+                or principal.email != request.headers[header].strip().lower()):
+            # Behind an authenticating proxy the header names the person: a cookie left by
+            # someone else on the same browser does not outrank it.
+            principal = self._from_header()
+        principal = principal or self._from_report(path)
         if principal is None:
             if request.method in SAFE_METHODS and not path.startswith("/_dash-"):
                 return redirect("/login?next=" + _quote(request.full_path.rstrip("?")))

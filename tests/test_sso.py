@@ -97,6 +97,12 @@ def test_trusted_header_signs_in_known_users_from_the_proxy_only(demo_url, tmp_p
         page = proxy.get(base + "/", headers={"X-Forwarded-Email": "ceo@example.com"},
                          allow_redirects=False, timeout=30)
         assert page.status_code == 200 and "_dash-config" in page.text
+        layout = proxy.get(base + "/_dash-layout", timeout=30).text
+        assert "(executive)" in layout
+        # The proxy now names another person on the same browser: the header wins.
+        west = proxy.get(base + "/_dash-layout", timeout=30,
+                         headers={"X-Forwarded-Email": "west@example.com"}).text
+        assert "(manager)" in west and "Leeds" not in west and "Bristol" in west
         nobody = requests.get(base + "/", headers={"X-Forwarded-Email": "who@example.com"},
                               allow_redirects=False, timeout=30)
         assert nobody.status_code == 302 and nobody.headers["Location"].startswith("/login")
