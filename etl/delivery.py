@@ -51,14 +51,14 @@ from sqlalchemy.exc import IntegrityError
 
 from etl.cron import cron_trigger
 from queries import schema
-from queries.formatting import fmt_delta, fmt_moe, fmt_value
+from queries.formatting import fmt_delta, fmt_moe, fmt_reason, fmt_significance, fmt_value
 from queries.health import Freshness, freshness
 from queries.kpis import Filters, Kpi, kpis
 from queries.kpis import Settings as KpiSettings
 from queries.periods import Month
 from queries.scope import Scope, apply_scope, check_units
 from queries.settings import Settings, SettingsError
-from queries.signals import Signal, disagreements
+from queries.signals import Assessment, Signal, assess
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +358,7 @@ class Summary:
     kpis: list[Kpi]
     signals: list[Signal]
     problems: list[Freshness] = field(default_factory=list)
+    verdict: Assessment | None = None  # the signals' heading, and why they agree if they do
 
     @property
     def stale(self) -> bool:
@@ -384,8 +385,9 @@ def summarize(conn: Connection, settings: Settings, subscription: Subscription,
     items = kpis(conn, period=period, filters=filters, settings=kpi_settings(settings))
     problems = [f for f in freshness(conn, stale_hours=settings.cx_stale_hours, now=now)
                 if f.failed or f.stale]
+    verdict = assess(items)
     return Summary(period, period.shift(-1), scope_name(conn, subscription.scope), items,
-                   disagreements(items), problems)
+                   verdict.signals, problems, verdict)
 
 
 def subject(period: Month, name: str) -> str:
@@ -430,7 +432,7 @@ def warning_text(problems: Sequence[Freshness]) -> str:
 
 
 def _significance(k: Kpi) -> str:
-    return {True: "significant", False: "not significant"}.get(k.significant, "")
+    return fmt_significance(k)
 
 
 def _n(k: Kpi) -> str:
@@ -444,6 +446,8 @@ def _compared(k: Kpi) -> str:
 def _flag(k: Kpi) -> str:
     if k.hidden:
         return k.note or "hidden"
+    if k.not_applicable:
+        return fmt_reason(k)
     return "low sample" if k.low_sample else ""
 
 
@@ -461,7 +465,10 @@ def text_body(summary: Summary, links: list[str]) -> str:
         lines.append(f"  {k.label:<22}{fmt_value(k):>12}  n={_n(k):<8}{fmt_moe(k):<12}"
                      f"{change:>14}" + (f" ({extra})" if extra else ""))
     if summary.signals:
-        lines += ["", "Signals that disagree:"] + [f"  - {s.text}" for s in summary.signals]
+        heading = summary.verdict.heading if summary.verdict else "Signals disagree"
+        lines += ["", heading + ":"] + [f"  - {s.text}" for s in summary.signals]
+    elif summary.verdict:
+        lines += ["", f"{summary.verdict.heading}: {summary.verdict.reason}"]
     lines += ["", "Open the dashboard:"] + [f"  {u}" for u in links]
     return "\n".join(lines) + "\n"
 
@@ -498,8 +505,12 @@ def html_body(summary: Summary, links: list[str]) -> str:
             + "</tr>")
     out.append("</tbody></table>")
     if summary.signals:
-        out.append('<h2 style="font-size:15px">Signals that disagree</h2><ul id="cx-signals">'
+        heading = summary.verdict.heading if summary.verdict else "Signals disagree"
+        out.append(f'<h2 style="font-size:15px">{e(heading)}</h2><ul id="cx-signals">'
                    + "".join(f"<li>{e(s.text)}</li>" for s in summary.signals) + "</ul>")
+    elif summary.verdict:
+        out.append(f'<p id="cx-signals"><strong>{e(summary.verdict.heading)}.</strong> '
+                   f"{e(summary.verdict.reason)}</p>")
     out.append("<p>" + " · ".join(f'<a href="{e(u)}">Open the dashboard</a>' for u in links)
                + "</p>")
     out.append('<p style="color:#666;font-size:12px">Significance: a change that sampling '

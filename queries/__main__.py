@@ -44,25 +44,38 @@ def _engine():
 
 
 def kpi_report(conn: Any, *, period: Month, compare: Month | None, filters: Any) -> dict:
-    """The KPI set and the signals that disagree, as one JSON-ready dict."""
-    from queries.kpis import Settings, kpis
-    from queries.signals import disagreements
+    """The KPI set and what the signals say (the disagreements, or why they agree), as one
+    JSON-ready dict."""
+    from queries.kpis import Settings, kpis, second_comparison
+    from queries.signals import assess
 
     s = get_settings()
     items = kpis(conn, period=period, compare=compare, filters=filters,
                  settings=Settings(s.cx_min_n, s.cx_anonymity_min, s.cx_active_days))
+    verdict = assess(items)
+    first = compare or period.shift(-1)
     return {
         "period": str(period),
-        "compare": str(compare or period.shift(-1)),
+        "compare": str(first),
+        "second_compare": str(second_comparison(period, first)),
         "filters": filters.active(),
         "kpis": [k.as_dict() for k in items],
-        "signals": [sig.as_dict() for sig in disagreements(items)],
+        "signals": [sig.as_dict() for sig in verdict.signals],
+        "signals_verdict": {"status": verdict.status, "heading": verdict.heading,
+                            "reason": verdict.reason},
     }
 
 
 def cmd_kpis(args: argparse.Namespace) -> int:
     """Print the KPI set (a table, or JSON with --json)."""
-    from queries.formatting import fmt_delta, fmt_moe, fmt_value
+    from queries.formatting import (
+        fmt_delta,
+        fmt_moe,
+        fmt_n,
+        fmt_reason,
+        fmt_significance,
+        fmt_value,
+    )
     from queries.kpis import kpis, latest_full_month
 
     with _engine().connect() as conn:
@@ -72,7 +85,11 @@ def cmd_kpis(args: argparse.Namespace) -> int:
             return 1
         compare = Month.parse(args.compare) if args.compare else None
         report = kpi_report(conn, period=period, compare=compare, filters=_filters(args))
-        items = kpis(conn, period=period, compare=compare, filters=_filters(args)) \
+        s = get_settings()
+        from queries.kpis import Settings
+
+        items = kpis(conn, period=period, compare=compare, filters=_filters(args),
+                     settings=Settings(s.cx_min_n, s.cx_anonymity_min, s.cx_active_days)) \
             if not args.json else []
     if args.json:
         print(json.dumps(_jsonable(report), indent=2, ensure_ascii=False))
@@ -81,9 +98,11 @@ def cmd_kpis(args: argparse.Namespace) -> int:
           + (f" · {report['filters']}" if report["filters"] else ""))
     for k in items:
         flags = f" [{', '.join(k.flags)}]" if k.flags else ""
-        sig = {True: "significant", False: "not significant", None: ""}[k.significant]
-        print(f"  {k.label:<22}{fmt_value(k):>12}  n={k.n:<8,}{fmt_moe(k):<12}"
-              f"{fmt_delta(k):>14} {sig}{flags}")
+        change = fmt_delta(k) if k.value is not None else ""
+        print(f"  {k.label:<22}{fmt_value(k):>12}  {fmt_n(k):<34}{fmt_moe(k):<24}"
+              f"{change:>14} {fmt_significance(k) or fmt_reason(k)}{flags}")
+    verdict = report["signals_verdict"]
+    print(f"{verdict['heading']}" + (f": {verdict['reason']}" if verdict["reason"] else ""))
     for sig in report["signals"]:
         print(f"  ! {sig['text']}")
     return 0

@@ -15,7 +15,16 @@ from sqlalchemy import Connection, Integer, Select, func, literal_column, select
 from sqlalchemy.sql import ColumnElement
 
 from queries import metrics, schema
-from queries.kpis import SURVEY_DIMS, TXN_DIMS, Filters, Settings, _dims
+from queries.kpis import (
+    CES_SCALE,
+    SURVEY_DIMS,
+    TXN_DIMS,
+    Filters,
+    Settings,
+    _dims,
+    missing_txn_values,
+    not_applicable_reason,
+)
 from queries.periods import Month
 
 ou = schema.org_unit
@@ -34,7 +43,8 @@ COLUMNS = [
     "nps_compare", "nps_compare_n", "nps_delta", "nps_z", "nps_significant",
     "csat_compare", "csat_delta", "csat_significant",
     "ces_compare", "ces_delta", "ces_significant",
-    "revenue", "low_sample", "nps_low", "csat_low", "ces_low",
+    "nps_untested", "csat_untested", "ces_untested",
+    "revenue", "revenue_na", "low_sample", "nps_low", "csat_low", "ces_low",
 ]
 MISSING_LABEL = "Not recorded"
 
@@ -153,14 +163,15 @@ def _metrics(c: dict[str, int] | None, prev: dict[str, int] | None,
     p = {k: int((prev or {}).get(k) or 0) for k in COUNTS}
     nps = metrics.nps(c["nps_n"], c["nps_promoters"], c["nps_detractors"])
     csat = metrics.share(c["csat_n"], c["csat_top2"])
-    ces = metrics.mean_t(c["ces_n"], c["ces_sum"], c["ces_sumsq"])
+    ces = metrics.mean_t(c["ces_n"], c["ces_sum"], c["ces_sumsq"], CES_SCALE)
     agree = metrics.share(c["ces_n"], c["ces_agree"])
     nps_prev = metrics.nps(p["nps_n"], p["nps_promoters"], p["nps_detractors"])
     csat_prev = metrics.share(p["csat_n"], p["csat_top2"])
-    ces_prev = metrics.mean_t(p["ces_n"], p["ces_sum"], p["ces_sumsq"])
-    chg = metrics.change(nps, nps_prev)
-    csat_chg = metrics.change_share(csat, csat_prev)
-    ces_chg = metrics.change(ces, ces_prev)
+    ces_prev = metrics.mean_t(p["ces_n"], p["ces_sum"], p["ces_sumsq"], CES_SCALE)
+    # The one significance rule (metrics.untestable): no claim below min_n answers.
+    chg = metrics.change(nps, nps_prev, min_n=min_n)
+    csat_chg = metrics.change_share(csat, csat_prev, min_n=min_n)
+    ces_chg = metrics.change(ces, ces_prev, min_n=min_n)
     return {
         "responses": c["responses"],
         "nps": nps.value, "nps_moe": nps.moe, "nps_n": c["nps_n"],
@@ -176,6 +187,8 @@ def _metrics(c: dict[str, int] | None, prev: dict[str, int] | None,
         "csat_significant": csat_chg.significant,
         "ces_compare": ces_prev.value, "ces_delta": ces_chg.delta,
         "ces_significant": ces_chg.significant,
+        "nps_untested": chg.reason, "csat_untested": csat_chg.reason,
+        "ces_untested": ces_chg.reason,
         "low_sample": c["nps_n"] < min_n, "nps_low": c["nps_n"] < min_n,
         "csat_low": c["csat_n"] < min_n, "ces_low": c["ces_n"] < min_n,
     }
@@ -193,9 +206,11 @@ def breakdown(conn: Connection, *, period: Month, compare: Month, filters: Filte
     the row of answers recorded on the parent unit itself, shown only when there are any),
     responses; NPS, CSAT top-2 %, CES mean and CES % agree (5-7) with n, 95% margins and
     their counts; NPS in `compare` with the change and its z-test (and the changes of CSAT
-    and CES with their significance); `revenue` from the sales
+    and CES with their significance, None with `*_untested` giving the reason when too few
+    answers allow no test); `revenue` from the sales
     rollup (NaN when the breakdown or a filter is a dimension sales do not record: device,
-    interaction, touchpoint; 0 for a unit without sales); `low_sample` (NPS n below
+    interaction, touchpoint, or a value no transaction carries, `revenue_na` saying why;
+    0 for a unit without sales); `low_sample` (NPS n below
     `settings.min_n`) and per-metric `*_low` flags. Units come by name, every child listed
     even without answers; dimension values by answers, most first. The counts of the rows
     add up to the selection's, so every metric of the parent re-aggregates exactly.
@@ -210,6 +225,14 @@ def breakdown(conn: Connection, *, period: Month, compare: Month, filters: Filte
     cur = _survey_counts(conn, period, filters, by, ids, parent)
     prev = _survey_counts(conn, compare, filters, by, ids, parent)
     revenue = _revenue(conn, period, filters, by, ids, parent)
+    # Why revenue is n/a (never a made-up 0): the filter's value no transaction carries, or
+    # a breakdown / filter by a dimension sales do not record.
+    revenue_na = not_applicable_reason(missing_txn_values(conn, filters))
+    if revenue_na:
+        revenue = None
+    elif revenue is None:
+        dims = [d for d in (by, *filters.active()) if d not in ("unit", *TXN_DIMS)]
+        revenue_na = f"sales do not record {', '.join(dict.fromkeys(dims))}"
 
     def revenue_of(key: object) -> float:
         if revenue is None:
@@ -224,20 +247,20 @@ def breakdown(conn: Connection, *, period: Month, compare: Month, filters: Filte
             rows.append({"key": c["id"], "name": c["name"], "kind": c["kind"],
                          "has_children": bool(c["has_children"]), "direct": False,
                          **_metrics(cur.get(c["id"]), prev.get(c["id"]), settings.min_n),
-                         "revenue": revenue_of(c["id"])})
+                         "revenue": revenue_of(c["id"]), "revenue_na": revenue_na})
         if None in cur:
             name = conn.execute(select(ou.c.name).where(ou.c.id == parent)).scalar()
             rows.append({"key": parent, "name": f"{name} itself",
                          "kind": "direct", "has_children": False, "direct": True,
                          **_metrics(cur[None], prev.get(None), settings.min_n),
-                         "revenue": revenue_of(None)})
+                         "revenue": revenue_of(None), "revenue_na": revenue_na})
     else:
         keys = sorted(cur, key=lambda k: (-int(cur[k]["responses"]), k is None, str(k)))
         for key in keys:
             rows.append({"key": key, "name": MISSING_LABEL if key is None else str(key),
                          "kind": by, "has_children": False, "direct": False,
                          **_metrics(cur[key], prev.get(key), settings.min_n),
-                         "revenue": revenue_of(key)})
+                         "revenue": revenue_of(key), "revenue_na": revenue_na})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     floats = ["nps", "nps_moe", "csat", "csat_moe", "ces", "ces_moe", "ces_agree",
               "ces_agree_moe", "nps_compare", "nps_delta", "nps_z", "csat_compare", "csat_delta",

@@ -95,11 +95,21 @@ class Comparison:
     delta: float | None
     z: float | None
     significant: bool | None
+    low: float | None = None
+    high: float | None = None
+    reason: str | None = None  # why no test: metrics.TOO_FEW
 
 
 @dataclass(frozen=True)
 class Kpi:
-    """One KPI: value, sample size, 95% margin, flags, and changes against other periods."""
+    """One KPI: value, sample size, 95% interval, flags, and changes against other periods.
+
+    `n` counts people or answers (`n_unit` says which: "answers", "respondents", "members",
+    "transactions"); `sampled` False marks a complete count (no margin, no test).
+    `not_applicable` gives the reason a KPI cannot be computed for the filters (value None).
+    `yoy` is the second comparison: the same month a year earlier, or the month before when
+    the first comparison is already a year back (`second_comparison`).
+    """
 
     key: str
     label: str
@@ -115,6 +125,11 @@ class Kpi:
     note: str | None = None
     ignored_filters: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    n_unit: str = "answers"
+    sampled: bool = True
+    not_applicable: str | None = None
 
     # Shortcuts used by cards and text: the change against the comparison period.
     @property
@@ -124,8 +139,14 @@ class Kpi:
 
     @property
     def significant(self) -> bool | None:
-        """Whether that change is significant at 95% (None: not a sample, or no data)."""
+        """Whether that change is significant at 95% (None: not a sample, no data, or too
+        few answers to test)."""
         return self.compare.significant if self.compare else None
+
+    @property
+    def untested(self) -> str | None:
+        """Why the change against the comparison period is not tested (None when it is)."""
+        return self.compare.reason if self.compare else None
 
     @property
     def compare_period(self) -> str | None:
@@ -289,6 +310,7 @@ LABELS = {
     "engagement": ("Employee engagement", "%"), "enps": ("eNPS", "pts"),
     "participation": ("Participation", "%"), "revenue": ("Revenue", "£"),
 }
+CES_SCALE = (1.0, 7.0)
 # Higher is better for all but churn: the direction a change must take to be good news.
 LOWER_IS_BETTER = {"churn"}
 
@@ -297,36 +319,82 @@ LOWER_IS_BETTER = {"churn"}
 class Settings:
     """The thresholds a KPI computation needs (from queries.settings in the apps)."""
 
-    min_n: int = 30
+    min_n: int = metrics.DEFAULT_MIN_N
     anonymity_min: int = 5
     active_days: int = 90
 
 
-def _comparison(period: Month, cur: Estimate, prev: Estimate, kind: str) -> Comparison:
-    if kind == "nps":
-        chg = metrics.change(cur, prev)
+def _comparison(period: Month, cur: Estimate, prev: Estimate, kind: str,
+                min_n: int) -> Comparison:
+    if kind in ("nps", "mean"):
+        chg = metrics.change(cur, prev, min_n=min_n)
     elif kind == "share":
-        chg = metrics.change_share(cur, prev)
-    elif kind == "mean":
-        chg = metrics.change(cur, prev)
+        chg = metrics.change_share(cur, prev, min_n=min_n)
     else:  # census counts: a difference, no sampling error to test
         delta = None if cur.value is None or prev.value is None else cur.value - prev.value
         return Comparison(str(period), prev.value, prev.n, delta, None, None)
-    return Comparison(str(period), prev.value, prev.n, chg.delta, chg.z, chg.significant)
+    return Comparison(str(period), prev.value, prev.n, chg.delta, chg.z, chg.significant,
+                      chg.low, chg.high, chg.reason)
 
 
 def _kpi(key: str, period: Month, est: Estimate, *, kind: str, cfg: Settings,
          compare: tuple[Month, Estimate] | None = None, yoy: tuple[Month, Estimate] | None = None,
-         note: str | None = None, ignored: tuple[str, ...] = (), sampled: bool = True) -> Kpi:
+         note: str | None = None, ignored: tuple[str, ...] = (), sampled: bool = True,
+         n_unit: str = "answers") -> Kpi:
     label, unit = LABELS[key]
     low = sampled and est.n < cfg.min_n
     return Kpi(
         key=key, label=label, unit=unit, period=str(period), value=est.value, n=est.n,
-        moe=est.moe, note=note, ignored_filters=ignored, low_sample=low,
+        moe=est.moe if sampled else None, note=note, ignored_filters=ignored, low_sample=low,
         flags=("low_sample",) if low else (),
-        compare=_comparison(compare[0], est, compare[1], kind) if compare else None,
-        yoy=_comparison(yoy[0], est, yoy[1], kind) if yoy else None,
+        compare=_comparison(compare[0], est, compare[1], kind, cfg.min_n) if compare else None,
+        yoy=_comparison(yoy[0], est, yoy[1], kind, cfg.min_n) if yoy else None,
+        low=est.low if sampled else None, high=est.high if sampled else None,
+        n_unit=n_unit, sampled=sampled,
     )
+
+
+def second_comparison(period: Month, compare: Month) -> Month:
+    """The second period every KPI is compared with: the same month a year earlier, or, when
+    the first comparison already is that month, the month before (never the same one twice)."""
+    year_ago = period.shift(-12)
+    return period.shift(-1) if compare == year_ago else year_ago
+
+
+def missing_txn_values(conn: Connection, filters: Filters) -> dict[str, str]:
+    """Transaction filters (segment, channel) whose value no transaction carries, by name.
+
+    With such a filter the loyalty KPIs are not applicable (sales cannot be cut that way),
+    which is not the same as a counted zero.
+    """
+    out: dict[str, str] = {}
+    for dim in TXN_DIMS:
+        value = getattr(filters, dim)
+        if not value:
+            continue
+        found = conn.execute(select(atd.c[dim]).where(atd.c[dim] == value).limit(1)).first()
+        if found is None:
+            out[dim] = value
+    return out
+
+
+def not_applicable_reason(missing: dict[str, str]) -> str | None:
+    """'transactions have no chat channel' for the filters `missing_txn_values` found."""
+    if not missing:
+        return None
+    return "transactions have no " + " and no ".join(
+        f"{v.replace('_', ' ').lower()} {k}" for k, v in missing.items())
+
+
+def members_earning(conn: Connection, *, months: list[Month], filters: Filters) -> int:
+    """Loyalty members who earned points in `months` within `filters`: the people behind a
+    redemption rate."""
+    stmt = (select(func.count(func.distinct(tx.c.customer_id)))
+            .select_from(tx.join(cust, cust.c.id == tx.c.customer_id))
+            .where(tx.c.occurred_at >= min(m.start for m in months),
+                   tx.c.occurred_at < max(m.end for m in months), tx.c.points_earned > 0,
+                   *_txn_filter(filters), *_member_filter(filters)))
+    return int(conn.execute(stmt).scalar_one())
 
 
 def _ignored(filters: Filters, supported: tuple[str, ...]) -> tuple[str, ...]:
@@ -343,20 +411,21 @@ def kpis(
     with_yoy: bool = True,
 ) -> list[Kpi]:
     """Every overview KPI for `period` in `filters`, against `compare` (default: the month
-    before) and, with `with_yoy`, the same month a year earlier."""
+    before) and, with `with_yoy`, a second period (`second_comparison`: the same month a year
+    earlier, or the month before when `compare` is already that month)."""
     filters = filters or Filters()
     cfg = settings or Settings()
     compare = compare or period.shift(-1)
     periods = {"cur": period, "cmp": compare}
     if with_yoy:
-        periods["yoy"] = period.shift(-12)
+        periods["yoy"] = second_comparison(period, compare)
     out: list[Kpi] = []
 
     sv = {k: survey_counts(conn, months=[m], filters=filters) for k, m in periods.items()}
     ests = {k: {
         "nps": metrics.nps(c["nps_n"], c["nps_promoters"], c["nps_detractors"]),
         "csat": metrics.share(c["csat_n"], c["csat_top2"]),
-        "ces": metrics.mean_t(c["ces_n"], c["ces_sum"], c["ces_sumsq"]),
+        "ces": metrics.mean_t(c["ces_n"], c["ces_sum"], c["ces_sumsq"], CES_SCALE),
         "ces_agree": metrics.share(c["ces_n"], c["ces_agree"]),
     } for k, c in sv.items()}
     kinds = {"nps": "nps", "csat": "share", "ces": "mean", "ces_agree": "share"}
@@ -393,9 +462,11 @@ def _loyalty_kpis(conn: Connection, periods: dict[str, Month], filters: Filters,
                                                           activity[k].retained))
     churn = {k: (Estimate(None if e.value is None else 100 - e.value, e.n, e.moe, e.variance))
              for k, e in retention.items()}
+    earning = {k: members_earning(conn, months=[m], filters=filters) if sales[k]["earned"]
+               else 0 for k, m in periods.items()}
     redemption = pair("redemption", lambda k: census(
         100 * sales[k]["redeemed"] / sales[k]["earned"] if sales[k]["earned"] else None,
-        int(sales[k]["earned"])))
+        earning[k]))
     spend = pair("spend", lambda k: census(
         sales[k]["m_rev"] / active[k] if active[k] else None, active[k]))
     member_ticket = pair("mt", lambda k: metrics.mean_t(
@@ -405,26 +476,42 @@ def _loyalty_kpis(conn: Connection, periods: dict[str, Month], filters: Filters,
         sales[k]["revenue_sumsq"] - sales[k]["m_sumsq"]))
     revenue = pair("revenue", lambda k: census(float(sales[k]["revenue"]), int(sales[k]["txns"])))
 
+    # (key, estimates, test kind, note, sampled, what n counts)
     specs = [
-        ("active_members", act, "census", f"transaction in the last {days} days", False),
+        ("active_members", act, "census", f"transaction in the last {days} days", False,
+         "members"),
         ("retention", retention, "share", f"members active {days} days before, still active",
-         True),
-        ("churn", churn, "share", "1 - retention", True),
-        ("redemption", redemption, "census", "points redeemed / points earned", False),
-        ("spend_per_member", spend, "census", "member revenue / active members", False),
-        ("member_ticket", member_ticket, "mean", "mean member transaction", True),
-        ("non_member_ticket", non_member_ticket, "mean", "mean non-member transaction", True),
-        ("revenue", revenue, "census", "sum of transactions", False),
+         True, "members"),
+        ("churn", churn, "share", "1 - retention", True, "members"),
+        ("redemption", redemption, "census", "points redeemed / points earned", False,
+         "members earning points"),
+        ("spend_per_member", spend, "census", "member revenue / active members", False,
+         "members"),
+        ("member_ticket", member_ticket, "mean", "mean member transaction", True,
+         "transactions"),
+        ("non_member_ticket", non_member_ticket, "mean", "mean non-member transaction", True,
+         "transactions"),
+        ("revenue", revenue, "census", "sum of transactions", False, "transactions"),
     ]
     out = []
-    for key, est, kind, note, sampled in specs:
+    for key, est, kind, note, sampled, n_unit in specs:
         out.append(_kpi(key, period, est["cur"], kind=kind, cfg=cfg, note=note,
                         ignored=ignored, sampled=sampled, compare=(compare, est["cmp"]),
-                        yoy=(yoy, est["yoy"]) if yoy else None))
+                        yoy=(yoy, est["yoy"]) if yoy else None, n_unit=n_unit))
     if filters.segment and "segment" not in ignored:
-        out = [k if k.key != "non_member_ticket" else replace(
-            k, value=None, note="non-members have no segment", moe=None) for k in out]
+        out = [k if k.key != "non_member_ticket" else _not_applicable(
+            k, "non-members have no segment") for k in out]
+    reason = not_applicable_reason(missing_txn_values(conn, filters))
+    if reason:
+        out = [_not_applicable(k, reason) for k in out]
     return out
+
+
+def _not_applicable(kpi: Kpi, reason: str) -> Kpi:
+    """`kpi` emptied because it cannot be computed for the filters, with the reason."""
+    return replace(kpi, value=None, n=0, moe=None, low=None, high=None, compare=None, yoy=None,
+                   low_sample=False, flags=("not_applicable",), not_applicable=reason,
+                   note=reason)
 
 
 def _employee_kpis(conn: Connection, period: Month, filters: Filters,
@@ -471,10 +558,11 @@ def _employee_kpis(conn: Connection, period: Month, filters: Filters,
         if prev_wave is not None and not prev_hidden:
             cmp = (Month.of(prev_wave), prev_e[key])
         kpi = _kpi(key, period, est, kind=kind, cfg=cfg, note=note, ignored=ignored,
-                   compare=cmp, sampled=key != "participation")
+                   compare=cmp, sampled=key != "participation", n_unit="respondents")
         if hidden:
             # Fewer respondents than the anonymity minimum: nothing about the group is shown.
-            kpi = replace(kpi, value=None, moe=None, compare=None, hidden=True, low_sample=False,
+            kpi = replace(kpi, value=None, moe=None, low=None, high=None, compare=None,
+                          hidden=True, low_sample=False,
                           flags=("hidden",), note=f"fewer than {cfg.anonymity_min} respondents")
         out.append(kpi)
     return out

@@ -182,8 +182,10 @@ class RevenueLink:
     known to the loyalty programme; `left_out` linked answers whose window is not fully
     observed yet (it ends after `observed_until`, the latest transaction); `n` analysed.
     `gap`: Welch test of promoter - detractor mean revenue. `churn_gap`: two-proportion
-    z-test of detractor - promoter churn. `revenue_at_risk`: detractors' revenue in the
-    window; `churn_risk` = churn gap x that revenue.
+    z-test of detractor - promoter churn. `detractor_revenue`: detractors' revenue in the
+    window. `revenue_at_risk` (the product's one definition of the phrase) = churn gap x
+    detractor revenue: what detractors' extra churn, compared with promoters', puts at
+    risk; None when the churn gap cannot be computed, negative when detractors churn less.
     """
 
     start: dt.datetime
@@ -200,8 +202,8 @@ class RevenueLink:
     detractor: GroupRevenue
     gap: Test
     churn_gap: Test
-    revenue_at_risk: float
-    churn_risk: float | None
+    detractor_revenue: float
+    revenue_at_risk: float | None
 
     def frame(self) -> pd.DataFrame:
         """One row per group, promoters first."""
@@ -231,8 +233,8 @@ def revenue_after_survey(
     unit) in (submitted_at, submitted_at + window_days]; it churned when the customer has no
     transaction in (submitted_at, submitted_at + churn_days]. Only answers whose whole
     window (the longer of the two) ends by the latest transaction in the database count;
-    the others are reported as `left_out`. Revenue at risk = detractors' total revenue in
-    the window; churn risk = (detractor churn - promoter churn) x that revenue.
+    the others are reported as `left_out`. Detractor revenue = detractors' total revenue in
+    the window; revenue at risk = (detractor churn - promoter churn) x that revenue.
     """
     if window_days < 1 or churn_days < 1:
         raise ValueError("window_days and churn_days must be at least 1")
@@ -306,14 +308,14 @@ def revenue_after_survey(
                         det.mean, None if det.sd is None else det.sd**2, det.n, confidence)
     churn_gap = stats.two_proportion_z(groups["detractor"].churned, det.n,
                                        groups["promoter"].churned, pro.n, confidence)
-    at_risk = groups["detractor"].total
+    det_revenue = groups["detractor"].total
     return RevenueLink(
         start=start, end=end, window_days=window_days, churn_days=churn_days,
         observed_until=latest, responses=responses, unlinked=responses - linked_n,
         left_out=linked_n - observed_n, n=sum(s[0] for s in sums.values()),
         promoter=groups["promoter"], passive=groups["passive"], detractor=groups["detractor"],
-        gap=gap, churn_gap=churn_gap, revenue_at_risk=at_risk,
-        churn_risk=None if churn_gap.diff is None else churn_gap.diff * at_risk,
+        gap=gap, churn_gap=churn_gap, detractor_revenue=det_revenue,
+        revenue_at_risk=None if churn_gap.diff is None else churn_gap.diff * det_revenue,
     )
 
 

@@ -158,10 +158,10 @@ def test_revenue_after_survey_by_hand(revenue_db: Engine) -> None:
     ref = sps.ttest_ind([80, 100, 1030, 20], [20, 40, 0], equal_var=False)
     assert res.gap.p == pytest.approx(ref.pvalue, rel=1e-9)
     assert res.gap.significant is False  # four promoters prove nothing
-    # At risk: detractors' 60; churn gap 2/3 - 1/2 = 1/6 of it is 10.
-    assert res.revenue_at_risk == 60
+    # Detractors spent 60; their churn gap 2/3 - 1/2 = 1/6 of it is the revenue at risk: 10.
+    assert res.detractor_revenue == 60
     assert res.churn_gap.diff == pytest.approx(1 / 6)
-    assert res.churn_risk == pytest.approx(10)
+    assert res.revenue_at_risk == pytest.approx(10)
     frame = res.frame()
     assert list(frame["group"]) == ["promoter", "passive", "detractor"]
     assert list(frame["n"]) == [4, 1, 3]
@@ -187,7 +187,7 @@ def test_revenue_after_survey_filters(revenue_db: Engine) -> None:
     assert (wider.n, wider.left_out) == (2, 7)
     assert wider.promoter.churned == 0
     assert empty.n == 0 and empty.promoter.mean is None and empty.gap.diff is None
-    assert empty.churn_risk is None
+    assert empty.revenue_at_risk is None
 
 
 def test_revenue_after_survey_without_transactions(engine: Engine) -> None:
@@ -476,7 +476,10 @@ def test_revenue_after_survey_matches_the_source_files(demo_engine: Engine,
     assert res.promoter.mean > res.passive.mean > res.detractor.mean
     assert res.gap.significant and res.gap.low > 0
     assert res.detractor.churn > res.promoter.churn
-    assert res.revenue_at_risk == pytest.approx(det.sum(), abs=1e-6)
+    assert res.detractor_revenue == pytest.approx(det.sum(), abs=1e-6)
+    churn_gap = (~per[per["group"] == "detractor"]["act"]).mean() - (
+        ~per[per["group"] == "promoter"]["act"]).mean()
+    assert res.revenue_at_risk == pytest.approx(churn_gap * det.sum(), rel=1e-9)
 
 
 def test_engagement_vs_cx_matches_the_source_files(demo_engine: Engine, demo_dir: Path) -> None:

@@ -107,8 +107,12 @@ def test_group_bars_churn_and_risk_equal_the_query(revenue, in_app, demo_engine,
         assert shown == f"{100 * g.churn:.1f}%"
         assert f"{100 * g.churn_low:.1f}–{100 * g.churn_high:.1f}%" in text(
             find(churn, f"revenue-churn-{g.group}-detail"))
+    # One definition, one label: churn gap x detractors' revenue is "Revenue at risk".
+    assert link.revenue_at_risk == pytest.approx(link.churn_gap.diff * link.detractor.total)
+    assert find(risk, "revenue-at-risk-label").children == "Revenue at risk"
     assert find(risk, "revenue-at-risk").children == _money(link.revenue_at_risk)
-    assert find(risk, "revenue-churn-risk").children == _money(link.churn_risk)
+    assert find(risk, "revenue-detractor-revenue-label").children == "Revenue from detractors"
+    assert find(risk, "revenue-detractor-revenue").children == _money(link.detractor.total)
     assert ("North" in caption) == (state.get("unit") == "R-NORTH")
 
 
@@ -122,7 +126,8 @@ def test_group_builders_return_the_query_rows(revenue, in_app, demo_engine, days
     assert churn["churned"].tolist() == [link.promoter.churned, link.passive.churned,
                                          link.detractor.churned]
     risk = in_app(revenue.risk_frame, {"unit": "R-NORTH"})
-    assert risk["value_gbp"].tolist() == pytest.approx([link.revenue_at_risk, link.churn_risk])
+    assert risk["value_gbp"].tolist() == pytest.approx([link.revenue_at_risk,
+                                                        link.detractor_revenue])
 
 
 @pytest.mark.parametrize(("lag", "metric", "unit"), [(0, "nps", None), (1, "nps", "R-NORTH"),

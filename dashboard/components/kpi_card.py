@@ -13,7 +13,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboard.components.charts import sparkline
-from queries.formatting import fmt_delta, fmt_moe, fmt_value
+from queries.formatting import fmt_delta, fmt_moe, fmt_n, fmt_reason, fmt_value
 from queries.kpis import LOWER_IS_BETTER, Comparison, Kpi
 from queries.periods import Month
 
@@ -30,7 +30,10 @@ def change_line(kpi: Kpi, cmp: Comparison | None, element_id: str, prefix: str,
         return html.Div(what, className="kpi-change text-muted", id=element_id)
     arrow = "▲" if cmp.delta > 0 else ("▼" if cmp.delta < 0 else "■")
     shown = fmt_delta(replace(kpi, compare=cmp))
-    if cmp.significant is None:
+    if cmp.reason:
+        tone, verdict = "kpi-neutral", f" · {cmp.reason}"
+        title = "both periods need enough answers for a valid test; none is claimed"
+    elif cmp.significant is None:
         tone, verdict, title = "kpi-neutral", "", "a count, not a sample: no significance test"
     elif cmp.significant:
         tone = "kpi-good" if _better(kpi, cmp.delta) else "kpi-bad"
@@ -63,7 +66,10 @@ def kpi_card(kpi: Kpi, id_prefix: str, *, trend: pd.DataFrame | None = None,
         badges.append(dbc.Badge("not filtered", color="light", text_color="dark",
                                 className="ms-1",
                                 title="ignores: " + ", ".join(kpi.ignored_filters)))
-    detail = " · ".join(x for x in (f"n = {kpi.n:,}", fmt_moe(kpi), kpi.note) if x)
+    if kpi.value is None:
+        detail = fmt_reason(kpi)
+    else:
+        detail = " · ".join(x for x in (fmt_n(kpi), fmt_moe(kpi), kpi.note) if x)
     target_line = None
     if target is not None and kpi.value is not None and not kpi.hidden:
         met = (kpi.value >= target) != (kpi.key in LOWER_IS_BETTER)
@@ -84,9 +90,10 @@ def kpi_card(kpi: Kpi, id_prefix: str, *, trend: pd.DataFrame | None = None,
                 html.Div(fmt_value(kpi), className="kpi-value", id=f"{prefix}-value"),
                 html.Div(detail, className="kpi-sample text-muted", id=f"{prefix}-n"),
                 spark,
-                change_line(kpi, kpi.compare, f"{prefix}-change", "vs",
-                            "no earlier period to compare"),
-                change_line(kpi, kpi.yoy, f"{prefix}-yoy", "vs", "no year-ago comparison"),
+                None if kpi.not_applicable else change_line(
+                    kpi, kpi.compare, f"{prefix}-change", "vs", "no earlier period to compare"),
+                None if kpi.not_applicable else change_line(
+                    kpi, kpi.yoy, f"{prefix}-yoy", "vs", "no second comparison"),
                 target_line,
             ]
         ),

@@ -26,6 +26,7 @@ from dashboard.components.filter_bar import pretty
 from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
 from queries.comments import GROUPS, Comments, comments
+from queries.formatting import attribute_label
 from queries.kpis import SURVEY_DIMS
 from queries.links import Drivers, key_drivers
 from queries.periods import Month
@@ -50,7 +51,6 @@ PRIORITY = {"Fix first": 0, "Keep up": 1, "Nice to have": 2, "Maintain": 3}
 GROUP_WORDS = {"promoter": "Promoter", "passive": "Passive", "detractor": "Detractor"}
 GROUP_FILTERS = {"": "All", "detractor": "Detractors", "passive": "Passives",
                  "promoter": "Promoters"}
-ATTRIBUTE_LABELS = {"digital_ease": "Ease of website/app"}
 
 
 # --------------------------------------------------------------------------- the state
@@ -110,11 +110,6 @@ def _scope(state: dict) -> str:
 def _filter_words(state: dict) -> str:
     return ", ".join(f"{d} {pretty(_get(state, d) or '')}" for d in SURVEY_DIMS
                      if _get(state, d))
-
-
-def attribute_label(name: str) -> str:
-    """'staff_friendliness' -> 'Staff friendliness'."""
-    return ATTRIBUTE_LABELS.get(name, pretty(name))
 
 
 # --------------------------------------------------------------------------- the data

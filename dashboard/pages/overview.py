@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
@@ -12,6 +10,7 @@ from dash import Input, Output, State, callback, dcc, html
 from dashboard import context
 from dashboard.components.download import download_buttons, downloadable, panel
 from dashboard.components.kpi_card import kpi_card
+from dashboard.components.kpi_table import TABLE_NOTE, kpi_table, signals_box
 from dashboard.data import (
     benchmark,
     cached,
@@ -22,10 +21,10 @@ from dashboard.data import (
 )
 from dashboard.state import filters_of
 from queries.benchmark import company_benchmark
-from queries.formatting import fmt_delta, fmt_moe, fmt_value
+from queries.formatting import fmt_significance, fmt_value
 from queries.health import freshness
 from queries.kpis import kpis, org_units
-from queries.signals import disagreements
+from queries.signals import assess
 from queries.trends import kpi_trend
 
 dash.register_page(__name__, path="/", name="Overview", title="Overview · CX dashboard", order=0)
@@ -81,9 +80,12 @@ def kpi_frame(state: dict[str, str]) -> pd.DataFrame:
             "n": k.n, "margin_95": k.moe, "compare_period": k.compare_period,
             "compare_value": k.compare.value if k.compare else None, "change": k.delta,
             "z": k.compare.z if k.compare else None, "significant": k.significant,
+            "test": fmt_significance(k),
             "yoy_period": k.yoy.period if k.yoy else None,
             "yoy_change": k.yoy.delta if k.yoy else None,
             "yoy_significant": k.yoy.significant if k.yoy else None,
+            "yoy_test": fmt_significance(k, second=True),
+            "not_applicable": k.not_applicable or "",
             "low_sample": k.low_sample, "hidden": k.hidden,
             "filters_not_applied": ", ".join(k.ignored_filters),
         })
@@ -152,37 +154,10 @@ def render(state: dict[str, str]):
                  xs=12, sm=6, lg=3, xxl=True, className="mb-3") for k in HEADLINE],
         className="g-3",
     )
-    signals = disagreements(items)
-    if signals:
-        signal_box = dbc.Alert(
-            [html.Strong("Signals disagree. ", className="me-1"),
-             html.Ul([html.Li(sig.text, className=f"cx-signal cx-{sig.kind}")
-                      for sig in signals], className="mb-0 mt-1")],
-            color="light", className="cx-signals border-start border-4 border-warning",
-            id=f"{PREFIX}-signals-box")
-    else:
-        signal_box = html.Div("The measures tell one story this month: no significant change "
-                              "points against another.", className="small text-muted mb-2",
-                              id=f"{PREFIX}-signals-box")
-    table = dbc.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in ("Measure", "Value", "n", "95% margin",
-                                                  f"vs {compare.label}", "vs a year ago",
-                                                  "Note")])),
-         html.Tbody([html.Tr([
-             html.Td(k.label), html.Td(fmt_value(k)), html.Td(f"{k.n:,}"),
-             html.Td(fmt_moe(k)),
-             html.Td(fmt_delta(k) + (" *" if k.significant else "")),
-             html.Td(fmt_delta(replace(k, compare=k.yoy))
-                     + (" *" if k.yoy and k.yoy.significant else "")),
-             html.Td(", ".join(filter(None, [k.note, "low sample" if k.low_sample else None,
-                                              "not filtered by " + ", ".join(k.ignored_filters)
-                                              if k.ignored_filters else None])),
-                     className="small text-muted"),
-         ]) for k in items])],
-        size="sm", hover=True, responsive=True, className="mb-0", id=f"{PREFIX}-table")
+    signal_box = signals_box(assess(items), f"{PREFIX}-signals-box")
+    table = kpi_table(items, id_=f"{PREFIX}-table")
     more = panel("Every measure", html.Div([table, html.Div(
-        "* significant at 95%. Margins are 95% intervals; counts (members, revenue) are "
-        "complete, not samples.", className="small text-muted mt-1"),
+        TABLE_NOTE, className="small text-muted mt-1"),
         html.Div([html.Span("The 13 months behind the sparklines:",
                             className="small text-muted me-1"),
                   download_buttons("overview-trend")], className="d-flex align-items-center")]),

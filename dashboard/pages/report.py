@@ -10,25 +10,27 @@ renderer.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 
 import dash
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import dcc, html
+from plotly.subplots import make_subplots
 
 from dashboard import context
-from dashboard.components.theme import GROUP_COLOURS, NEUTRAL, base_layout
+from dashboard.components.kpi_card import kpi_card
+from dashboard.components.kpi_table import TABLE_NOTE, kpi_table, signals_box
+from dashboard.components.theme import GOOD, GROUP_COLOURS, NEUTRAL, base_layout
 from dashboard.data import cached, kpi_settings
 from dashboard.report_token import ReportRequest, TokenError, read_token
 from dashboard.state import filters_of
 from queries.employees import engagement_by_unit
-from queries.formatting import fmt_delta, fmt_moe, fmt_value
+from queries.formatting import attribute_label, figure_label, fmt_money
 from queries.health import freshness
-from queries.kpis import Kpi, kpis, latest_wave, org_units
+from queries.kpis import kpis, latest_wave, org_units, second_comparison
 from queries.links import key_drivers, revenue_after_survey
 from queries.scope import ScopeError, apply_scope
-from queries.signals import disagreements
+from queries.signals import assess
 from queries.trends import kpi_trend
 
 dash.register_page(__name__, path="/report", name="Report", title="CX snapshot",
@@ -36,6 +38,10 @@ dash.register_page(__name__, path="/report", name="Report", title="CX snapshot",
 
 PREFIX = "report"
 GRAPH = {"displayModeBar": False, "staticPlot": True}
+GROUP_NAMES = {"promoter": "Promoters (9–10)", "passive": "Passives (7–8)",
+               "detractor": "Detractors (0–6)"}
+FILTER_NAMES = {"segment": "segment", "channel": "channel", "device": "device",
+                "interaction": "interaction", "touchpoint": "touchpoint"}
 
 
 def layout(t: str | None = None, **_: str) -> html.Div:
@@ -56,53 +62,97 @@ def _unit_names() -> dict[str, str]:
     return {str(u["id"]): str(u["name"]) for u in cached(org_units)}
 
 
-def _kpi_table(items: list[Kpi]) -> dbc.Table:
-    head = html.Thead(html.Tr([html.Th(h) for h in (
-        "Measure", "Value", "n", "95% margin", "vs previous month", "vs a year ago")]))
-    rows = []
-    for k in items:
-        yoy = replace(k, compare=k.yoy)
-        flag = " (low sample)" if k.low_sample else ""
-        rows.append(html.Tr([
-            html.Td(k.label), html.Td(fmt_value(k) + flag, id=f"{PREFIX}-{k.key}-value"),
-            html.Td(f"{k.n:,}"), html.Td(fmt_moe(k)),
-            html.Td(fmt_delta(k) + (" significant" if k.significant else "")),
-            html.Td(fmt_delta(yoy) + (" significant" if yoy.significant else "")),
-        ]))
-    return dbc.Table([head, html.Tbody(rows)], size="sm", bordered=False, striped=True,
-                     className="report-kpis mb-0", id=f"{PREFIX}-kpis")
+HEADLINE = ("nps", "csat", "ces", "retention", "active_members", "engagement", "revenue")
 
 
 def _trend_figure(trend) -> go.Figure:
-    fig = go.Figure()
+    """NPS (points) and CSAT (%) in two panels, each with its own titled axis: one axis for
+    both would put points and percentages on one unlabelled scale."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12)
     data = trend.dropna(subset=["nps"])
-    fig.add_trace(go.Scatter(x=data["label"].tolist(), y=[float(v) for v in data["nps"]],
-                             name="NPS", mode="lines+markers",
-                             error_y={"type": "data", "array": [float(v) for v in
-                                                                data["nps_moe"]],
-                                      "color": NEUTRAL, "thickness": 1}))
+    fig.add_trace(go.Scatter(
+        x=data["label"].tolist(), y=[float(v) for v in data["nps"]], name="NPS",
+        mode="lines+markers", line={"color": GOOD},
+        error_y={"type": "data", "array": [float(v) if v == v else 0 for v in data["nps_moe"]],
+                 "color": NEUTRAL, "thickness": 1, "width": 3}), row=1, col=1)
     data = trend.dropna(subset=["csat"])
-    fig.add_trace(go.Scatter(x=data["label"].tolist(), y=[float(v) for v in data["csat"]],
-                             name="CSAT %", mode="lines+markers"))
-    return base_layout(fig, title="NPS and CSAT, last 13 months (bars: 95% margin)",
-                       height=260)
+    fig.add_trace(go.Scatter(
+        x=data["label"].tolist(), y=[float(v) for v in data["csat"]], name="CSAT",
+        mode="lines+markers", line={"color": "#E69F00"},
+        error_y={"type": "data", "array": [float(v) if v == v else 0
+                                           for v in data["csat_moe"]],
+                 "color": NEUTRAL, "thickness": 1, "width": 3}), row=2, col=1)
+    fig.update_yaxes(title_text="NPS (points)", row=1, col=1)
+    fig.update_yaxes(title_text="CSAT (% satisfied)", ticksuffix="%", row=2, col=1)
+    fig.update_xaxes(tickangle=-45, tickfont={"size": 10}, row=2, col=1)
+    base_layout(fig, height=290)
+    fig.update_layout(showlegend=False, margin={"l": 56, "r": 12, "t": 8, "b": 56})
+    return fig
+
+
+def _revenue_figure(groups, days: int) -> go.Figure:
+    """Revenue per answer by NPS group: value labels inside the bars, at their base, so the
+    error-bar caps at the top never cross them; a £ axis."""
+    fig = go.Figure(go.Bar(
+        x=[GROUP_NAMES[g.group] for g in groups], y=[g.mean for g in groups],
+        marker_color=[GROUP_COLOURS[g.group] for g in groups],
+        error_y={"type": "data", "symmetric": False, "color": "#343a40", "thickness": 1.5,
+                 "width": 6, "array": [g.high - g.mean for g in groups],
+                 "arrayminus": [g.mean - g.low for g in groups]},
+        text=[f"{fmt_money(g.mean)}<br>n = {g.n:,}" for g in groups], textposition="inside",
+        insidetextanchor="start", textfont={"color": "white", "size": 11}))
+    fig.update_yaxes(title=f"£ per answer, {days} days after", tickprefix="£",
+                     separatethousands=True, rangemode="tozero")
+    base_layout(fig, height=230)
+    fig.update_layout(showlegend=False, bargap=0.35, margin={"l": 64, "r": 12, "t": 8,
+                                                             "b": 32})
+    return fig
+
+
+def _risk_card(link) -> dbc.Card:
+    """Revenue at risk beside the KPIs, labelled and computed as on the revenue page."""
+    gap = link.churn_gap
+    detail = (f"detractors' extra churn ({100 * gap.diff:+.1f} pts vs promoters) × their "
+              f"{fmt_money(link.detractor_revenue)} in the {link.window_days} days after "
+              "answering" if gap.diff is not None else "too few promoters or detractors")
+    return dbc.Card(dbc.CardBody([
+        html.Div(figure_label("revenue_at_risk"), className="kpi-label",
+                 id=f"{PREFIX}-card-at-risk-label"),
+        html.Div(fmt_money(link.revenue_at_risk), className="kpi-value",
+                 id=f"{PREFIX}-card-at-risk"),
+        html.Div(detail, className="kpi-sample text-muted"),
+        html.Div("" if gap.significant else "churn gap not significant: indicative"
+                 if gap.significant is False else "", className="kpi-change text-muted"),
+    ]), className="kpi-card h-100", id=f"{PREFIX}-risk-card")
+
+
+def _filter_words(filters) -> str:
+    shown = {k: v for k, v in filters.active().items() if k != "unit"}
+    if not shown:
+        return "all customers, channels and touchpoints"
+    return ", ".join(f"{FILTER_NAMES.get(k, k)} {str(v).replace('_', ' ')}"
+                     for k, v in shown.items())
 
 
 def build(req: ReportRequest) -> html.Div:
-    """Every section of the report, computed inside the request's scope."""
+    """Every section of the report, computed inside the request's scope: page 1 the KPI cards
+    and the signals, then the table of every measure, trends, revenue, employees, drivers.
+    The running head (scope, filters, comparisons) repeats on every printed page."""
     settings = context.settings()
     names = _unit_names()
     with context.engine().connect() as conn:
         filters = apply_scope(conn, filters_of(req.filters), req.scope)
     period = req.period
-    items = cached(kpis, period=period, compare=period.shift(-1), filters=filters,
+    compare = period.shift(-1)
+    second = second_comparison(period, compare)
+    items = cached(kpis, period=period, compare=compare, filters=filters,
                    settings=kpi_settings())
+    by_key = {k.key: k for k in items}
     trend = cached(kpi_trend, end=period, months=13, filters=filters,
                    active_days=settings.cx_active_days)
     scope_label = ", ".join(names.get(u, u) for u in req.scope.units)
     if isinstance(filters.unit, str) and filters.unit not in req.scope.units:
         scope_label += f" · showing {names.get(filters.unit, filters.unit)}"
-    shown_filters = {k: v for k, v in filters.active().items() if k != "unit"}
     fresh = cached(freshness, stale_hours=settings.cx_stale_hours)
     stale = [f for f in fresh if f.failed or f.stale]
     newest = max((f.last_success for f in fresh if f.last_success), default=None)
@@ -113,70 +163,82 @@ def build(req: ReportRequest) -> html.Div:
         graphs.append(g)
         return g
 
+    scope_line = (f"Scope: {scope_label} · {_filter_words(filters)} · {period.label} compared "
+                  f"with {compare.label} and {second.label}")
+    running_head = html.Div([html.Span(f"CX snapshot · {period.label}", className="fw-semibold"),
+                             html.Span(" · " + scope_line)],
+                            className="report-running small text-muted", id=f"{PREFIX}-running")
     header = html.Div([
         html.H1(f"CX snapshot · {period.label}", className="h4 mb-0"),
-        html.Div(f"Scope: {scope_label}" + (f" · filters: {shown_filters}" if shown_filters
-                                             else "") + f" · compared with "
-                 f"{period.shift(-1).label} and {period.shift(-12).label}",
-                 id=f"{PREFIX}-scope", className="small"),
+        html.Div(scope_line, id=f"{PREFIX}-scope", className="small"),
         html.Div(("Data loaded " + newest.strftime("%d %b %Y %H:%M") if newest
                   else "No successful load") + " · generated "
                  + dt.datetime.now().strftime("%d %b %Y %H:%M"),
                  className="small text-muted", id=f"{PREFIX}-freshness"),
     ], className="report-header mb-2")
-    sections = [header]
+    page1: list = [header]
     if stale:
-        sections.append(dbc.Alert(
+        page1.append(dbc.Alert(
             "Some data may be out of date: " + "; ".join(
                 f"{f.source} ({'last run failed' if f.failed else 'no recent load'})"
                 for f in stale), color="warning", className="py-1 small",
             id=f"{PREFIX}-stale"))
-    signals = disagreements(items)
-    sections.append(html.Div([
-        html.H2("Signals that disagree", className="h6"),
-        html.Ul([html.Li(s.text) for s in signals], id=f"{PREFIX}-signals") if signals
-        else html.P("None this month: no significant change points against another.",
-                    id=f"{PREFIX}-signals"),
-    ], className="report-section"))
-    sections.append(html.Div([
-        html.H2("Key measures", className="h6"), _kpi_table(items),
-        html.Div("Margins are 95% intervals. 'significant': the change is unlikely to be noise "
-                 "(95%). Counts (members, revenue) are complete, not samples.",
-                 className="small text-muted"),
-    ], className="report-section"))
-    trend_block = html.Div(graph(_trend_figure(trend), "trend"), className="report-section")
-
     # Revenue: answers of the 12 months to the period whose 180-day window is observed.
+    days = settings.cx_revenue_days
     link = cached(revenue_after_survey, start=period.shift(-11).start, end=period.end,
-                  window_days=settings.cx_revenue_days, churn_days=settings.cx_active_days,
+                  window_days=days, churn_days=settings.cx_active_days,
                   **_link_filters(filters))
+    cards = [dbc.Col(kpi_card(by_key[key], PREFIX, trend=trend,
+                              target=settings.targets.get(key)), width=3, className="mb-2")
+             for key in HEADLINE]
+    cards.append(dbc.Col(_risk_card(link), width=3, className="mb-2"))
+    page1.append(dbc.Row(cards, className="g-2 report-cards"))
+    sparks = sum(len(_graphs_in(c)) for c in cards)
+    page1.append(signals_box(assess(items), f"{PREFIX}-signals", expanded=True))
+    page1.append(html.Div(TABLE_NOTE, className="small text-muted"))
+
+    table = html.Div([
+        html.H2(f"Every measure · {period.label}", className="h6"),
+        kpi_table(items, id_=f"{PREFIX}-kpis", compact=True),
+    ], className="report-section report-break")
+    trend_block = html.Div([
+        html.H2("NPS and CSAT, last 13 months", className="h6"),
+        graph(_trend_figure(trend), "trend"),
+        html.Div("Bars: 95% intervals.", className="small text-muted"),
+    ], className="report-section")
+
     groups = [g for g in (link.promoter, link.passive, link.detractor) if g.n]
-    rev_children: list = [html.H2("Customers' revenue after they answered", className="h6")]
+    rev_children: list = [html.H2(f"Revenue in the {days} days after answering, by NPS group",
+                                  className="h6")]
     if groups:
-        fig = go.Figure(go.Bar(
-            x=[g.group.capitalize() for g in groups], y=[g.mean for g in groups],
-            marker_color=[GROUP_COLOURS[g.group] for g in groups],
-            error_y={"type": "data", "symmetric": False,
-                     "array": [g.high - g.mean for g in groups],
-                     "arrayminus": [g.mean - g.low for g in groups]},
-            text=[f"£{g.mean:,.0f} (n={g.n:,})" for g in groups], textposition="outside"))
-        fig.update_yaxes(title=f"£ in the {settings.cx_revenue_days} days after")
-        rev_children.append(graph(base_layout(fig, height=260), "revenue"))
+        rev_children.append(graph(_revenue_figure(groups, days), "revenue"))
         gap = link.gap
-        words = [f"Promoters spent £{gap.diff:,.0f} more than detractors"
-                 f" (95% CI £{gap.low:,.0f} to £{gap.high:,.0f}"
-                 + (", significant)." if gap.significant else ", not significant).")
-                 if gap and gap.diff is not None else "Too few linked answers to compare.",
-                 f" Revenue at risk from detractors: £{link.revenue_at_risk:,.0f}."
-                 if link.revenue_at_risk is not None else ""]
-        rev_children.append(html.P("".join(words), className="small", id=f"{PREFIX}-gap"))
+        rev_children.append(html.P(
+            f"Promoters spent {fmt_money(abs(gap.diff or 0))} "
+            f"{'more' if (gap.diff or 0) >= 0 else 'less'} per answer than detractors (95% CI "
+            f"{fmt_money(gap.low)} to {fmt_money(gap.high)}, "
+            + ("significant)." if gap.significant else "not significant).")
+            if gap.diff is not None else "Too few linked answers to compare promoters with "
+                                         "detractors.", className="small mb-1",
+            id=f"{PREFIX}-gap"))
+        rev_children.append(html.Div([
+            html.Div([html.Span(figure_label("revenue_at_risk") + ": ",
+                                id=f"{PREFIX}-at-risk-label"),
+                      html.Strong(fmt_money(link.revenue_at_risk), id=f"{PREFIX}-at-risk")]),
+            html.Div([html.Span(figure_label("detractor_revenue") + ": ",
+                                id=f"{PREFIX}-detractor-revenue-label"),
+                      html.Strong(fmt_money(link.detractor_revenue),
+                                  id=f"{PREFIX}-detractor-revenue")]),
+            html.Div("Revenue at risk = detractors' extra churn over promoters × their "
+                     "revenue.", className="text-muted"),
+        ], className="small", id=f"{PREFIX}-risk"))
     else:
         rev_children.append(html.P("No survey answers linked to loyalty members with a full "
                                    "revenue window yet.", className="small text-muted"))
-    sections.append(dbc.Row([dbc.Col(trend_block, width=6),
-                             dbc.Col(html.Div(rev_children, className="report-section"),
-                                     width=6)], className="report-break"))
-
+    sections = [*page1, table,
+                dbc.Row([dbc.Col(trend_block, width=6),
+                         dbc.Col(html.Div(rev_children, className="report-section"), width=6)],
+                        className="report-section")]
     # Employees: the scope's units one level down, with anonymity rules applied.
     emp_children: list = [html.H2("Employee engagement", className="h6")]
     parent = filters.unit if isinstance(filters.unit, str) else None
@@ -217,15 +279,18 @@ def build(req: ReportRequest) -> html.Div:
     if drivers.frame is not None and not drivers.frame.empty:
         top = drivers.frame.head(5)
         drv_children.append(dbc.Table(
-            [html.Thead(html.Tr([html.Th(h) for h in ("Attribute", "Importance (% of R²)",
-                                                      "Performance (mean 1-5)", "n")])),
-             html.Tbody([html.Tr([html.Td(str(r.attribute).replace("_", " ").capitalize()),
+            [html.Thead(html.Tr([html.Th(h) for h in (
+                "Attribute", "Share of what the ratings explain", "Average rating (1-5)",
+                "n")])),
+             html.Tbody([html.Tr([html.Td(attribute_label(str(r.attribute))),
                                   html.Td(f"{r.importance:.0f}%"),
                                   html.Td(f"{r.performance:.2f}"), html.Td(f"{int(r.n):,}")])
                          for r in top.itertuples()])],
             size="sm", striped=True, className="mb-0", id=f"{PREFIX}-drivers"))
-        drv_children.append(html.Div(f"R² = {drivers.r_squared:.2f} on {drivers.n:,} complete "
-                                     "answers.", className="small text-muted"))
+        drv_children.append(html.Div(
+            f"Together the ratings explain {100 * drivers.r_squared:.0f}% of the differences "
+            f"in NPS between answers ({drivers.n:,} answers with every rating).",
+            className="small text-muted"))
     else:
         drv_children.append(html.P("Too few rated answers for a driver analysis.",
                                    className="small text-muted"))
@@ -234,8 +299,23 @@ def build(req: ReportRequest) -> html.Div:
                              dbc.Col(html.Div(drv_children, className="report-section"),
                                      width=6)], className="report-section"))
 
-    return html.Div(sections, id="report-root", className="report",
-                    **{"data-graphs": str(len(graphs)), "data-period": str(period)})
+    # A table's head repeats on every printed page: the scope and filters on each page.
+    frame = html.Table([html.Thead(html.Tr(html.Td(running_head))),
+                        html.Tbody(html.Tr(html.Td(sections)))], className="report-frame")
+    return html.Div(frame, id="report-root", className="report",
+                    **{"data-graphs": str(len(graphs) + sparks), "data-period": str(period)})
+
+
+def _graphs_in(component: object) -> list[dcc.Graph]:
+    """The graphs inside a component tree (the cards' sparklines count for readiness)."""
+    if isinstance(component, dcc.Graph):
+        return [component]
+    children = getattr(component, "children", None)
+    if children is None:
+        return []
+    if not isinstance(children, list | tuple):
+        children = [children]
+    return [g for c in children for g in _graphs_in(c)]
 
 
 def _link_filters(filters) -> dict:

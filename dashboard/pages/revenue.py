@@ -22,7 +22,7 @@ from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
-from queries.formatting import fmt_value
+from queries.formatting import figure_label, fmt_money, fmt_value
 from queries.kpis import Kpi
 from queries.links import RevenueLink, UnitLink, revenue_after_survey, unit_cx_revenue
 from queries.periods import Month
@@ -157,7 +157,7 @@ def churn_frame(state: dict[str, str]) -> pd.DataFrame:
 
 @downloadable("revenue-risk")
 def risk_frame(state: dict[str, str]) -> pd.DataFrame:
-    """Revenue at risk from detractors: the two figures shown, with what they are made of."""
+    """Revenue at risk and the detractors' revenue it is computed from, with the churn gap."""
     cols = ["measure", "value_gbp", "detractor_answers", "churn_gap_pts", "churn_gap_p",
             "churn_gap_significant"]
     link = link_of(state)
@@ -168,10 +168,12 @@ def risk_frame(state: dict[str, str]) -> pd.DataFrame:
               "churn_gap_pts": None if gap.diff is None else 100 * gap.diff,
               "churn_gap_p": gap.p, "churn_gap_significant": gap.significant}
     return pd.DataFrame([
-        {"measure": f"detractor revenue in the {link.window_days} days after answering",
+        {"measure": figure_label("revenue_at_risk")
+         + ": (detractor churn - promoter churn) x revenue from detractors",
          "value_gbp": link.revenue_at_risk, **common},
-        {"measure": "churn risk: (detractor churn - promoter churn) x detractor revenue",
-         "value_gbp": link.churn_risk, **common},
+        {"measure": figure_label("detractor_revenue")
+         + f" in the {link.window_days} days after answering",
+         "value_gbp": link.detractor_revenue, **common},
     ], columns=cols)
 
 
@@ -211,7 +213,7 @@ def layout(**query: str) -> html.Div:
         dcc.Loading(html.Div(id=f"{PREFIX}-churn"), type="dot", delay_show=300),
         target="revenue-churn", id_=f"{PREFIX}-churn-panel")
     risk = panel(
-        "Revenue at risk from detractors",
+        figure_label("revenue_at_risk"),
         dcc.Loading(html.Div(id=f"{PREFIX}-risk"), type="dot", delay_show=300),
         target="revenue-risk", id_=f"{PREFIX}-risk-panel")
     controls = dbc.Row(
@@ -375,7 +377,8 @@ def _churn_block(frame: pd.DataFrame, link: RevenueLink) -> html.Div:
 
 
 def _risk_block(frame: pd.DataFrame, link: RevenueLink) -> html.Div:
-    at_risk, churn_risk = frame["value_gbp"].tolist()
+    at_risk, det_revenue = frame["value_gbp"].tolist()
+    at_risk = None if pd.isna(at_risk) else at_risk
     gap = link.churn_gap
     gap_pts = "n/a" if gap.diff is None else f"{100 * gap.diff:+.1f} pts"
     caveat = "" if gap.significant else (
@@ -384,17 +387,21 @@ def _risk_block(frame: pd.DataFrame, link: RevenueLink) -> html.Div:
     return html.Div([
         dbc.Row([
             dbc.Col([
-                html.Div(_gbp(at_risk), className="kpi-value", id=f"{PREFIX}-at-risk"),
-                html.Div(f"spent by {link.detractor.n:,} detractors in the "
-                         f"{link.window_days} days after answering",
+                html.Div(figure_label("revenue_at_risk"), className="kpi-label",
+                         id=f"{PREFIX}-at-risk-label"),
+                html.Div(fmt_money(at_risk), className="kpi-value", id=f"{PREFIX}-at-risk",
+                         style={"color": theme.DETRACTOR}),
+                html.Div(f"detractors' extra churn ({gap_pts} vs promoters) × their revenue",
                          className="kpi-sample text-muted"),
             ], xs=6),
             dbc.Col([
-                html.Div(_gbp(churn_risk) if churn_risk is not None else "n/a",
-                         className="kpi-value", id=f"{PREFIX}-churn-risk",
-                         style={"color": theme.DETRACTOR}),
-                html.Div(f"at risk from their extra churn: churn gap ({gap_pts}) × that "
-                         "revenue", className="kpi-sample text-muted"),
+                html.Div(figure_label("detractor_revenue"), className="kpi-label",
+                         id=f"{PREFIX}-detractor-revenue-label"),
+                html.Div(fmt_money(det_revenue), className="kpi-value",
+                         id=f"{PREFIX}-detractor-revenue"),
+                html.Div(f"spent by {link.detractor.n:,} detractors in the "
+                         f"{link.window_days} days after answering",
+                         className="kpi-sample text-muted"),
             ], xs=6),
         ], className="g-2"),
         html.Div("These cover the surveyed customers in the window, not every customer."

@@ -27,7 +27,7 @@ from dashboard.data import cached, kpi_settings, resolve_period
 from dashboard.state import filters_of, parse_search, to_search
 from queries import metrics
 from queries.breakdown import breakdown
-from queries.formatting import fmt_delta, fmt_moe, fmt_value
+from queries.formatting import NOT_APPLICABLE, fmt_delta, fmt_moe, fmt_value
 from queries.kpis import LABELS, SURVEY_DIMS, Comparison, Kpi, org_units
 from queries.periods import Month
 from queries.trends import kpi_trend
@@ -445,15 +445,19 @@ def grid_rows(state: dict) -> list[dict]:
             item["nps_delta_shown"] = f"{arrow} {fmt_delta(kpi)}" + (" *" if sig else "")
             item["nps_delta_tone"] = ("up" if delta > 0 else "down") if sig else ""
             z = _num(r["nps_z"])
-            item["nps_delta_tip"] = ((f"z = {z:.2f}: " if z is not None and math.isfinite(z)
-                                      else "")
+            untested = r.get("nps_untested")
+            item["nps_delta_tip"] = (str(untested) if isinstance(untested, str) and untested
+                                     else (f"z = {z:.2f}: " if z is not None
+                                           and math.isfinite(z) else "")
                                      + ("significant at 95%" if sig else
                                         "could be noise (not significant)"))
         revenue = _num(r["revenue"])
         item["revenue"] = revenue
         if revenue is None:
-            item["revenue_shown"] = "n/a"
-            item["revenue_tip"] = "Sales do not record this dimension"
+            item["revenue_shown"] = NOT_APPLICABLE
+            na = r.get("revenue_na")
+            item["revenue_tip"] = (f"Not applicable: {na}" if isinstance(na, str) and na
+                                   else "Sales do not record this dimension")
         else:
             item["revenue_shown"] = fmt_value(_kpi("revenue", period, compare, revenue, 0,
                                                    None, None, None))
@@ -593,8 +597,10 @@ def render(state: dict):
     min_n = kpi_settings().min_n
     notes = [f"Grey italics: under {min_n} answers, a low sample; read with care. "
              "* significant change at 95%. Margins are 95% intervals."]
-    if rows is not None and rows["revenue"].isna().all():
-        notes.append("Revenue: sales do not record device, interaction or touchpoint, so "
+    if rows is not None and len(rows) and rows["revenue"].isna().all():
+        na = next((v for v in rows["revenue_na"] if isinstance(v, str) and v), None)
+        notes.append(f"Revenue n/a: {na}." if na else
+                     "Revenue: sales do not record device, interaction or touchpoint, so "
                      "none is shown under those.")
     if leaf and _get(state, "unit"):
         notes.append(f"{_scope_name(state, units)} has no units below it: broken down by "
