@@ -98,6 +98,7 @@ class _Move:
     size: float  # |delta| / material of the strongest significant member
     words: str  # "+8.0 pts", "-0.30; % easy -3.5 pts"
     members: tuple[Kpi, ...]
+    mixed: bool = False  # its readings moved significantly in opposite directions
 
 
 def _better(kpi: Kpi) -> int:
@@ -127,7 +128,7 @@ def _move(family: str, by_key: dict[str, Kpi]) -> _Move | None:
     directions = {_better(k) for k in moved}
     if len(directions) > 1:
         # The two readings of one thing point different ways: no claim either way.
-        return _Move(family, 0, 0.0, "", members)
+        return _Move(family, 0, 0.0, "", members, mixed=True)
     direction = directions.pop() if directions else 0
     size = max((abs(k.delta or 0) / MATERIAL[k.key] for k in moved), default=0.0)
     words = "; ".join(_delta_words(k) for k in (moved or members))
@@ -135,19 +136,20 @@ def _move(family: str, by_key: dict[str, Kpi]) -> _Move | None:
 
 
 def _rules_out(move: _Move, direction: int) -> tuple[Kpi, float] | None:
-    """The member of `move` whose 95% interval of change excludes a material move in
-    `direction` (better +1 / worse -1), with the bound it excludes; None when none does."""
+    """When every reading of `move` has a 95% interval of change that excludes a material
+    move in `direction` (better +1 / worse -1): the first reading, with the bound excluded.
+    None when any reading is untested or still allows moving along."""
+    found: tuple[Kpi, float] | None = None
     for k in move.members:
         if k.compare is None or k.compare.low is None or k.compare.high is None:
-            continue
+            return None
         sign = 1 if k.key not in LOWER_IS_BETTER else -1  # +1: a rise is better
         want = direction * sign  # the direction of the raw change that would go along
         bound = MATERIAL[k.key]
-        if want > 0 and k.compare.high < bound:
-            return k, bound
-        if want < 0 and k.compare.low > -bound:
-            return k, bound
-    return None
+        if (want > 0 and k.compare.high >= bound) or (want < 0 and k.compare.low <= -bound):
+            return None
+        found = found or (k, bound)
+    return found
 
 
 def _verb(direction: int) -> str:
@@ -169,7 +171,7 @@ def disagreements(kpis: list[Kpi]) -> list[Signal]:
             out.append(Signal("conflict", a, b, text, min(ma.size, mb.size)))
             continue
         for moved, other in ((ma, mb), (mb, ma)):
-            if not moved.direction or other.direction:
+            if not moved.direction or other.direction or other.mixed:
                 continue
             hit = _rules_out(other, moved.direction)
             if hit is None:
@@ -179,8 +181,9 @@ def disagreements(kpis: list[Kpi]) -> list[Signal]:
             assert k.compare.high is not None
             rise = "rise" if (moved.direction > 0) == (k.key not in LOWER_IS_BETTER) else "fall"
             span = f"{_num(k, k.compare.low)} to {_num(k, k.compare.high)}"
+            its = "its change" if len(other.members) == 1 else f"{k.label} changed"
             text = (f"{NAMES[moved.family]} {_verb(moved.direction)} ({moved.words}) but "
-                    f"{NAMES[other.family]} did not follow: its change, {fmt_delta(k)} "
+                    f"{NAMES[other.family]} did not follow: {its}, {fmt_delta(k)} "
                     f"(95% interval {span}), rules out a {rise} of {_num(k, bound, False)} "
                     f"or more.")
             out.append(Signal("divergence", moved.family, other.family, text, moved.size))

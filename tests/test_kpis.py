@@ -118,6 +118,13 @@ def test_loyalty_kpis(demo_engine, sources, unit: str | None) -> None:
     assert got["revenue"].yoy.period == "2025-10"
     last_year = _month(txns, "occurred", PERIOD.shift(-12))
     assert got["revenue"].yoy.value == pytest.approx(last_year["amount"].sum(), abs=0.01)
+    # n counts people, never points: the members who earned points in the month.
+    earners = m_month.loc[m_month["points_earned"] > 0, "member_id"].nunique()
+    assert got["redemption"].n == earners < month["points_earned"].sum()
+    assert (got["redemption"].n_unit, got["redemption"].sampled) == (
+        "members earning points", False)
+    assert (got["revenue"].n, got["revenue"].n_unit) == (len(month), "transactions")
+    assert got["active_members"].n_unit == "members"
 
 
 def test_employee_breakdown_hides_small_groups_and_their_complement(demo_engine,
@@ -210,3 +217,65 @@ def test_links_cli_prints_the_link_functions(demo_url: str, demo_engine) -> None
     assert report["engagement_vs_cx"]["csat"]["correlation"]["r"] > 0.5
     assert abs(sum(d["weight"] for d in report["key_drivers_nps"]["drivers"])
                - report["key_drivers_nps"]["r_squared"]) < 1e-9
+
+
+def test_chat_filter_makes_sales_kpis_not_applicable_not_zero(demo_engine, sources) -> None:
+    """Transactions carry no chat channel: sales KPIs say so, surveys still count chat."""
+    from queries.breakdown import breakdown
+    from queries.formatting import fmt_reason, fmt_value
+    from queries.kpis import Settings
+
+    assert (sources["txns"]["channel"] == "chat").sum() == 0
+    chat = _month(sources["surveys"], "submitted", PERIOD)
+    chat = chat[chat["channel"] == "chat"]["nps"].dropna()
+    assert len(chat) > 0
+    flt = Filters(channel="chat")
+    with demo_engine.connect() as conn:
+        got = _by_key(kpis(conn, period=PERIOD, filters=flt))
+        rows = breakdown(conn, period=PERIOD, compare=PERIOD.shift(-1), filters=flt,
+                         settings=Settings())
+    assert got["nps"].n == len(chat)
+    assert got["nps"].value == pytest.approx(100 * ((chat >= 9).mean() - (chat <= 6).mean()))
+    for key in ("active_members", "retention", "churn", "redemption", "spend_per_member",
+                "member_ticket", "non_member_ticket", "revenue"):
+        k = got[key]
+        assert k.value is None and k.compare is None and k.yoy is None, key
+        assert k.not_applicable == "transactions have no chat channel", key
+        assert fmt_value(k) == "n/a", key
+        assert fmt_reason(k) == "not applicable: transactions have no chat channel", key
+    # Segments: revenue is n/a with the same reason, never a row of £0.
+    assert rows["revenue"].isna().all()
+    assert set(rows["revenue_na"]) == {"transactions have no chat channel"}
+    # A real zero stays a zero: a channel transactions do carry, in a month without sales.
+    with demo_engine.connect() as conn:
+        empty = _by_key(kpis(conn, period=Month(2030, 1), filters=Filters(channel="web")))
+    assert empty["revenue"].value == 0 and empty["revenue"].not_applicable is None
+
+
+def test_year_ago_comparison_takes_the_month_before_as_second(demo_engine) -> None:
+    """Compared with the same month last year, the second comparison is the month before
+    (never the year-ago month twice)."""
+    with demo_engine.connect() as conn:
+        yoy_first = _by_key(kpis(conn, period=PERIOD, compare=PERIOD.shift(-12)))
+        usual = _by_key(kpis(conn, period=PERIOD))
+    for key in ("nps", "csat", "revenue", "retention"):
+        assert yoy_first[key].compare.period == "2025-10" == usual[key].yoy.period
+        assert yoy_first[key].yoy.period == "2026-09" == usual[key].compare.period
+        assert yoy_first[key].yoy.delta == pytest.approx(usual[key].compare.delta)
+        assert yoy_first[key].compare.delta == pytest.approx(usual[key].yoy.delta)
+
+
+def test_low_sample_and_significant_never_stand_together(demo_engine) -> None:
+    """Every KPI of every store (small samples) in the demo: a low sample is never tested."""
+    from queries.kpis import org_units
+
+    with demo_engine.connect() as conn:
+        stores = [u["id"] for u in org_units(conn) if u["kind"] == "store"]
+        for unit in stores[:4]:
+            for k in kpis(conn, period=PERIOD, filters=Filters(unit=unit, channel="app")):
+                if k.low_sample:
+                    assert k.significant is None, (unit, k.key)
+                    assert k.compare is None or k.compare.delta is None or \
+                        k.compare.reason == "too few answers to test", (unit, k.key)
+                if k.sampled and k.value is not None and k.n > 1:
+                    assert k.moe and k.moe > 0, (unit, k.key)

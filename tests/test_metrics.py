@@ -16,29 +16,51 @@ from queries import metrics
 from queries.employees import suppress
 
 
+def _adjusted_wald(n: int, p: int, d: int) -> tuple[float, float]:
+    """Rocks (2016), written out: add 3/4 promoter, 3/4 detractor, 3/2 passive."""
+    nt = n + 3
+    tp, td = (p + 0.75) / nt, (d + 0.75) / nt
+    c = tp - td
+    half = 1.959964 * math.sqrt((tp + td - c * c) / nt)
+    obs = (p - d) / n
+    return 100 * min(max(-1.0, c - half), obs), 100 * max(min(1.0, c + half), obs)
+
+
 def test_nps_by_hand() -> None:
     # 10 answers: 5 promoters, 3 passives, 2 detractors -> 100 * (5 - 2) / 10 = 30
     est = metrics.nps(10, 5, 2)
     assert est.value == pytest.approx(30.0)
-    # pP = .5, pD = .2: V = .5 + .2 - (.5 - .2)^2 = .61; moe = 1.96 * 100 * sqrt(.61 / 10)
-    assert est.moe == pytest.approx(1.959964 * 100 * math.sqrt(0.61 / 10), rel=1e-6)
-    assert est.moe == pytest.approx(48.407, abs=1e-3)
+    # Adjusted Wald: n~ = 13, p~P = 5.75/13 = .44231, p~D = 2.75/13 = .21154, NPS~ = .23077;
+    # V~ = .44231 + .21154 - .23077^2 = .60059; half = 1.96 sqrt(.60059 / 13) = .42128
+    assert (est.low, est.high) == (pytest.approx(-19.051, abs=1e-3),
+                                   pytest.approx(65.205, abs=1e-3))
+    assert est.moe == pytest.approx(42.128, abs=1e-3)
+    # The z-test still uses the observed variance: .5 + .2 - .3^2 = .61 (x 100^2).
+    assert est.variance == pytest.approx(6100.0)
 
 
 @pytest.mark.parametrize(
-    ("n", "p", "d", "value", "moe"),
+    ("n", "p", "d", "value"),
     [
-        (0, 0, 0, None, None),  # no answers: no value, never zero
-        (20, 20, 0, 100.0, 0.0),  # all promoters: V = 1 + 0 - 1 = 0
-        (20, 0, 20, -100.0, 0.0),  # all detractors
-        (1, 1, 0, 100.0, 0.0),  # one response
-        (4, 2, 2, 0.0, 1.959964 * 100 * math.sqrt(1.0 / 4)),  # ties: V = .5 + .5 - 0 = 1
+        (20, 20, 0, 100.0),  # all promoters: the Wald margin would be 0
+        (20, 0, 20, -100.0),  # all detractors
+        (1, 1, 0, 100.0),  # one response
+        (4, 2, 2, 0.0),  # ties
     ],
 )
-def test_nps_edges(n: int, p: int, d: int, value, moe) -> None:
+def test_nps_edges(n: int, p: int, d: int, value) -> None:
     est = metrics.nps(n, p, d)
-    assert est.value == (None if value is None else pytest.approx(value))
-    assert est.moe == (None if moe is None else pytest.approx(moe, rel=1e-6))
+    assert est.value == pytest.approx(value)
+    low, high = _adjusted_wald(n, p, d)
+    assert (est.low, est.high) == (pytest.approx(low, abs=1e-4), pytest.approx(high, abs=1e-4))
+    assert est.moe == pytest.approx((high - low) / 2, abs=1e-4)
+    assert est.moe > 5  # never the false "±0.0" of a sample
+    assert est.low <= est.value <= est.high
+
+
+def test_nps_without_answers_has_no_value() -> None:
+    est = metrics.nps(0, 0, 0)
+    assert est.value is None and est.moe is None
 
 
 def test_csat_share_and_wilson_by_hand() -> None:
@@ -114,7 +136,8 @@ def _nps_of(values: list[int]) -> metrics.Estimate:
 def test_nps_lies_in_range(values: list[int]) -> None:
     est = _nps_of(values)
     assert -100 <= est.value <= 100
-    assert est.moe >= 0
+    assert est.moe > 0  # a sample's margin is never 0
+    assert -100 <= est.low <= est.value <= est.high <= 100
 
 
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 10)), min_size=1, max_size=400))
@@ -135,9 +158,7 @@ def test_margin_shrinks_as_n_grows(p: int, d: int, passives: int, k: int) -> Non
     n = p + d + passives
     small, large = metrics.nps(n, p, d), metrics.nps(n * k, p * k, d * k)
     assert large.value == pytest.approx(small.value)
-    assert large.moe <= small.moe
-    if small.moe > 0:
-        assert large.moe == pytest.approx(small.moe / math.sqrt(k))
+    assert 0 < large.moe <= small.moe + 1e-9
 
 
 @given(scores, scores)
@@ -159,3 +180,71 @@ def test_suppression_hides_the_next_smallest_sibling() -> None:
     assert suppress({"S1": 20, "S2": 2, "S3": 1, "S4": 9}, 5) == {"S2", "S3", "S4"}
     assert suppress({"S1": 20, "S2": 8}, 5) == set()
     assert suppress({"S1": 20, "S2": 0}, 5) == set()  # no respondents: nothing to protect
+
+
+# --------------------------------------------------------------------------------------
+# The one significance rule (issue 11): no test on tiny samples, never a margin of 0
+
+
+def test_one_answer_against_six_is_not_tested_and_has_real_margins() -> None:
+    # Cardiff + Chat: October 1 answer (a detractor, NPS -100), November 6 answers
+    # (4 promoters, 1 passive, 1 detractor: NPS 100 * (4 - 1) / 6 = +50).
+    october, november = metrics.nps(1, 0, 1), metrics.nps(6, 4, 1)
+    assert (october.value, november.value) == (-100.0, pytest.approx(50.0))
+    chg = metrics.change(november, october, min_n=30)
+    assert chg.delta == pytest.approx(150.0)
+    assert chg.significant is None and chg.z is None and chg.reason == metrics.TOO_FEW
+    # October's interval: n~ = 4, p~P = .75/4 = .1875, p~D = 1.75/4 = .4375, NPS~ = -.25,
+    # half = 1.96 x sqrt((.625 - .0625) / 4) = 1.96 x .375 = .73499: -98.5 to +48.5, widened
+    # to include the observed -100. Half-width (48.50 + 100) / 2 = 74.25, not "±0.0".
+    assert (october.low, october.high) == (-100.0, pytest.approx(48.4986, abs=1e-4))
+    assert october.moe == pytest.approx(74.2493, abs=1e-4)
+    # November: n~ = 9, p~P = 4.75/9, p~D = 1.75/9, NPS~ = 3/9 = .33333,
+    # half = 1.96 x sqrt((6.5/9 - 1/9) / 9) = 1.96 x .26058 = .51073: -17.74 to +84.41.
+    assert (november.low, november.high) == (pytest.approx(-17.739, abs=1e-3),
+                                             pytest.approx(84.406, abs=1e-3))
+
+
+def test_ten_promoters_have_a_margin_and_no_significant_change() -> None:
+    # Segments' Delivery: 10 answers, all promoters (+100), against 35 answers with
+    # 25 promoters and 5 detractors (+57.1): a change of +42.9 on n = 10 is not tested.
+    est = metrics.nps(10, 10, 0)
+    # n~ = 13, p~P = 10.75/13 = .82692, p~D = .75/13 = .05769, NPS~ = .76923,
+    # half = 1.96 x sqrt((.88462 - .59172) / 13) = .29419: +47.50 to +100 (clipped).
+    assert (est.low, est.high) == (pytest.approx(47.504, abs=1e-3), 100.0)
+    assert est.moe == pytest.approx((100 - 47.504) / 2, abs=1e-3)
+    chg = metrics.change(est, metrics.nps(35, 25, 5), min_n=30)
+    assert chg.significant is None and chg.reason == metrics.TOO_FEW
+    # The CSAT top-2 share of 10 out of 10: Wilson 72.25% to 100%, never ±0.
+    share = metrics.share(10, 10)
+    assert (share.low, share.high) == (pytest.approx(72.2467, abs=1e-3), pytest.approx(100.0))
+
+
+def test_expected_counts_below_five_allow_no_test_even_above_min_n() -> None:
+    # 40 answers all promoters against 40 with 2 detractors: n >= 30 in both, but the
+    # detractors expected in each period under no change are 40 x 2 / 80 = 1 < 5.
+    a, b = metrics.nps(40, 40, 0), metrics.nps(40, 30, 2)
+    assert metrics.untestable(a, b, 30) == metrics.TOO_FEW
+    assert metrics.change(a, b, min_n=30).significant is None
+    # With 10 detractors in the second period: 40 x 10 / 80 = 5 expected: tested.
+    c = metrics.nps(40, 20, 10)
+    assert metrics.untestable(a, c, 30) is None
+    chg = metrics.change(a, c, min_n=30)
+    # z = (100 - 25) / sqrt(0 / 40 + V2 / 40), V2 = (.5 + .25 - .0625) x 100^2 = 6875
+    assert chg.z == pytest.approx(75 / math.sqrt(6875 / 40), rel=1e-9)
+    assert chg.significant is True
+    assert (chg.low, chg.high) == (pytest.approx(75 - 1.959964 * math.sqrt(6875 / 40),
+                                                 rel=1e-6),
+                                   pytest.approx(75 + 1.959964 * math.sqrt(6875 / 40),
+                                                 rel=1e-6))
+
+
+def test_ces_answers_that_do_not_vary_still_have_a_margin() -> None:
+    # 10 answers of 7 on the 1-7 scale: s = 0, so the t margin would be 0. Rescaled to
+    # 0-1 the mean is 1; Wilson(10 of 10) = .72247 to 1 -> 1 + 6 x .72247 = 5.335 to 7.
+    est = metrics.mean_t(10, 70, 490, (1.0, 7.0))
+    assert est.value == 7.0
+    assert (est.low, est.high) == (pytest.approx(5.3348, abs=1e-4), pytest.approx(7.0))
+    assert est.moe == pytest.approx((7 - 5.3348) / 2, abs=1e-4)
+    # Money has no bounds: one answer has no margin at all rather than a made-up one.
+    assert metrics.mean_t(1, 40.0, 1600.0).moe is None

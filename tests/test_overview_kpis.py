@@ -79,8 +79,13 @@ def test_nps_margin_matches_the_metrics_formula(demo_engine, demo_dir: Path) -> 
     exp_rows = truth.surveys(demo_dir)
     s = exp_rows[(exp_rows["submitted"] >= PERIOD.start) & (exp_rows["submitted"] < PERIOD.end)]
     nps = s["nps"].dropna()
-    p, d = (nps >= 9).mean(), (nps <= 6).mean()
-    moe = 1.96 * 100 * math.sqrt((p + d - (p - d) ** 2) / len(nps))
+    # The adjusted Wald interval (METRICS.md, Rocks 2016): 3/4 promoter and 3/4 detractor
+    # added, n + 3; computed here from the raw answers.
+    nt = len(nps) + 3
+    p, d = ((nps >= 9).sum() + 0.75) / nt, ((nps <= 6).sum() + 0.75) / nt
+    half = 1.96 * 100 * math.sqrt((p + d - (p - d) ** 2) / nt)
     with demo_engine.connect() as conn:
         kpi = next(k for k in overview_kpis(conn, period=PERIOD) if k.key == "nps")
-    assert kpi.moe == pytest.approx(moe, rel=1e-3)  # METRICS.md rounds z to 1.96
+    assert kpi.moe == pytest.approx(half, rel=1e-3)  # METRICS.md rounds z to 1.96
+    assert (kpi.low, kpi.high) == (pytest.approx(100 * (p - d) - half, rel=1e-3),
+                                   pytest.approx(100 * (p - d) + half, rel=1e-3))

@@ -123,8 +123,11 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     p, d = botanic_truth["promoters"] / 13612, botanic_truth["detractors"] / 13612
     assert nps.n == 13612
     assert nps.value == pytest.approx(100 * (p - d))
-    assert nps.moe == pytest.approx(1.959964 * 100 * math.sqrt((p + d - (p - d) ** 2) / 13612),
-                                    rel=1e-6)
+    # Adjusted Wald (METRICS.md): 3/4 promoter and 3/4 detractor added, n + 3.
+    pa = (botanic_truth["promoters"] + 0.75) / 13615
+    da = (botanic_truth["detractors"] + 0.75) / 13615
+    assert nps.moe == pytest.approx(1.959964 * 100 * math.sqrt((pa + da - (pa - da) ** 2)
+                                                               / 13615), rel=1e-6)
     # latin-1 decoded, not mangled: the second row's comment as a person wrote it.
     assert accented == ("Il y a très peu de caisse ouverte et le délai d'attente est "
                         "particulièrement long!!!!")
