@@ -42,7 +42,8 @@ def test_overview_callback_returns_the_queries_numbers(in_app, demo_engine) -> N
         assert f"'{fmt_value(want[key])}'" in text, key
     assert caption.startswith("West · ")
     # The demo's West region: NPS up, effort worse, said in words above the cards.
-    assert "NPS improved" in str(signals) and "CES worsened" in str(signals)
+    assert "NPS improved" in str(signals) and "Effort (CES) worsened" in str(signals)
+    assert "Signals disagree · October 2026 against September 2026" in str(signals)
     assert str(table).count("Tr(") >= len(want)
     # The sparklines' download is the trend the cards draw.
     from queries.trends import kpi_trend
@@ -72,13 +73,23 @@ def test_overview_matches_the_cli_without_console_errors(page: Page, served_demo
         k = by_key[key]
         expect(page.locator(f"#overview-{key}-value")).to_have_text(
             _shown(k), timeout=30_000)
-        expect(page.locator(f"#overview-{key}-n")).to_contain_text(f"n = {k['n']:,}")
+        expect(page.locator(f"#overview-{key}-n")).to_contain_text(_n_shown(k))
     wait_for_graphs(page, ".kpi-spark")
     expect(page.locator("#overview-caption")).to_contain_text(
         Month.parse(report["period"]).label)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
     assert errors == []
+
+
+def _n_shown(k: dict) -> str:
+    """'n = 1,868' for answers, '8,520 members, all counted' for a complete count."""
+    from queries.formatting import fmt_n
+    from queries.kpis import Kpi
+
+    return fmt_n(Kpi(**{f: k[f] for f in ("key", "label", "unit", "period", "value", "n",
+                                          "moe", "hidden", "n_unit", "sampled",
+                                          "not_applicable")}))
 
 
 def _shown(k: dict) -> str:

@@ -75,8 +75,8 @@ def test_a_region_pdf_holds_only_that_region(renderer, demo_url: str, tmp_path: 
     assert "CX snapshot · October 2026" in text and "Scope: West" in text
     report = _cli(demo_url, "--period", "2026-10", "--unit", "R-WEST")
     for k in report["kpis"]:
-        # The table row: the label, then a column gap (the signals text has single spaces).
-        line = next((ln for ln in text.splitlines()
+        # The table row (page 2, after the cards): the label, then a column gap.
+        line = next((ln for ln in text[text.index("Every measure"):].splitlines()
                      if re.match(rf"\s*{re.escape(k['label'])}\s{{2,}}", ln)), None)
         assert line is not None, k["label"]
         assert _shown(k) in line, (k["label"], line)
@@ -84,13 +84,84 @@ def test_a_region_pdf_holds_only_that_region(renderer, demo_url: str, tmp_path: 
     for other in ("North", "South", *STORES["R-NORTH"], *STORES["R-SOUTH"]):
         assert other not in text, other
     assert "page 1 of" in text  # page numbers in the footer
+    # Every page states its scope and filters (the running head repeats on each page).
+    pages_text = text.split("\f")
+    pages_text = [t for t in pages_text if t.strip()]
+    assert len(pages_text) >= 2
+    for i, page_text in enumerate(pages_text, 1):
+        assert "Scope: West · all customers, channels and touchpoints" in page_text, i
+        assert "compared with September 2026 and October 2025" in page_text, i
+    # Page 1 is the one-pager: the cards and the signals; the every-measure table after.
+    assert "Signals" in pages_text[0] and "Every measure" not in pages_text[0]
+    assert "Every measure" in pages_text[1]
     ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("snapshot-west-*.png"):
+        old.unlink()
     (ARTIFACTS / "snapshot-west.pdf").write_bytes(pdf)
-    subprocess.run(["pdftoppm", "-png", "-r", "80", str(ARTIFACTS / "snapshot-west.pdf"),
-                    str(ARTIFACTS / "snapshot-west")], check=True)
+    # 1440 px wide: the width the pages are looked at and shown in the README.
+    subprocess.run(["pdftoppm", "-png", "-scale-to-x", "1440", "-scale-to-y", "-1",
+                    str(ARTIFACTS / "snapshot-west.pdf"), str(ARTIFACTS / "snapshot-west")],
+                   check=True)
     pages = sorted(ARTIFACTS.glob("snapshot-west-*.png"))
     assert len(pages) >= 2
     shutil.copy(pages[0], ROOT / "docs" / "screenshots" / "snapshot-page1.png")
+    shutil.copy(pages[1], ROOT / "docs" / "screenshots" / "snapshot-page2.png")
+
+
+def test_web_pages_and_pdf_agree_on_every_shared_figure(renderer, page, served_demo: str,
+                                                        tmp_path: Path) -> None:
+    """The same scope on screen and on paper: every KPI row of the overview's table, the
+    cards, and the revenue page's revenue at risk carry the same label and value in the PDF."""
+    from tests.browser import wait_for_graphs
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{served_demo}/?period=2026-10&unit=R-WEST")
+    page.wait_for_selector("#overview-table tbody tr", timeout=60_000)
+    wait_for_graphs(page, ".kpi-spark")
+    rows = page.eval_on_selector_all(
+        "#overview-table tbody tr",
+        "rs => rs.map(r => [r.dataset.kpi, ...Array.from(r.cells).map(c => c.innerText)])")
+    heads = page.eval_on_selector_all("#overview-table thead th", "hs => hs.map(h => h.innerText)")
+    cards = {key: (page.text_content(f"#overview-{key} .kpi-label"),
+                   page.inner_text(f"#overview-{key}-value"))
+             for key in ("nps", "csat", "ces", "retention", "active_members", "engagement",
+                         "revenue")}
+    page.goto(f"{served_demo}/revenue?period=2026-10&unit=R-WEST")
+    page.wait_for_selector("#revenue-at-risk", timeout=60_000)
+    # textContent: the words themselves, not the capitals CSS draws them in.
+    risk = {fid: (page.text_content(f"#revenue-{fid}-label"),
+                  page.text_content(f"#revenue-{fid}"))
+            for fid in ("at-risk", "detractor-revenue")}
+    assert risk["at-risk"][0] == "Revenue at risk"
+    assert risk["detractor-revenue"][0] == "Revenue from detractors"
+
+    pdf = renderer.render(ReportRequest(scope=Scope.of("R-WEST"), period=PERIOD))
+    text = _text(pdf, tmp_path)
+    lines = text[text.index("Every measure"):].splitlines()
+    # The table: each measure's row has the same value, margin and changes as on screen.
+    assert heads[:6] == ["Measure", "Value", "n", "95% margin", "vs September 2026",
+                         "vs October 2025"]
+    assert len(rows) == 15
+    for key, label, value, n, margin, change, second, _note in rows:
+        line = next((ln for ln in lines if re.match(rf"\s*{re.escape(label)}\s{{2,}}", ln)),
+                    None)
+        assert line is not None, label
+        cells = re.split(r"\s{2,}", line.strip())
+        assert cells[0] == label and cells[1] == value, (key, cells)
+        for shown in (margin, change, second):
+            if shown:
+                assert shown.split(" (")[0] in line, (key, shown, line)
+        assert n.split(" ")[0] in line, (key, n, line)
+    # The cards on page 1: under each label (printed in capitals) its value, as on screen.
+    first = text.split("\f")[0].splitlines()
+    for key, (label, value) in cards.items():
+        at = next(i for i, ln in enumerate(first) if re.search(
+            rf"(^|\s){re.escape(label.upper())}(\s|$)", ln) and "CX snapshot" not in ln)
+        assert any(value in ln for ln in first[at + 1:at + 4]), (key, label, value)
+    # Revenue at risk: one label, one value, on screen and on paper (card and revenue block).
+    for label, value in risk.values():
+        assert f"{label}: {value}" in text, (label, value)
+    assert text.count(risk["at-risk"][1]) >= 2  # the page-1 card and the revenue section
 
 
 def test_the_company_pdf_matches_the_cli(renderer, demo_url: str, tmp_path: Path) -> None:

@@ -90,10 +90,12 @@ def kpi_card(kpi: Kpi, id_prefix: str, *, trend: pd.DataFrame | None = None,
                 html.Div(fmt_value(kpi), className="kpi-value", id=f"{prefix}-value"),
                 html.Div(detail, className="kpi-sample text-muted", id=f"{prefix}-n"),
                 spark,
-                None if kpi.not_applicable else change_line(
+                None if kpi.not_applicable or kpi.hidden else change_line(
                     kpi, kpi.compare, f"{prefix}-change", "vs", "no earlier period to compare"),
-                None if kpi.not_applicable else change_line(
-                    kpi, kpi.yoy, f"{prefix}-yoy", "vs", "no second comparison"),
+                None if kpi.not_applicable or kpi.hidden else change_line(
+                    kpi, kpi.yoy, f"{prefix}-yoy", "vs",
+                    "survey waves: compared with the previous wave only"
+                    if kpi.n_unit == "respondents" else "no second comparison"),
                 target_line,
             ]
         ),

@@ -45,7 +45,7 @@ def kpi_table(items: list[Kpi], *, id_: str, compact: bool = False) -> dbc.Table
             "not filtered by " + ", ".join(k.ignored_filters) if k.ignored_filters else None]
         rows.append(html.Tr([
             html.Td(k.label), html.Td(fmt_value(k), id=f"{id_}-{k.key}-value"),
-            html.Td(fmt_n(k)), html.Td(fmt_moe(k)),
+            html.Td(fmt_n(k), style={"whiteSpace": "nowrap"}), html.Td(fmt_moe(k)),
             html.Td(change_cell(k)), html.Td(change_cell(k, second=True)),
             html.Td(", ".join(x for x in notes if x), className="small text-muted"),
         ], **{"data-kpi": k.key}))
@@ -76,6 +76,6 @@ def signals_box(verdict: Assessment, id_: str, *, expanded: bool = False) -> htm
             html.Ul([html.Li(s.text, className=f"cx-signal cx-{s.kind}")
                      for s in verdict.more], className="mb-0")], id=f"{id_}-more")
     return html.Div([html.Strong(verdict.heading), html.Ul(items, className="mb-0 mt-1"), more],
-                    className="cx-signals cx-signals-disagree alert alert-light border-start "
-                              "border-4 border-warning py-2",
+                    className="cx-signals cx-signals-disagree alert alert-light py-2",
+                    style={"borderWidth": "0 0 0 4px", "borderColor": "#E69F00"},
                     id=id_, **{"data-status": verdict.status})

@@ -42,6 +42,7 @@ BY_LABELS = {"unit": "Unit", "segment": "Segment", "channel": "Channel", "device
 # What a leaf unit (a store) is broken down by when the URL does not say.
 LEAF_ORDER = ("touchpoint", "channel", "segment", "device", "interaction")
 NO_CHANGE = "#A3AFBC"  # slate grey: no significant change
+UNTESTED = "#CBD3DC"  # paler: a change too few answers allow no test of
 LOW = "#D9DEE4"  # pale: too few answers to read
 LOW_STYLE = {"color": theme.NEUTRAL, "fontStyle": "italic"}
 
@@ -186,7 +187,7 @@ def bars_frame(state: dict) -> pd.DataFrame:
     rows = breakdown_rows(state)
     metric, by = metric_of(state), by_of(state)
     cols = ["name", "key", "drill", metric, "margin_95", "n", "change", "significant",
-            "low_sample"]
+            "test", "low_sample"]
     if rows is None or rows.empty:
         return pd.DataFrame(columns=cols)
     data = rows[rows[metric].notna()]
@@ -195,6 +196,7 @@ def bars_frame(state: dict) -> pd.DataFrame:
         "drill": ["" if r["direct"] or r["key"] is None else by for _, r in data.iterrows()],
         metric: data[metric], "margin_95": data[f"{metric}_moe"], "n": data[f"{metric}_n"],
         "change": data[f"{metric}_delta"], "significant": data[f"{metric}_significant"],
+        "test": [("" if v is None or v != v else str(v)) for v in data[f"{metric}_untested"]],
         "low_sample": data[f"{metric}_low"],
     }, columns=cols)
     return out.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
@@ -260,7 +262,9 @@ def bars_figure(state: dict) -> go.Figure:
         (f"Down significantly vs {compare.label}", theme.BAD,
          lambda r: not r["low_sample"] and _yes(r["significant"]) and r["change"] < 0),
         ("No significant change", NO_CHANGE,
-         lambda r: not r["low_sample"] and not _yes(r["significant"])),
+         lambda r: not r["low_sample"] and not _yes(r["significant"]) and not r["test"]),
+        ("Too few answers to test the change", UNTESTED,
+         lambda r: not r["low_sample"] and bool(r["test"])),
         (f"Low sample (under {min_n} answers)", LOW, lambda r: bool(r["low_sample"])),
     ]
     value_fmt = {"nps": "%{x:+.1f}", "csat": "%{x:.1f}%", "ces": "%{x:.2f}"}[metric]
