@@ -174,9 +174,11 @@ def table_frame(state: dict) -> pd.DataFrame:
         "period": str(period), "compare_period": str(compare),
         "responses": rows["responses"],
         **{col: rows[col] for m in MEASURES for col in
-           (m, f"{m}_moe", f"{m}_n", f"{m}_delta", f"{m}_significant", f"{m}_low")},
+           (m, f"{m}_moe", f"{m}_n", f"{m}_delta", f"{m}_significant", f"{m}_untested",
+            f"{m}_low")},
         "ces_agree": rows["ces_agree"], "ces_agree_moe": rows["ces_agree_moe"],
-        "revenue": rows["revenue"], "low_sample": rows["low_sample"],
+        "revenue": rows["revenue"], "revenue_not_applicable": rows["revenue_na"],
+        "low_sample": rows["low_sample"],
     })
     return out.rename(columns={f"{m}_low": f"{m}_low_sample" for m in MEASURES})
 
