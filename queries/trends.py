@@ -6,7 +6,15 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from queries import metrics, schema
-from queries.kpis import SURVEY_DIMS, TXN_DIMS, Filters, _dims, in_scope, member_activity
+from queries.kpis import (
+    CES_SCALE,
+    SURVEY_DIMS,
+    TXN_DIMS,
+    Filters,
+    _dims,
+    in_scope,
+    member_activity,
+)
 from queries.periods import Month
 
 asd = schema.agg_survey_daily
@@ -39,7 +47,8 @@ def kpi_trend(conn: Connection, *, end: Month, months: int = 13,
         r = by_month.get(str(m))
         nps = metrics.nps(r["nps_n"], r["nps_promoters"], r["nps_detractors"]) if r else None
         csat = metrics.share(r["csat_n"], r["csat_top2"]) if r else None
-        ces = metrics.mean_t(r["ces_n"], r["ces_sum"], r["ces_sumsq"]) if r else None
+        ces = (metrics.mean_t(r["ces_n"], r["ces_sum"], r["ces_sumsq"], CES_SCALE) if r
+               else None)
         activity = member_activity(conn, end=m.end, previous_end=m.shift(-1).end,
                                    window_days=active_days, filters=filters)
         retention = metrics.share(activity.active_before, activity.retained)

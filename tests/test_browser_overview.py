@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -179,3 +180,16 @@ def test_download_pdf_of_the_current_view(page: Page, served_demo: str, demo_url
     assert "showing South" in text
     nps = next(k for k in _cli_kpis(demo_url, "--unit", "R-SOUTH")["kpis"] if k["key"] == "nps")
     assert _shown(nps) in text
+
+
+def test_year_on_year_view_shows_the_month_before_as_second_comparison(in_app) -> None:
+    """Compared with the same month last year, cards and table show the month before as the
+    second comparison, never the year-ago month twice."""
+    overview = sys.modules["pages.overview"]
+    cards, _signals, table, caption, _ = in_app(overview.render, {"compare": "yoy"})
+    assert caption.endswith("October 2026 against October 2025")
+    heads = re.findall(r"Th\(children='([^']+)'", str(table))
+    assert heads[4:6] == ["vs October 2025", "vs September 2026"]
+    text = str(cards)
+    assert "vs October 2025" in text and "vs September 2026" in text
+    assert "vs a year ago" not in str(table)
