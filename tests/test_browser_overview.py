@@ -188,7 +188,7 @@ def test_year_on_year_view_shows_the_month_before_as_second_comparison(in_app) -
     overview = sys.modules["pages.overview"]
     cards, _signals, table, caption, _ = in_app(overview.render, {"compare": "yoy"})
     assert caption.endswith("October 2026 against October 2025")
-    heads = re.findall(r"Th\(children='([^']+)'", str(table))
+    heads = re.findall(r"Th\('([^']+)'\)", str(table))
     assert heads[4:6] == ["vs October 2025", "vs September 2026"]
     text = str(cards)
     assert "vs October 2025" in text and "vs September 2026" in text
