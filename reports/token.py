@@ -1,8 +1,13 @@
-"""Short-lived signed tokens that open the report page inside one recipient's scope.
+"""Short-lived, single-purpose signed tokens that open the report page inside one scope.
 
 The headless browser gets a URL whose token carries the scope (org units), the period and
-the paper; itsdangerous signs it with SECRET_KEY, as Flask signs its sessions. A missing,
-expired or altered token opens nothing.
+the paper; itsdangerous signs it with SECRET_KEY, as Flask signs its sessions. The token
+says what it is for (`purpose: "report"`) and lives a minute: long enough for the renderer
+to open the page it was made for, too short to be worth lifting from a log. A missing,
+expired, altered or other-purpose token opens nothing.
+
+The web app's sign-in treats a valid token as the principal of the report page's requests:
+its scope is the token's scope, never wider.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from queries.periods import Month
 from queries.scope import Scope
 
-SALT = "cx-report-v1"
-MAX_AGE_SECONDS = 15 * 60
+SALT = "cx-report-v2"
+PURPOSE = "report"
+MAX_AGE_SECONDS = 60
 
 
 class TokenError(PermissionError):
@@ -24,20 +30,24 @@ class TokenError(PermissionError):
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """What one PDF shows: a scope, a period, optional filters, and the paper."""
+    """What one PDF shows: a scope, a period, optional filters, and the paper.
+
+    `label` names the scope as people know it (and whose it is); the PDF's footer prints it.
+    """
 
     scope: Scope
     period: Month
     paper: str = "A4"
     landscape: bool = True
     filters: dict[str, str] = field(default_factory=dict)
+    label: str = ""
 
 
 def make_token(secret: str, request: ReportRequest) -> str:
-    """A signed, timestamped token for `request`."""
-    payload = {"scope": list(request.scope.units), "period": str(request.period),
-               "paper": request.paper, "landscape": request.landscape,
-               "filters": dict(request.filters)}
+    """A signed, timestamped report token for `request`."""
+    payload = {"purpose": PURPOSE, "scope": list(request.scope.units),
+               "period": str(request.period), "paper": request.paper,
+               "landscape": request.landscape, "filters": dict(request.filters)}
     return URLSafeTimedSerializer(secret, salt=SALT).dumps(payload)
 
 
@@ -52,9 +62,14 @@ def read_token(secret: str, token: str | None, *, max_age: int = MAX_AGE_SECONDS
         raise TokenError("the report token has expired") from exc
     except BadSignature as exc:
         raise TokenError("the report token is not valid") from exc
+    if not isinstance(payload, dict) or payload.get("purpose") != PURPOSE:
+        raise TokenError("the token is not a report token")
     try:
+        scope = Scope.of(payload["scope"])
+        if not scope.units:
+            raise ValueError("empty scope")
         return ReportRequest(
-            scope=Scope.of(payload["scope"]), period=Month.parse(payload["period"]),
+            scope=scope, period=Month.parse(payload["period"]),
             paper=payload.get("paper", "A4"), landscape=bool(payload.get("landscape", True)),
             filters={k: str(v) for k, v in (payload.get("filters") or {}).items()},
         )

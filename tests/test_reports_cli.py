@@ -10,11 +10,11 @@ import subprocess
 import sys
 
 import pytest
+from etl.delivery import claim
 from flask import Flask
 from sqlalchemy import Engine, insert, select, update
 
 from dashboard.__main__ import main
-from etl.delivery import claim
 from queries import schema
 from queries.settings import ROOT, get_settings, load_settings
 

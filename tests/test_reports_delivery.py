@@ -2,9 +2,10 @@
 a scope shows only its units, stale data is said first, and nothing is ever sent twice: not
 on a rerun, not by two schedulers at once, not after a crash, not after a broken connection.
 
-Renderers here are tiny classes returning fixed PDF bytes (or raising SnapshotError), plus
-the real SnapshotRenderer pointed at a page that never becomes ready; the end-to-end PDF is
-tested in tests/test_snapshot.py.
+Subscriptions belong to users (executives here; scopes that follow a user are tested in
+tests/test_reports_scope.py). Renderers here are tiny classes returning fixed PDF bytes (or
+raising SnapshotError), plus the real SnapshotRenderer pointed at a page that never becomes
+ready; the end-to-end PDF is tested in tests/test_reports_renderer.py.
 """
 
 from __future__ import annotations
@@ -32,30 +33,28 @@ from aiosmtpd.smtp import AuthResult
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, insert, select, update
 
-from dashboard.snapshot import SnapshotError, SnapshotRenderer
-from etl.delivery import (
-    CLAIM_TTL,
-    MAX_ATTEMPTS,
-    Subscription,
-    add_snapshot_jobs,
-    add_subscription,
-    claim,
-    compose,
-    cron_trigger,
-    deliver_monthly,
-    due_subscriptions,
-    remove_subscription,
-    reset_delivery,
-    retry_due,
-    send,
-    sync_snapshot_jobs,
-)
+from auth.users import add_user, get_user_by_email
 from queries import schema
 from queries.__main__ import kpi_report
+from queries.cron import cron_trigger
 from queries.kpis import Filters, latest_full_month
 from queries.periods import Month
 from queries.scope import Scope, apply_scope
 from queries.settings import load_settings
+from reports.delivery import (
+    CLAIM_TTL,
+    MAX_ATTEMPTS,
+    add_snapshot_jobs,
+    claim,
+    deliver_monthly,
+    due_subscriptions,
+    reset_delivery,
+    retry_due,
+    sync_snapshot_jobs,
+)
+from reports.mail import compose, send
+from reports.renderer import SnapshotError, SnapshotRenderer
+from reports.subscriptions import Subscription, add_subscription, remove_subscription
 from tests.conftest import CHROMIUM, free_port
 
 PERIOD = Month(2026, 10)
@@ -177,8 +176,11 @@ def add_units(engine: Engine) -> None:
 
 
 def subscribe(engine: Engine, email_: str, *units: str, **kwargs) -> int:
+    """A subscription of the user `email_` (an executive, made when missing) to `units`."""
     with engine.begin() as conn:
-        return add_subscription(conn, email=email_, scope=Scope.of(list(units)), **kwargs)
+        if get_user_by_email(conn, email_) is None:
+            add_user(conn, email=email_, role="executive")
+        return add_subscription(conn, user=email_, scope=Scope.of(list(units)), **kwargs)
 
 
 def row(engine: Engine, delivery_id: int | None = None, subscription_id: int | None = None):

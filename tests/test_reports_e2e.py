@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from etl.delivery import add_subscription, deliver_monthly
 from sqlalchemy import delete
 
-from etl.delivery import add_subscription, deliver_monthly
 from queries import schema
 from queries.db import make_engine
 from queries.periods import Month
