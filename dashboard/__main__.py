@@ -210,9 +210,12 @@ def cmd_subscriptions_list(args: argparse.Namespace) -> int:
     print(f"{'id':>4}  {'user':<28}{'email':<32}{'name':<20}{'scope':<22}{'paper':<7}"
           f"{'orient.':<10}{'schedule':<16}{'next run':<17}")
     for r in frame.itertuples():
-        owner = _text(r.user_email, 27) if r.user_email else "(none: refused)"
+        owner = _text(r.user_email, 27)
+        owner = "(none: refused)" if owner == "-" else owner
+        scope = _text(r.scope, 21)
+        scope = "user scope" if scope == "-" else scope
         print(f"{r.id:>4}  {owner:<28}{_text(r.email, 31):<32}{_text(r.name, 19):<20}"
-              f"{_text(r.scope or 'user scope', 21):<22}{r.paper:<7}"
+              f"{scope:<22}{r.paper:<7}"
               f"{'landscape' if r.landscape else 'portrait':<10}{r.schedule:<16}"
               f"{_next_run(r.schedule, tz) if r.active else 'inactive':<17}")
     return 0
