@@ -10,17 +10,13 @@ ready; the end-to-end PDF is tested in tests/test_reports_renderer.py.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import email
 import logging
 import re
 import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from email import policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +24,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, insert, select, update
@@ -56,6 +51,7 @@ from reports.mail import compose, send
 from reports.renderer import SnapshotError, SnapshotRenderer
 from reports.subscriptions import Subscription, add_subscription, remove_subscription
 from tests.conftest import CHROMIUM, free_port
+from tests.smtp_server import Inbox, Server
 
 PERIOD = Month(2026, 10)
 PDF = b"%PDF-1.4\n% a tiny stand-in for the snapshot\n%%EOF\n"
@@ -65,66 +61,6 @@ REGIONS = {"R-NORTH": ["North", "Leeds", "York", "Newcastle", "Manchester"],
 
 
 # --------------------------------------------------------------------- SMTP server, renderers
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-    login: bytes | None
-
-    @property
-    def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.data, policy=policy.default)  # type: ignore
-
-
-@dataclass
-class Inbox:
-    """aiosmtpd handler keeping what it accepts; `delay` holds the reply to DATA back."""
-
-    reply: str = "250 Message accepted for delivery"
-    delay: float = 0.0
-    messages: list[Received] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        if self.reply.startswith("250"):  # taken: queued for delivery
-            auth = getattr(session, "auth_data", None)
-            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                          envelope.original_content or envelope.content,
-                                          getattr(auth, "login", None)))
-        if self.delay:  # ... but the answer comes late
-            await asyncio.sleep(self.delay)
-        return self.reply
-
-
-@dataclass
-class Server:
-    port: int
-    inbox: Inbox
-    controller: Controller
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def smtp_server():
-    """Factory: start a real SMTP server (aiosmtpd) on `port` (default: a free one)."""
-    started: list[Controller] = []
-
-    def start(port: int | None = None, inbox: Inbox | None = None, **kwargs) -> Server:
-        port = port or free_port()
-        inbox = inbox or Inbox()
-        controller = Controller(inbox, hostname="127.0.0.1", port=port, **kwargs)
-        controller.start()
-        started.append(controller)
-        return Server(port, inbox, controller)
-
-    yield start
-    for controller in started:
-        controller.stop()
 
 
 class FixedPdf:

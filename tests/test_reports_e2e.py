@@ -22,7 +22,7 @@ from queries.periods import Month
 from queries.settings import ROOT, load_settings
 from reports.delivery import deliver_monthly
 from reports.subscriptions import add_subscription
-from tests.test_reports_delivery import REGIONS, smtp_server  # noqa: F401 - the SMTP fixture
+from tests.test_reports_delivery import REGIONS
 
 pytestmark = pytest.mark.browser
 PERIOD = Month(2026, 10)
@@ -83,7 +83,7 @@ def people(demo_url: str):
 
 def test_monthly_job_sends_each_recipient_their_own_pdf_once(demo_url: str, served_demo: str,
                                                              tmp_path: Path, people,
-                                                             smtp_server) -> None:  # noqa: F811
+                                                             smtp_server) -> None:
     engine, add = people
     server = smtp_server()
     # The scheduler's settings: it renders through the web app at CX_BASE_URL.
@@ -122,7 +122,7 @@ def test_monthly_job_sends_each_recipient_their_own_pdf_once(demo_url: str, serv
 
 def test_a_subscription_pdf_follows_its_users_current_scope(demo_url: str, served_demo: str,
                                                             tmp_path: Path, people,
-                                                            smtp_server) -> None:  # noqa: F811
+                                                            smtp_server) -> None:
     engine, add = people
     server = smtp_server()
     settings = load_settings(_env_file=None, database_url=demo_url, smtp_url=server.url,
