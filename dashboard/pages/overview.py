@@ -236,9 +236,10 @@ def download_pdf(clicks: int | None, state: dict[str, str]):
         return dash.no_update, "That unit is outside what you may see."
     filters = {k: v for k, v in view.active().items()}
     user = current_principal()
+    names = {str(u["id"]): str(u["name"]) for u in cached(org_units)}
+    label = "Scope: " + ", ".join(names.get(u, u) for u in scope.units)
     request = ReportRequest(scope=scope, period=period, filters=filters,
-                            label=f"Scope: {', '.join(scope.units)}"
-                                  + (f" · for {user.email}" if user else ""))
+                            label=label + (f" · for {user.email}" if user else ""))
     # Rendered against a loopback server of this very app, started by this worker: never
     # against an address from the request (its Host header is the client's to choose).
     queue = web_queue(current_app._get_current_object(), context.settings())

@@ -18,9 +18,9 @@ import pandas as pd
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from auth.users import list_users
+from auth.web import current_principal
 from dashboard import context
 from dashboard.components.download import downloadable, panel
-from auth.web import current_principal
 from dashboard.data import cached
 from queries.deliveries import deliveries, subscriptions
 from queries.kpis import org_units
