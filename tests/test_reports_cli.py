@@ -280,6 +280,9 @@ def test_the_admin_page_adds_lists_and_removes(admin_page, engine) -> None:
     feedback, version = run(page.add, user=west, units=[],
                             **{**form, "email": "pa@partner.example"})
     assert "partner.example is not allowed" in _text(feedback)
+    feedback, _ = run(page.add, user=west, units=[],
+                      **{**form, "name": "Wes\r\nBcc: spy@evil.example"})
+    assert "name: may not contain line breaks or control characters" in _text(feedback)
     feedback, version = run(page.domain_change, "partner.example", allow=True, version=0)
     assert version == 1 and "partner.example are allowed" in _text(feedback)
     feedback, version = run(page.add, user=west, units=[],

@@ -293,3 +293,19 @@ def test_audit_entries_carry_who_and_what(org) -> None:
     assert list(log["action"]) == ["subscription_remove", "subscription_add"]
     assert list(log["actor"]) == ["admin@example.com"] * 2
     assert list(log["target"]) == [f"subscription {sid}"] * 2
+
+
+def test_a_name_with_line_breaks_stored_earlier_does_not_break_the_run(org, tmp_path,
+                                                                       smtp_server) -> None:
+    # Names are checked on input now; one stored before that is left off the To: line.
+    server = smtp_server()
+    settings = make_settings(db_url(org), tmp_path, server.url)
+    sid = sub(org, "west@example.com")
+    with org.begin() as conn:
+        conn.execute(update(schema.subscription).where(schema.subscription.c.id == sid)
+                     .values(name="Wes\r\nBcc: spy@evil.example"))
+    [result] = deliver_monthly(org, settings, period=PERIOD, renderer_factory=FixedPdf())
+    assert result.status == "sent"
+    [got] = server.inbox.messages
+    assert got.rcpt_tos == ["west@example.com"]
+    assert str(got.message["To"]) == "west@example.com" and got.message["Bcc"] is None
