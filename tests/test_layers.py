@@ -12,7 +12,7 @@ from queries.settings import ROOT
 OURS = {"queries", "auth", "reports", "etl", "dashboard"}
 MAY_USE = {
     "queries": {"queries"},
-    "auth": {"auth", "queries"},
+    "auth": {"auth", "queries", "reports"},
     "reports": {"reports", "auth", "queries"},
     "etl": {"etl", "reports", "queries"},
     "dashboard": {"dashboard", "reports", "auth", "queries"},
@@ -38,11 +38,17 @@ def imports_of(package: str, root=ROOT) -> list[tuple[str, str]]:
     return found
 
 
+# Only the Flask side of sign-in reads report tokens (a report token is the report page's
+# principal); the rest of auth/ is below reports/, which uses it.
+ONLY_IN = {("auth", "reports"): {"auth/web.py"}}
+
+
 @pytest.mark.parametrize("package", sorted(MAY_USE))
 def test_packages_import_only_what_they_may(package: str) -> None:
     found = imports_of(package)
     assert found, f"no imports found in {package}: the test reads the wrong files"
-    wrong = sorted({(f, top) for f, top in found if top not in MAY_USE[package]})
+    wrong = sorted({(f, top) for f, top in found if top not in MAY_USE[package]
+                    or f not in ONLY_IN.get((package, top), {f})})
     assert wrong == [], f"{package} may import only {sorted(MAY_USE[package])}: {wrong}"
 
 

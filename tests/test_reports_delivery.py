@@ -472,7 +472,7 @@ def test_smtp_down_on_the_first_try_then_up_sends_one(units, tmp_path, smtp_serv
         waits.append(seconds)
         servers.append(smtp_server(port=port))
 
-    with caplog.at_level(logging.WARNING, logger="etl.delivery"):
+    with caplog.at_level(logging.WARNING, logger="reports.delivery"):
         [result] = deliver_monthly(units, settings, period=PERIOD, renderer_factory=FixedPdf(),
                                    sleep=sleep)
     assert waits == [1.0]
