@@ -120,7 +120,12 @@ def click_download(http, base: str, *, host: str | None = None, state: dict | No
         "state": [{"id": "overview-state", "property": "data", "value": state or {}}],
         "changedPropIds": ["overview-pdf.n_clicks"],
     }
-    headers = {"Host": host, "X-Forwarded-Host": host} if host else {}
+    # A fresh connection each time: gunicorn closes idle keep-alive connections after 2 s,
+    # and a POST sent on one it is closing at that moment would fail in the client.
+    headers = {"Connection": "close"}
+    if host:
+        headers.update({"Host": host, "X-Forwarded-Host": host})
+    http.close()
     resp = http.post(base + "/_dash-update-component", json=body, headers=headers,
                      timeout=timeout)
     assert resp.status_code == 200, (resp.status_code, resp.text[:500])
