@@ -324,7 +324,7 @@ class Auth:
         # The report page is opened by the PDF renderer with a signed token; its follow-up
         # requests (Dash's layout and callbacks) carry the grant made here in the cookie.
         if path.rstrip("/") == "/report" and request.method == "GET":
-            from dashboard.report_token import TokenError, read_token
+            from reports.token import TokenError, read_token
 
             try:
                 req = read_token(self.settings.secret(), request.args.get("t"))

@@ -114,7 +114,7 @@ class SourceConfig(BaseModel):
     def _cron(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from etl.cron import cron_trigger
+        from queries.cron import cron_trigger
 
         try:
             cron_trigger(value)

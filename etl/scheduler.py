@@ -18,8 +18,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine
 
 from etl.config import SourceConfig, SourcesConfig
-from etl.cron import cron_trigger
 from etl.run import RunResult, ordered, run_source
+from queries.cron import cron_trigger
 from queries.db import make_engine
 from queries.settings import Settings
 
@@ -96,7 +96,7 @@ def run_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool = 
     engine = make_engine(settings.database_url)
     scheduler = build_scheduler(settings, config, engine, run_now=run_now)
     # The monthly PDF snapshots run in this process too (never in the web workers).
-    from etl.delivery import add_snapshot_jobs
+    from reports.delivery import add_snapshot_jobs
 
     add_snapshot_jobs(scheduler, settings, engine)
     jobs = [j for j in scheduler.get_jobs() if j.id != "catch-up"]

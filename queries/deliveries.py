@@ -1,7 +1,7 @@
 """Read functions about report subscriptions and their deliveries (the monthly PDF emails).
 
-The writing side (adding subscriptions, claiming and sending deliveries) is
-`etl.delivery`; these are what the CLI, the admin page and the data-health page show.
+The writing side (adding subscriptions, claiming and sending deliveries) is `reports/`;
+these are what the CLI, the admin page and the data-health page show.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ sub = schema.subscription
 dlv = schema.delivery
 
 SUBSCRIPTION_COLUMNS = ("id", "email", "name", "scope", "paper", "landscape", "schedule",
-                        "active", "created_at")
+                        "active", "created_at", "user_id")
+usr = schema.app_user
 
 
 def _frame(conn: Connection, stmt: Select) -> pd.DataFrame:
@@ -24,8 +25,10 @@ def _frame(conn: Connection, stmt: Select) -> pd.DataFrame:
 
 
 def subscriptions(conn: Connection, *, active_only: bool = False) -> pd.DataFrame:
-    """Every subscription (recipient, scope as 'A,B', paper, orientation, schedule), by id."""
-    stmt = select(*[sub.c[c] for c in SUBSCRIPTION_COLUMNS]).order_by(sub.c.id)
+    """Every subscription (recipient, scope as 'A,B' or None for the user's whole scope,
+    paper, orientation, schedule, its user's id and email), by id."""
+    stmt = (select(*[sub.c[c] for c in SUBSCRIPTION_COLUMNS], usr.c.email.label("user_email"))
+            .select_from(sub.outerjoin(usr, usr.c.id == sub.c.user_id)).order_by(sub.c.id))
     if active_only:
         stmt = stmt.where(sub.c.active.is_(True))
     return _frame(conn, stmt)

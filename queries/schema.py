@@ -322,9 +322,13 @@ subscription = Table(
     "subscription",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("email", String(320), nullable=False),
+    Column("email", String(320), nullable=False, comment="Recipient address"),
     Column("name", String(200)),
-    Column("scope", String(500), nullable=False, comment="Org unit ids, comma-separated"),
+    Column("scope", String(500),
+           comment="Org unit ids, comma-separated; NULL: the user's whole current scope"),
+    # Whose scope the PDF is rendered in, at send time. NULL only for subscriptions made
+    # before users existed that no user's email matched: those are refused when sent.
+    Column("user_id", Integer, ForeignKey("app_user.id", ondelete="CASCADE"), index=True),
     Column("paper", String(10), nullable=False, default="A4"),
     Column("landscape", Boolean, nullable=False, default=True),
     Column("schedule", String(64), nullable=False, default="0 7 1 * *"),
@@ -409,4 +413,15 @@ audit_log = Table(
     Column("ip", String(64)),
     Index("ix_audit_log_action_at", "action", "at"),
     CheckConstraint("outcome IN ('ok', 'failed', 'denied')", name="outcome"),
+)
+
+
+# Recipient domains an admin allowed: a subscription may go to an address that is not its
+# user's own only when the address's domain is listed here.
+allowed_domain = Table(
+    "allowed_domain",
+    metadata,
+    Column("domain", String(253), primary_key=True, comment="Lower-cased, e.g. example.com"),
+    Column("added_by", String(320)),
+    Column("added_at", DateTime, nullable=False),
 )

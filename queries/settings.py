@@ -16,7 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,21 @@ class Settings(BaseSettings):
         "(fine for one machine; set it explicitly in production).",
     )
     cx_base_url: str = Field("http://127.0.0.1:8050", description="Public URL of the dashboard.")
+    cx_render_url: str | None = Field(
+        None,
+        description="Where the scheduler's PDF renderer opens the report page (the web app); "
+        "default CX_BASE_URL. Set it to the web process's internal address when the public "
+        "URL is behind an authenticating proxy.",
+    )
+    cx_pdf_concurrency: int = Field(
+        1, ge=1, le=8, description="PDFs rendered at once per process (each one a Chromium)."
+    )
+    cx_pdf_queue: int = Field(
+        2, ge=0, le=32, description="PDF requests that may wait per process; more are 'busy'."
+    )
+    cx_pdf_per_user: int = Field(
+        3, ge=1, description="PDFs one person may ask for per minute (per web worker)."
+    )
     smtp_url: str | None = Field(
         None,
         description="smtp://user:password@host:port (add ?starttls=true), or smtps:// for TLS.",
@@ -137,9 +152,11 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value if value.is_absolute() else (ROOT / value).resolve()
 
-    @field_validator("cx_base_url")
+    @field_validator("cx_base_url", "cx_render_url")
     @classmethod
-    def _check_base_url(cls, value: str) -> str:
+    def _check_base_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.field_name == "cx_render_url" and not value:
+            return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("expected an http(s) URL such as http://127.0.0.1:8050")

@@ -26,6 +26,7 @@ from etl.migrate import upgrade
 from queries.db import make_engine
 from queries.schema import metadata
 from queries.settings import ROOT
+from tests.smtp_server import smtp_server  # noqa: F401 - a fixture for every test module
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -186,26 +186,46 @@ def _benchmark_line(period) -> html.Div | None:
     running=[(Output(f"{PREFIX}-pdf", "disabled"), True, False)],
 )
 def download_pdf(clicks: int | None, state: dict[str, str]):
-    """Render the report of this view (same page, numbers and renderer as the email)."""
-    from dashboard.report_token import ReportRequest
-    from dashboard.snapshot import SnapshotError, SnapshotRenderer
-    from queries.scope import Scope
+    """Render the report of this view in the signed-in user's scope (same page, numbers and
+    bounded renderer as the monthly email); "busy, try again" when the renderer is full."""
+    from flask import current_app
+    from flask import request as http
+
+    from auth.web import current_principal
+    from queries.scope import Scope, ScopeError, apply_scope
+    from reports.renderer import RenderBusy, SnapshotError, render_audited, web_queue
+    from reports.token import ReportRequest
 
     state = state or {}
     period, _ = resolve_period(state)
     if not clicks or period is None:
         return dash.no_update, "No data to print yet."
-    roots = [str(u["id"]) for u in cached(org_units) if u["parent_id"] is None]
-    filters = {k: v for k, v in filters_of(state).active().items()}
-    request = ReportRequest(scope=Scope.of(roots), period=period, filters=filters)
-    from flask import request as http
-
+    scope = current_scope()
+    if scope is None:  # every unit: the top of the tree
+        scope = Scope.of([str(u["id"]) for u in cached(org_units) if u["parent_id"] is None])
+    view = filters_of(state)
     try:
-        # The running server prints its own report: a Dash app cannot be built inside a
-        # callback, and another of this worker's threads (gunicorn.conf.py) serves the page.
-        with SnapshotRenderer(context.settings(), base_url=http.host_url.rstrip("/"),
-                              ready_timeout=90) as renderer:
-            pdf = renderer.render(request)
+        with context.engine().connect() as conn:
+            apply_scope(conn, view, scope)
+    except ScopeError:
+        return dash.no_update, "That unit is outside what you may see."
+    filters = {k: v for k, v in view.active().items()}
+    user = current_principal()
+    names = {str(u["id"]): str(u["name"]) for u in cached(org_units)}
+    label = "Scope: " + ", ".join(names.get(u, u) for u in scope.units)
+    request = ReportRequest(scope=scope, period=period, filters=filters,
+                            label=label + (f" · for {user.email}" if user else ""))
+    # Rendered against a loopback server of this very app, started by this worker: never
+    # against an address from the request (its Host header is the client's to choose).
+    queue = web_queue(current_app._get_current_object(), context.settings())
+    who = f"user:{user.email}" if user else f"ip:{http.remote_addr}"
+    try:
+        pdf = render_audited(context.engine(), queue, request, who=who,
+                             actor=user.email if user else None,
+                             user_id=user.user_id if user else None,
+                             target=f"overview {period}")
+    except RenderBusy as exc:
+        return dash.no_update, str(exc)
     except SnapshotError as exc:
         return dash.no_update, f"The PDF could not be made: {exc}"
     name = "-".join(["cx-snapshot", str(period), *filters.values()]) + ".pdf"

@@ -1,8 +1,10 @@
-"""Monthly PDF snapshots by email: subscriptions, claims, the email, SMTP, the scheduler jobs.
+"""Monthly PDF snapshots by email: claims, deliveries, the monthly run and its scheduler jobs.
 
-On the first morning of each month every subscriber (an executive, a regional or a store
-manager) gets last month's dashboard as they are allowed to see it: an email whose HTML
-summary carries the KPI values in text, with the PDF attached.
+On the first morning of each month every subscription's user (an executive, a regional or a
+store manager) gets last month's dashboard as they are allowed to see it NOW: an email whose
+HTML summary carries the KPI values in text, with the PDF attached. The scope is resolved at
+send time from the user's current scope (`reports.subscriptions.resolve`): a removed user
+gets nothing, a disabled user or an unresolvable scope fails closed with the reason.
 
 Never twice. Before anything is rendered or sent, a `delivery` row keyed by (subscription,
 period) is claimed: the INSERT wins for exactly one process, so a rerun, a second scheduler or
@@ -20,54 +22,56 @@ claimed -> sending -> sent, or -> failed (with the error and the attempt count):
 Every takeover is a compare-and-set UPDATE (same status and attempt count as read), so of two
 processes racing for a row exactly one gets it.
 
-The renderer is passed in (`renderer_factory`, default `dashboard.snapshot.SnapshotRenderer`):
-one browser renders the PDFs of all recipients of a run, and tests can give a real renderer
-pointed elsewhere.
+The renderer is passed in (`renderer_factory`, default: the bounded `RenderQueue` opening
+the web app's report page at CX_RENDER_URL or CX_BASE_URL): one browser renders the PDFs of
+all recipients of a run, and tests can give a real renderer pointed elsewhere.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import logging
 import os
-import re
 import secrets
-import smtplib
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate, getaddresses, parseaddr
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from etl.cron import cron_trigger
+from auth import audit
 from queries import schema
-from queries.formatting import fmt_delta, fmt_moe, fmt_reason, fmt_significance, fmt_value
-from queries.health import Freshness, freshness
-from queries.kpis import Filters, Kpi, kpis
-from queries.kpis import Settings as KpiSettings
+from queries.cron import cron_trigger
 from queries.periods import Month
-from queries.scope import Scope, apply_scope, check_units
-from queries.settings import Settings, SettingsError
-from queries.signals import Assessment, Signal, assess
+from queries.settings import Settings
+from reports.mail import (
+    DeliveryUncertain,
+    compose,
+    describe,
+    send,
+    smtp_target,
+    summarize,
+    transient,
+)
+from reports.renderer import RenderQueue
+from reports.subscriptions import (
+    Refused,
+    Resolved,
+    Subscription,
+    list_subscriptions,
+    resolve,
+)
+from reports.token import ReportRequest
 
 log = logging.getLogger(__name__)
 
-sub_t = schema.subscription
 dlv = schema.delivery
-ou = schema.org_unit
 
-DEFAULT_SCHEDULE = "0 7 1 * *"
-PAPERS = ("A4", "Letter")
 MAX_ATTEMPTS = 3
 """Tries per (subscription, period) in all: each claim and each retry of the send is one."""
 CLAIM_TTL = dt.timedelta(minutes=30)
@@ -77,6 +81,8 @@ BACKOFF = (1.0, 4.0, 16.0)
 SNAPSHOT_MISFIRE_GRACE_SECONDS = 6 * 3600
 RETRY_MINUTE = 23
 """The hourly retry job runs at this minute (away from the usual on-the-hour schedules)."""
+ACTOR = "scheduler"
+"""Who renders in the audit log: the monthly job, for the subscription's user."""
 
 
 def _now() -> dt.datetime:
@@ -88,133 +94,8 @@ def _rowcount(result: Any) -> int:
     return result.rowcount
 
 
-# ------------------------------------------------------------------------- subscriptions
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """Who gets which snapshot, on what paper, when."""
-
-    id: int
-    email: str
-    scope: Scope
-    name: str | None = None
-    paper: str = "A4"
-    landscape: bool = True
-    schedule: str = DEFAULT_SCHEDULE
-    active: bool = True
-    created_at: dt.datetime | None = None
-
-
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
-
-
-def check_email(value: str) -> str:
-    """`value` as a plain address (domain lower-cased), or ValueError naming the field."""
-    text = (value or "").strip()
-    if len(text) > 320 or not _EMAIL.match(text) or ".." in text:
-        raise ValueError(f"email: {value!r} is not an email address such as ada@example.com")
-    local, _, domain = text.rpartition("@")
-    return f"{local}@{domain.lower()}"
-
-
-def check_paper(value: str) -> str:
-    """'A4' or 'Letter' (any case), or ValueError naming the field."""
-    for paper in PAPERS:
-        if (value or "").strip().lower() == paper.lower():
-            return paper
-    raise ValueError(f"paper: expected A4 or Letter, got {value!r}")
-
-
-
-
-def check_schedule(value: str) -> str:
-    """A valid cron line, whitespace normalised, or ValueError naming the field."""
-    text = " ".join((value or "").split())
-    try:
-        cron_trigger(text)
-    except ValueError as exc:
-        raise ValueError(f"schedule: {value!r} is not a cron line such as "
-                         f"'{DEFAULT_SCHEDULE}' (minute hour day month weekday): {exc}") from None
-    return text
-
-
-def add_subscription(conn: Connection, *, email: str, scope: Scope | str | Sequence[str],
-                     name: str | None = None, paper: str = "A4", landscape: bool = True,
-                     schedule: str = DEFAULT_SCHEDULE, now: dt.datetime | None = None) -> int:
-    """Add a subscription (inside the caller's transaction); its id.
-
-    ValueError, with a message starting with the field's name, for a bad email, an empty
-    scope or unknown org units, a paper other than A4/Letter, a bad cron line, or a
-    subscription of the same email to the same scope that already exists.
-    """
-    email = check_email(email)
-    scope = scope if isinstance(scope, Scope) else Scope.of(scope)
-    if not scope.units:
-        raise ValueError("scope: give at least one org unit the recipient may see")
-    try:
-        check_units(conn, scope)
-    except ValueError as exc:
-        raise ValueError(f"scope: {exc}") from None
-    paper = check_paper(paper)
-    schedule = check_schedule(schedule)
-    name = (name or "").strip() or None
-    if name is not None and len(name) > 200:
-        raise ValueError("name: at most 200 characters")
-    scope_text = ",".join(scope.units)
-    if len(scope_text) > 500:
-        raise ValueError("scope: too many org units for one subscription")
-    existing = conn.execute(select(sub_t.c.id).where(sub_t.c.email == email,
-                                                     sub_t.c.scope == scope_text)).scalar()
-    if existing is not None:
-        raise ValueError(f"email: {email} already has a subscription to {scope_text} "
-                         f"(id {existing})")
-    try:  # the unique key decides if two admins add the same one at once
-        new_id = conn.execute(insert(sub_t).values(
-            email=email, name=name, scope=scope_text, paper=paper, landscape=bool(landscape),
-            schedule=schedule, active=True, created_at=now or _now())).inserted_primary_key[0]
-    except IntegrityError:
-        raise ValueError(f"email: {email} already has a subscription to {scope_text}") from None
-    log.info("subscription %d added: %s, scope %s, %s", new_id, email, scope_text, schedule)
-    return int(new_id)
-
-
-def remove_subscription(conn: Connection, subscription_id: int) -> bool:
-    """Delete a subscription and its delivery history; False when there was none."""
-    conn.execute(delete(dlv).where(dlv.c.subscription_id == subscription_id))
-    gone = _rowcount(conn.execute(delete(sub_t).where(sub_t.c.id == subscription_id),
-                                  execution_options={"preserve_rowcount": True}))
-    if gone:
-        log.info("subscription %d removed", subscription_id)
-    return bool(gone)
-
-
-def _subscription(row: Any) -> Subscription:
-    return Subscription(id=int(row.id), email=row.email, scope=Scope.of(row.scope),
-                        name=row.name, paper=row.paper, landscape=bool(row.landscape),
-                        schedule=row.schedule, active=bool(row.active),
-                        created_at=row.created_at)
-
-
-def list_subscriptions(conn: Connection, *, active_only: bool = False,
-                       schedule: str | None = None,
-                       ids: Iterable[int] | None = None) -> list[Subscription]:
-    """Subscriptions by id (only active ones, one schedule's, or the given ids)."""
-    stmt = select(sub_t).order_by(sub_t.c.id)
-    if active_only:
-        stmt = stmt.where(sub_t.c.active.is_(True))
-    if schedule is not None:
-        stmt = stmt.where(sub_t.c.schedule == schedule)
-    if ids is not None:
-        stmt = stmt.where(sub_t.c.id.in_(list(ids)))
-    return [_subscription(r) for r in conn.execute(stmt)]
-
-
-def get_subscription(conn: Connection, subscription_id: int) -> Subscription | None:
-    """One subscription, or None."""
-    found = list_subscriptions(conn, ids=[subscription_id])
-    return found[0] if found else None
+def _when(value: dt.datetime | None) -> str:
+    return f"{value:%d %b %Y %H:%M}" if value is not None else ""
 
 
 # ----------------------------------------------------------------------------- claiming
@@ -345,323 +226,6 @@ def reset_delivery(engine: Engine, delivery_id: int, *, force: bool = False) -> 
     return int(row.subscription_id), str(row.period)
 
 
-# -------------------------------------------------------------------------------- email
-
-
-@dataclass(frozen=True)
-class Summary:
-    """What an email says: the KPIs of the scope, the signals, and any data problem."""
-
-    period: Month
-    compare: Month
-    scope_name: str
-    kpis: list[Kpi]
-    signals: list[Signal]
-    problems: list[Freshness] = field(default_factory=list)
-    verdict: Assessment | None = None  # the signals' heading, and why they agree if they do
-
-    @property
-    def stale(self) -> bool:
-        """True when a source failed or is stale: the numbers may be incomplete."""
-        return bool(self.problems)
-
-
-def kpi_settings(settings: Settings) -> KpiSettings:
-    """The KPI thresholds of `settings`."""
-    return KpiSettings(settings.cx_min_n, settings.cx_anonymity_min, settings.cx_active_days)
-
-
-def scope_name(conn: Connection, scope: Scope) -> str:
-    """The scope's unit names, as people know them ('West'; 'West, North')."""
-    names = dict(conn.execute(select(ou.c.id, ou.c.name).where(ou.c.id.in_(scope.units))).all())
-    return ", ".join(names.get(u, u) for u in scope.units)
-
-
-def summarize(conn: Connection, settings: Settings, subscription: Subscription,
-              period: Month, *, now: dt.datetime | None = None) -> Summary:
-    """The KPIs of the subscription's scope for `period` (against the month before), the
-    signals that disagree, and the sources that failed or are stale."""
-    filters = apply_scope(conn, Filters(), subscription.scope)
-    items = kpis(conn, period=period, filters=filters, settings=kpi_settings(settings))
-    problems = [f for f in freshness(conn, stale_hours=settings.cx_stale_hours, now=now)
-                if f.failed or f.stale]
-    verdict = assess(items)
-    return Summary(period, period.shift(-1), scope_name(conn, subscription.scope), items,
-                   verdict.signals, problems, verdict)
-
-
-def subject(period: Month, name: str) -> str:
-    """'CX snapshot · October 2026 · West'."""
-    return f"CX snapshot · {period.label} · {name}"
-
-
-def message_id(settings: Settings, subscription_id: int, period: Month | str) -> str:
-    """The same Message-ID for every try of one delivery: a resend is recognisable."""
-    host = urlsplit(settings.cx_base_url).hostname or "localhost"
-    return f"<cx-{subscription_id}-{period}@{host}>"
-
-
-def attachment_name(period: Month | str, scope: Scope) -> str:
-    """'cx-snapshot-2026-10-R-WEST.pdf'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"cx-snapshot-{period}-{'-'.join(scope.units)}.pdf")
-
-
-def dashboard_links(settings: Settings, scope: Scope, period: Month) -> list[str]:
-    """The dashboard at the period, one link per unit of the scope."""
-    return [f"{settings.cx_base_url}/?{urlencode({'period': str(period), 'unit': u})}"
-            for u in scope.units]
-
-
-def _when(value: dt.datetime | None) -> str:
-    return f"{value:%d %b %Y %H:%M}" if value is not None else ""
-
-
-def warning_text(problems: Sequence[Freshness]) -> str:
-    """One paragraph naming the sources that failed or are stale."""
-    parts = []
-    for f in problems:
-        since = (f"last successful load {_when(f.last_success)}" if f.last_success
-                 else "never loaded successfully")
-        if f.failed:
-            err = f": {' '.join(f.last_error.split())[:200]}" if f.last_error else ""
-            parts.append(f"the last load of {f.source} failed ({since}){err}")
-        else:
-            parts.append(f"{f.source} has not loaded recently ({since})")
-    return ("Data warning: the numbers below may be incomplete or out of date, because "
-            + "; ".join(parts) + ".")
-
-
-def _significance(k: Kpi) -> str:
-    return fmt_significance(k)
-
-
-def _n(k: Kpi) -> str:
-    return "—" if k.hidden else f"{k.n:,}"
-
-
-def _compared(k: Kpi) -> str:
-    return Month.parse(k.compare.period).label if k.compare else ""
-
-
-def _flag(k: Kpi) -> str:
-    if k.hidden:
-        return k.note or "hidden"
-    if k.not_applicable:
-        return fmt_reason(k)
-    return "low sample" if k.low_sample else ""
-
-
-def text_body(summary: Summary, links: list[str]) -> str:
-    """The text/plain alternative."""
-    lines = []
-    if summary.stale:
-        lines += [warning_text(summary.problems), ""]
-    lines += [f"CX snapshot · {summary.period.label} · {summary.scope_name}", "",
-              f"Last month's dashboard for {summary.scope_name} is attached as a PDF. "
-              f"The numbers in brief (change against {summary.compare.label}, 95% margins):", ""]
-    for k in summary.kpis:
-        change = fmt_delta(k) if k.compare else "no comparison"
-        extra = ", ".join(x for x in (_significance(k), _flag(k)) if x)
-        lines.append(f"  {k.label:<22}{fmt_value(k):>12}  n={_n(k):<8}{fmt_moe(k):<12}"
-                     f"{change:>14}" + (f" ({extra})" if extra else ""))
-    if summary.signals:
-        heading = summary.verdict.heading if summary.verdict else "Signals disagree"
-        lines += ["", heading + ":"] + [f"  - {s.text}" for s in summary.signals]
-    elif summary.verdict:
-        lines += ["", f"{summary.verdict.heading}: {summary.verdict.reason}"]
-    lines += ["", "Open the dashboard:"] + [f"  {u}" for u in links]
-    return "\n".join(lines) + "\n"
-
-
-_CELL = "padding:4px 8px;border-bottom:1px solid #ddd;"
-
-
-def html_body(summary: Summary, links: list[str]) -> str:
-    """The text/html alternative: a warning first (if any), then the KPI table."""
-    e = html.escape
-    out = ['<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
-           '<body style="font-family:Arial,Helvetica,sans-serif;color:#222;font-size:14px">']
-    if summary.stale:
-        out.append('<div id="cx-data-warning" style="background:#fff3cd;border:1px solid '
-                   '#e0b000;padding:8px 12px;margin-bottom:12px"><strong>'
-                   f'{e(warning_text(summary.problems))}</strong></div>')
-    out.append(f'<h1 style="font-size:18px">{e(subject(summary.period, summary.scope_name))}'
-               '</h1>')
-    out.append(f"<p>Last month's dashboard for {e(summary.scope_name)} is attached as a PDF. "
-               f"The numbers in brief, with 95% margins and the change against "
-               f"{e(summary.compare.label)}:</p>")
-    heads = ["KPI", "Value", "n", "Margin (95%)", "Change", "Compared with", "Significance"]
-    out.append('<table id="cx-kpis" style="border-collapse:collapse"><thead><tr>'
-               + "".join(f'<th style="{_CELL}text-align:left">{h}</th>' for h in heads)
-               + "</tr></thead><tbody>")
-    for k in summary.kpis:
-        flag = f' <small style="color:#666">({e(_flag(k))})</small>' if _flag(k) else ""
-        cells = [("label", e(k.label) + flag), ("value", e(fmt_value(k))), ("n", e(_n(k))),
-                 ("moe", e(fmt_moe(k))),
-                 ("change", e(fmt_delta(k) if k.compare else "no comparison")),
-                 ("compare", e(_compared(k))), ("significance", e(_significance(k)))]
-        out.append(f'<tr data-kpi="{e(k.key)}">' + "".join(
-            f'<td data-field="{name}" style="{_CELL}">{body}</td>' for name, body in cells)
-            + "</tr>")
-    out.append("</tbody></table>")
-    if summary.signals:
-        heading = summary.verdict.heading if summary.verdict else "Signals disagree"
-        out.append(f'<h2 style="font-size:15px">{e(heading)}</h2><ul id="cx-signals">'
-                   + "".join(f"<li>{e(s.text)}</li>" for s in summary.signals) + "</ul>")
-    elif summary.verdict:
-        out.append(f'<p id="cx-signals"><strong>{e(summary.verdict.heading)}.</strong> '
-                   f"{e(summary.verdict.reason)}</p>")
-    out.append("<p>" + " · ".join(f'<a href="{e(u)}">Open the dashboard</a>' for u in links)
-               + "</p>")
-    out.append('<p style="color:#666;font-size:12px">Significance: a change that sampling '
-               "noise alone would produce less than 5% of the time. Low sample: fewer "
-               "responses than the minimum for a reliable value.</p></body></html>")
-    return "".join(out)
-
-
-def compose(conn: Connection, settings: Settings, subscription: Subscription, period: Month,
-            pdf: bytes, *, summary: Summary | None = None,
-            now: dt.datetime | None = None) -> EmailMessage:
-    """The email of one delivery: subject, addresses, a deterministic Message-ID, the text
-    and HTML summaries (a data warning first when a source failed or is stale), the PDF."""
-    summary = summary or summarize(conn, settings, subscription, period, now=now)
-    links = dashboard_links(settings, subscription.scope, period)
-    msg = EmailMessage()
-    msg["Subject"] = subject(period, summary.scope_name)
-    msg["From"] = settings.smtp_from
-    msg["To"] = formataddr((subscription.name or "", subscription.email))
-    msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = message_id(settings, subscription.id, period)
-    msg["Auto-Submitted"] = "auto-generated"
-    if summary.stale:
-        msg["X-CX-Data-Warning"] = "stale"
-    msg.set_content(text_body(summary, links))
-    msg.add_alternative(html_body(summary, links), subtype="html")
-    msg.add_attachment(pdf, maintype="application", subtype="pdf",
-                       filename=attachment_name(period, subscription.scope))
-    return msg
-
-
-# --------------------------------------------------------------------------------- SMTP
-
-
-class DeliveryUncertain(Exception):
-    """The connection failed after the message was handed to the server: it may have been
-    delivered, so it must not be sent again automatically."""
-
-
-@dataclass(frozen=True)
-class SmtpTarget:
-    """SMTP_URL taken apart."""
-
-    tls: bool
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    starttls: bool
-
-
-def smtp_target(url: str | None) -> SmtpTarget:
-    """Parse SMTP_URL (smtp://[user:password@]host[:port][?starttls=true] or smtps://...);
-    SettingsError naming the variable when it is missing or wrong."""
-    if not url:
-        raise SettingsError("SMTP_URL is not set: snapshot emails need an SMTP server, "
-                            "e.g. smtp://user:password@mail.example.com:587?starttls=true")
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        raise SettingsError("SMTP_URL: the port is not a number") from None
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise SettingsError("SMTP_URL: expected smtp://[user:password@]host[:port] or smtps://")
-    flag = parse_qs(parts.query).get("starttls", ["false"])[-1].lower()
-    tls = parts.scheme == "smtps"
-    return SmtpTarget(
-        tls=tls, host=parts.hostname, port=port or (465 if tls else 25),
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-        starttls=flag in ("1", "true", "yes", "on"),
-    )
-
-
-def send(settings: Settings, message: EmailMessage) -> str:
-    """Send `message` through SMTP_URL; its Message-ID.
-
-    smtp:// is plain (with ?starttls=true upgraded by STARTTLS), smtps:// is TLS from the
-    start; user:password in the URL logs in. Errors before the message is handed over are
-    raised as they are (safe to retry); a broken connection after it raises
-    DeliveryUncertain.
-    """
-    target = smtp_target(settings.smtp_url)
-    sender = parseaddr(str(message["From"] or settings.smtp_from))[1]
-    recipients = [addr for _, addr in getaddresses(
-        [str(v) for h in ("To", "Cc") for v in message.get_all(h, [])]) if addr]
-    if not sender or not recipients:
-        raise ValueError("the message has no sender or no recipient")
-    payload = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    timeout = settings.smtp_timeout
-    if target.tls:
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout,
-                                              context=ssl.create_default_context())
-    else:
-        smtp = smtplib.SMTP(target.host, target.port, timeout=timeout)
-    try:
-        smtp.ehlo()
-        if target.starttls:
-            smtp.starttls(context=ssl.create_default_context())
-            smtp.ehlo()
-        if target.username:
-            smtp.login(target.username, target.password or "")
-        code, resp = smtp.mail(sender)
-        if code != 250:
-            raise smtplib.SMTPSenderRefused(code, resp, sender)
-        refused = {}
-        for rcpt in recipients:
-            code, resp = smtp.rcpt(rcpt)
-            if code not in (250, 251):
-                refused[rcpt] = (code, resp)
-        if len(refused) == len(recipients):
-            raise smtplib.SMTPRecipientsRefused(refused)
-        try:
-            code, resp = smtp.data(payload)
-        except smtplib.SMTPResponseException:
-            raise  # the server answered: it did not take the message
-        except OSError as exc:
-            raise DeliveryUncertain(
-                f"the connection failed after the message was handed to {target.host} "
-                f"({type(exc).__name__}: {exc}): it may have been delivered") from exc
-        if code != 250:  # the final answer to DATA: smtplib returns it instead of raising
-            raise smtplib.SMTPDataError(code, resp)
-    finally:
-        try:
-            smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            smtp.close()
-    return str(message["Message-ID"])
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether trying again later may succeed (connection trouble, 4xx answers)."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return any(code < 500 for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code < 500
-    if isinstance(exc, smtplib.SMTPNotSupportedError | ssl.SSLCertVerificationError):
-        return False
-    return isinstance(exc, OSError)
-
-
-def _describe(exc: BaseException) -> str:
-    if type(exc).__name__ == "SnapshotError":
-        return str(exc)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        detail = exc.smtp_error.decode(errors="replace") if isinstance(
-            exc.smtp_error, bytes) else str(exc.smtp_error)
-        return f"{type(exc).__name__}: {exc.smtp_code} {detail}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 # ------------------------------------------------------------------------ the monthly run
 
 
@@ -686,18 +250,17 @@ RendererFactory = Callable[[Settings], Any]
 
 
 def default_renderer(settings: Settings) -> Any:
-    """`dashboard.snapshot.SnapshotRenderer`: one Chromium for every render of a run."""
-    from dashboard.snapshot import SnapshotRenderer
+    """The bounded renderer (`reports.renderer.RenderQueue`) on the web app's report page
+    (CX_RENDER_URL, else CX_BASE_URL): one Chromium for every render of a run."""
+    return RenderQueue(settings)
 
-    return SnapshotRenderer(settings)
 
-
-def report_request(subscription: Subscription, period: Month) -> Any:
-    """What to render for a subscription."""
-    from dashboard.snapshot import ReportRequest
-
-    return ReportRequest(scope=subscription.scope, period=period, paper=subscription.paper,
-                         landscape=subscription.landscape)
+def report_request(subscription: Subscription, period: Month, resolved: Resolved
+                   ) -> ReportRequest:
+    """What to render for a subscription: its resolved scope, labelled with whose it is."""
+    return ReportRequest(scope=resolved.scope, period=period, paper=subscription.paper,
+                         landscape=subscription.landscape,
+                         label=f"Scope: {resolved.name} · for {resolved.user.email}")
 
 
 class _Renderers:
@@ -761,7 +324,10 @@ def deliver_one(engine: Engine, settings: Settings, subscription: Subscription, 
                 backoff: Sequence[float] = BACKOFF) -> DeliveryResult:
     """Claim, render, compose and send one subscription's snapshot (see `deliver_monthly`).
 
-    `renderer` is a `_Renderers` or anything with `get()` returning a renderer.
+    `renderer` is a `_Renderers` or anything with `get()` returning a renderer. The scope
+    rendered is the subscription's inside its user's current scope (`subscriptions.resolve`);
+    a refusal fails the delivery with the reason and is written to the audit log, as is
+    every render.
     """
     base = {"subscription_id": subscription.id, "email": subscription.email,
             "period": str(period)}
@@ -775,15 +341,38 @@ def deliver_one(engine: Engine, settings: Settings, subscription: Subscription, 
                               attempts=row.attempts if row else 0, error=reason)
     attempts = _row(engine, subscription.id, str(period)).attempts
     try:
+        # The user's scope as it is now: a shrunk scope gives the smaller report; a
+        # disabled user or an unresolvable scope gives none (Refused).
         with engine.connect() as conn:
-            summary = summarize(conn, settings, subscription, period)
-        pdf = renderer.get().render(report_request(subscription, period))
+            resolved = resolve(conn, subscription)
+    except Refused as exc:
+        error = f"not sent: {exc}"
+        _fail(engine, delivery_id, holder, "claimed", attempts, error)
+        audit.record(engine, "pdf_render", actor=ACTOR, user_id=subscription.user_id,
+                     outcome="denied", target=f"subscription {subscription.id} {period}",
+                     detail=error)
+        log.error("snapshot %s for %s (subscription %d, delivery %d): %s", period,
+                  subscription.email, subscription.id, delivery_id, error)
+        return DeliveryResult(**base, status="failed", delivery_id=delivery_id,
+                              attempts=attempts, error=error, stale_data=False)
+    request = report_request(subscription, period, resolved)
+    target = f"subscription {subscription.id} {period}"
+    try:
+        with engine.connect() as conn:
+            summary = summarize(conn, settings, resolved.scope, period)
+        pdf = renderer.get().render(request)
         if not isinstance(pdf, bytes | bytearray) or not bytes(pdf).startswith(b"%PDF-"):
             raise ValueError("the renderer returned something that is not a PDF")
+        audit.record(engine, "pdf_render", actor=ACTOR, user_id=resolved.user.id,
+                     target=target, detail=f"scope {','.join(resolved.scope.units)} "
+                     f"({resolved.name}) for {resolved.user.email}, to {subscription.email}")
         with engine.connect() as conn:
-            message = compose(conn, settings, subscription, period, bytes(pdf), summary=summary)
+            message = compose(conn, settings, subscription, period, bytes(pdf),
+                              scope=resolved.scope, summary=summary)
     except Exception as exc:
-        error = f"not sent, the snapshot could not be made: {_describe(exc)}"
+        error = f"not sent, the snapshot could not be made: {describe(exc)}"
+        audit.record(engine, "pdf_render", actor=ACTOR, user_id=resolved.user.id,
+                     outcome="failed", target=target, detail=error)
         _fail(engine, delivery_id, holder, "claimed", attempts, error)
         log.error("snapshot %s for %s (subscription %d, delivery %d): %s", period,
                   subscription.email, subscription.id, delivery_id, error)
@@ -817,7 +406,7 @@ def deliver_one(engine: Engine, settings: Settings, subscription: Subscription, 
                                   attempts=attempts, error=error, message_id=mid,
                                   stale_data=stale)
         except Exception as exc:
-            last_error = f"attempt {attempts} failed: {_describe(exc)}"
+            last_error = f"attempt {attempts} failed: {describe(exc)}"
             retry = transient(exc) and attempts < MAX_ATTEMPTS and tries <= len(backoff)
             if not retry:
                 _fail(engine, delivery_id, holder, "sending", attempts, last_error)
@@ -877,7 +466,7 @@ def deliver_monthly(engine: Engine, settings: Settings, *, period: Month | str |
                 log.exception("snapshot %s for %s (subscription %d) failed", period,
                               subscription.email, subscription.id)
                 results.append(DeliveryResult(subscription.id, subscription.email, str(period),
-                                              "failed", error=_describe(exc)))
+                                              "failed", error=describe(exc)))
     counts = {s: sum(r.status == s for r in results)
               for s in ("sent", "failed", "uncertain", "skipped")}
     log.info("snapshots %s: %s", period, ", ".join(f"{n} {s}" for s, n in counts.items()))

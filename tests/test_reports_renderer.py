@@ -18,11 +18,18 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from dashboard.report_token import SALT, ReportRequest, TokenError, make_token, read_token
-from dashboard.snapshot import SnapshotError, SnapshotRenderer
 from queries.periods import Month
 from queries.scope import Scope
 from queries.settings import ROOT, load_settings
+from reports.renderer import LoopbackServer, SnapshotError, SnapshotRenderer
+from reports.token import (
+    MAX_AGE_SECONDS,
+    SALT,
+    ReportRequest,
+    TokenError,
+    make_token,
+    read_token,
+)
 
 pytestmark = pytest.mark.browser
 PERIOD = Month(2026, 10)
@@ -40,7 +47,10 @@ def settings(demo_url: str, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def renderer(settings):
-    with SnapshotRenderer(settings, ready_timeout=90) as r:
+    from dashboard.app import create_app
+
+    with LoopbackServer(create_app(settings).server) as server, \
+            SnapshotRenderer(settings, ready_timeout=90, base_url=server.url) as r:
         yield r
 
 
@@ -196,6 +206,30 @@ def test_missing_altered_or_expired_tokens_are_refused(settings, served_demo: st
     time.sleep(1.1)  # itsdangerous counts whole seconds
     with pytest.raises(TokenError, match="expired"):
         read_token(secret, good, max_age=0)
+
+
+def test_tokens_are_single_purpose_and_live_a_minute(served_demo: str, monkeypatch) -> None:
+    secret = "test-secret-key"
+    assert MAX_AGE_SECONDS == 60
+    # Signed with the right key and salt, but not made for the report page.
+    other = URLSafeTimedSerializer(secret, salt=SALT).dumps(
+        {"purpose": "download", "scope": ["ACME"], "period": "2026-10"})
+    with pytest.raises(TokenError, match="not a report token"):
+        read_token(secret, other)
+    # Made 61 seconds ago: past its minute.
+    real = time.time()
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real - 61)
+    old = make_token(secret, ReportRequest(scope=Scope.of("R-WEST"), period=PERIOD))
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real - 50)
+    fresh = make_token(secret, ReportRequest(scope=Scope.of("R-WEST"), period=PERIOD))
+    monkeypatch.undo()
+    assert read_token(secret, fresh).scope.units == ("R-WEST",)
+    with pytest.raises(TokenError, match="expired"):
+        read_token(secret, old)
+    for bad in (other, old):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{served_demo}/report?t={bad}", timeout=30)
+        assert err.value.code == 403
 
 
 class _NeverReady(BaseHTTPRequestHandler):

@@ -2,24 +2,21 @@
 a scope shows only its units, stale data is said first, and nothing is ever sent twice: not
 on a rerun, not by two schedulers at once, not after a crash, not after a broken connection.
 
-Renderers here are tiny classes returning fixed PDF bytes (or raising SnapshotError), plus
-the real SnapshotRenderer pointed at a page that never becomes ready; the end-to-end PDF is
-tested in tests/test_snapshot.py.
+Subscriptions belong to users (executives here; scopes that follow a user are tested in
+tests/test_reports_scope.py). Renderers here are tiny classes returning fixed PDF bytes (or
+raising SnapshotError), plus the real SnapshotRenderer pointed at a page that never becomes
+ready; the end-to-end PDF is tested in tests/test_reports_renderer.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import email
 import logging
 import re
 import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from email import policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,36 +24,34 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, insert, select, update
 
-from dashboard.snapshot import SnapshotError, SnapshotRenderer
-from etl.delivery import (
-    CLAIM_TTL,
-    MAX_ATTEMPTS,
-    Subscription,
-    add_snapshot_jobs,
-    add_subscription,
-    claim,
-    compose,
-    cron_trigger,
-    deliver_monthly,
-    due_subscriptions,
-    remove_subscription,
-    reset_delivery,
-    retry_due,
-    send,
-    sync_snapshot_jobs,
-)
+from auth.users import add_user, get_user_by_email
 from queries import schema
 from queries.__main__ import kpi_report
+from queries.cron import cron_trigger
 from queries.kpis import Filters, latest_full_month
 from queries.periods import Month
 from queries.scope import Scope, apply_scope
 from queries.settings import load_settings
+from reports.delivery import (
+    CLAIM_TTL,
+    MAX_ATTEMPTS,
+    add_snapshot_jobs,
+    claim,
+    deliver_monthly,
+    due_subscriptions,
+    reset_delivery,
+    retry_due,
+    sync_snapshot_jobs,
+)
+from reports.mail import compose, send
+from reports.renderer import SnapshotError, SnapshotRenderer
+from reports.subscriptions import Subscription, add_subscription, remove_subscription
 from tests.conftest import CHROMIUM, free_port
+from tests.smtp_server import Inbox, Server
 
 PERIOD = Month(2026, 10)
 PDF = b"%PDF-1.4\n% a tiny stand-in for the snapshot\n%%EOF\n"
@@ -66,66 +61,6 @@ REGIONS = {"R-NORTH": ["North", "Leeds", "York", "Newcastle", "Manchester"],
 
 
 # --------------------------------------------------------------------- SMTP server, renderers
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-    login: bytes | None
-
-    @property
-    def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.data, policy=policy.default)  # type: ignore
-
-
-@dataclass
-class Inbox:
-    """aiosmtpd handler keeping what it accepts; `delay` holds the reply to DATA back."""
-
-    reply: str = "250 Message accepted for delivery"
-    delay: float = 0.0
-    messages: list[Received] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        if self.reply.startswith("250"):  # taken: queued for delivery
-            auth = getattr(session, "auth_data", None)
-            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                          envelope.original_content or envelope.content,
-                                          getattr(auth, "login", None)))
-        if self.delay:  # ... but the answer comes late
-            await asyncio.sleep(self.delay)
-        return self.reply
-
-
-@dataclass
-class Server:
-    port: int
-    inbox: Inbox
-    controller: Controller
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def smtp_server():
-    """Factory: start a real SMTP server (aiosmtpd) on `port` (default: a free one)."""
-    started: list[Controller] = []
-
-    def start(port: int | None = None, inbox: Inbox | None = None, **kwargs) -> Server:
-        port = port or free_port()
-        inbox = inbox or Inbox()
-        controller = Controller(inbox, hostname="127.0.0.1", port=port, **kwargs)
-        controller.start()
-        started.append(controller)
-        return Server(port, inbox, controller)
-
-    yield start
-    for controller in started:
-        controller.stop()
 
 
 class FixedPdf:
@@ -177,8 +112,11 @@ def add_units(engine: Engine) -> None:
 
 
 def subscribe(engine: Engine, email_: str, *units: str, **kwargs) -> int:
+    """A subscription of the user `email_` (an executive, made when missing) to `units`."""
     with engine.begin() as conn:
-        return add_subscription(conn, email=email_, scope=Scope.of(list(units)), **kwargs)
+        if get_user_by_email(conn, email_) is None:
+            add_user(conn, email=email_, role="executive")
+        return add_subscription(conn, user=email_, scope=Scope.of(list(units)), **kwargs)
 
 
 def row(engine: Engine, delivery_id: int | None = None, subscription_id: int | None = None):
@@ -542,7 +480,7 @@ def test_smtp_down_on_the_first_try_then_up_sends_one(units, tmp_path, smtp_serv
         waits.append(seconds)
         servers.append(smtp_server(port=port))
 
-    with caplog.at_level(logging.WARNING, logger="etl.delivery"):
+    with caplog.at_level(logging.WARNING, logger="reports.delivery"):
         [result] = deliver_monthly(units, settings, period=PERIOD, renderer_factory=FixedPdf(),
                                    sleep=sleep)
     assert waits == [1.0]
