@@ -251,6 +251,11 @@ class Auth:
         g.principal = None
         if any(path.startswith(p) for p in PUBLIC_PREFIXES):
             return None
+        if request.environ.get("cx.render_only"):
+            principal = self._from_report(path)
+            if principal is None:
+                return _json_error(403, "this address serves the report renderer only")
+            return self._guard(principal, path)
         principal = self._from_session()
         header = self.settings.cx_auth_header
         if header and request.headers.get(header) is not None and (
@@ -264,6 +269,10 @@ class Auth:
             if request.method in SAFE_METHODS and not path.startswith("/_dash-"):
                 return redirect("/login?next=" + _quote(request.full_path.rstrip("?")))
             return _json_error(401, "sign in first")
+        return self._guard(principal, path)
+
+    def _guard(self, principal: Principal, path: str) -> Response | None:
+        """CSRF, the report grant's reach and page roles, for a known principal."""
         g.principal = principal
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token") or ""

@@ -79,7 +79,14 @@ class LoopbackServer:
 
         # Every asset request of the renderer would be an INFO line in the process's log.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+        def render_only(environ: dict, start_response: Any) -> Any:
+            # This port exists for the renderer: only a report token opens anything here,
+            # never a session cookie or a trusted proxy header (any local process can
+            # reach a loopback port).
+            environ["cx.render_only"] = True
+            return wsgi_app(environ, start_response)
+
+        self.server = make_server("127.0.0.1", 0, render_only, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
                                        name="report-loopback")

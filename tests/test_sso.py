@@ -113,3 +113,27 @@ def test_trusted_header_signs_in_known_users_from_the_proxy_only(demo_url, tmp_p
         forged = requests.get(base + "/", headers={"X-Forwarded-Email": "ceo@example.com"},
                               allow_redirects=False, timeout=30)
         assert forged.status_code == 302
+
+
+def test_the_renderers_loopback_port_opens_only_report_tokens(demo_url, tmp_path) -> None:
+    """Any local process can reach the worker's render port: a trusted header or a session
+    cookie sent there opens nothing."""
+    from dashboard.app import create_app
+    from queries.settings import load_settings
+    from reports.renderer import LoopbackServer
+    from tests.conftest import sign_in
+
+    add_test_users(demo_url)
+    settings = load_settings(_env_file=None, database_url=demo_url, cx_data_dir=str(tmp_path),
+                             secret_key="test-secret-key", cx_auth_header="X-Forwarded-Email")
+    app = create_app(settings)
+    with LoopbackServer(app.server) as loopback, serve(
+            demo_url, tmp_path, cx_auth_header="X-Forwarded-Email") as base:
+        header = requests.get(loopback.url + "/_dash-layout", timeout=30,
+                              headers={"X-Forwarded-Email": "ceo@example.com"})
+        assert header.status_code == 403 and "report renderer only" in header.text
+        signed_in = sign_in(base, "admin")
+        cookie = requests.get(loopback.url + "/_dash-layout", cookies=signed_in.cookies,
+                              timeout=30)
+        assert cookie.status_code == 403
+        assert signed_in.get(base + "/_dash-layout", timeout=30).status_code == 200
