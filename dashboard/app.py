@@ -17,7 +17,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from flask import Flask, abort, jsonify, redirect, request
 
 from auth.web import Principal, audit_request, current_principal, init_auth
-from dashboard import context
+from dashboard import context, guard
 from dashboard.components.download import DOWNLOADS
 from dashboard.components.filter_bar import IDS, filter_bar
 from dashboard.data import cached, init_cache, visible
@@ -157,6 +157,10 @@ def register_shell_callbacks(app: Dash) -> None:
         trigger = ctx.triggered_id
         if not trigger or not any(clicks) or not ctx.triggered[0].get("value"):
             return no_update
+        if trigger.get("target") not in DOWNLOADS:
+            from werkzeug.exceptions import BadRequest
+
+            raise BadRequest(f"unknown download target {str(trigger.get('target'))[:80]!r}")
         state = parse_search(search)
         frame = DOWNLOADS[trigger["target"]](state)
         stem = "-".join([trigger["target"], *[state[k] for k in FILTER_KEYS if k in state]])
@@ -195,6 +199,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     app.layout = shell
+    guard.install(app, server)
     register_shell_callbacks(app)
 
     @app.callback(Output("nav-collapse", "is_open"), Input("nav-toggle", "n_clicks"),

@@ -25,6 +25,9 @@ GROUPS = ("promoter", "passive", "detractor")
 COLUMNS = ["id", "submitted_at", "unit", "unit_name", "touchpoint", "channel", "device",
            "interaction", "segment", "nps", "csat", "ces", "nps_group", "comment"]
 ESCAPE = "!"
+MAX_SEARCH = 200
+"""Longest search term (characters): SQLite refuses LIKE patterns over 50,000 bytes, and no
+one searches comments for a paragraph."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +65,8 @@ def _conditions(start: dt.datetime, end: dt.datetime, filters: Filters, search: 
         if value:
             conds.append(sr.c[name] == value)
     term = (search or "").strip()
+    if len(term) > MAX_SEARCH:
+        raise ValueError(f"search: at most {MAX_SEARCH} characters, got {len(term):,}")
     if term:
         conds.append(sr.c.comment.ilike(like_pattern(term), escape=ESCAPE))
     if group:
@@ -102,4 +107,4 @@ def comments(conn: Connection, *, start: dt.datetime, end: dt.datetime, filters:
     return Comments(frame, total)
 
 
-__all__ = ["GROUPS", "Comments", "comments", "like_pattern"]
+__all__ = ["GROUPS", "MAX_SEARCH", "Comments", "comments", "like_pattern"]

@@ -7,6 +7,9 @@ import re
 from dataclasses import dataclass
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Reporting periods live in this range: a year's shift either way (comparisons, trends) must
+# stay inside what datetime can represent, and no business reports on year 1 or 9999.
+MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
 @dataclass(frozen=True, order=True)
@@ -19,10 +22,14 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         """Parse 'YYYY-MM', or raise ValueError saying what was expected."""
-        match = _PERIOD.match(text.strip())
+        match = _PERIOD.match(text.strip()) if isinstance(text, str) else None
         if not match:
             raise ValueError(f"period {text!r}: expected YYYY-MM, for example 2026-10")
-        return cls(int(match.group(1)), int(match.group(2)))
+        year = int(match.group(1))
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise ValueError(f"period {text!r}: the year must be between {MIN_YEAR} and "
+                             f"{MAX_YEAR}")
+        return cls(year, int(match.group(2)))
 
     @classmethod
     def of(cls, day: dt.date) -> Month:

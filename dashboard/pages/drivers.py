@@ -25,7 +25,7 @@ from dashboard.components.download import downloadable, panel
 from dashboard.components.filter_bar import pretty
 from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
-from queries.comments import GROUPS, Comments, comments
+from queries.comments import GROUPS, MAX_SEARCH, Comments, comments
 from queries.formatting import attribute_label
 from queries.kpis import SURVEY_DIMS
 from queries.links import Drivers, key_drivers
@@ -486,7 +486,8 @@ def layout(**query: str) -> html.Div:
                                 id=f"{PREFIX}-search", type="search", debounce=True,
                                 value=_get(query, "q") or "", size="sm",
                                 placeholder="Search comments (press Enter)…",
-                                autoComplete="off"), xs=12, md=5, className="mb-1"),
+                                autoComplete="off", maxLength=MAX_SEARCH),
+                                xs=12, md=5, className="mb-1"),
                             dbc.Col(toggle(f"{PREFIX}-group", GROUP_FILTERS,
                                            group_of(query) or ""),
                                     xs="auto", className="mb-1 d-print-none"),
