@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
 
-from dashboard.components.theme import GOOD, NEUTRAL, base_layout, empty_figure
+from dashboard.components.theme import GOOD, NEUTRAL, base_layout, empty_figure, plain
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
@@ -23,11 +23,11 @@ def sparkline(trend: pd.DataFrame, key: str, *, x: str = "label") -> go.Figure:
     if not data.empty:
         value = HOVER_FORMAT.get(key, "%{y}")
         fig.add_trace(go.Scatter(
-            x=data[x].tolist(), y=[float(v) for v in data[key]], mode="lines",
+            x=[plain(v) for v in data[x]], y=[float(v) for v in data[key]], mode="lines",
             line={"color": GOOD, "width": 2},
             hovertemplate="%{x}: " + value + "<extra></extra>"))
         fig.add_trace(go.Scatter(
-            x=[data[x].iloc[-1]], y=[float(data[key].iloc[-1])], mode="markers",
+            x=[plain(data[x].iloc[-1])], y=[float(data[key].iloc[-1])], mode="markers",
             marker={"color": GOOD, "size": 7}, hoverinfo="skip"))
     fig.update_layout(height=56, margin={"l": 0, "r": 4, "t": 4, "b": 4}, showlegend=False,
                       template="plotly_white", paper_bgcolor="rgba(0,0,0,0)",
@@ -41,18 +41,19 @@ def trend_chart(trend: pd.DataFrame, key: str, label: str, unit: str) -> go.Figu
     """Monthly values with their 95% margins as error bars."""
     data = trend.dropna(subset=[key])
     fig = go.Figure(go.Scatter(
-        x=data["label"].tolist(), y=[float(v) for v in data[key]], mode="lines+markers",
+        x=[plain(v) for v in data["label"]], y=[float(v) for v in data[key]],
+        mode="lines+markers",
         line={"color": GOOD},
         error_y={"type": "data", "array": [float(v) if pd.notna(v) else 0
                                            for v in data.get(f"{key}_moe", [])],
                  "color": NEUTRAL, "thickness": 1} if f"{key}_moe" in data else None,
         customdata=data[[f"{key}_n"]].to_numpy() if f"{key}_n" in data else None,
-        hovertemplate=f"%{{x}}<br>{label}: {HOVER_FORMAT.get(key, '%{y}')}"
+        hovertemplate=f"%{{x}}<br>{plain(label)}: {HOVER_FORMAT.get(key, '%{y}')}"
                       + ("<br>n = %{customdata[0]:,}" if f"{key}_n" in data else "")
                       + "<extra></extra>",
-        name=label,
+        name=plain(label),
     ))
-    fig.update_yaxes(title=f"{label} ({unit})")
+    fig.update_yaxes(title=plain(f"{label} ({unit})"))
     return base_layout(fig, height=300)
 
 

@@ -3,6 +3,8 @@ survive colour blindness (Okabe-Ito palette), and figure helpers."""
 
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 
 # Meaning, not decoration: the same colour always says the same thing.
@@ -19,11 +21,26 @@ GROUP_COLOURS = {"promoter": PROMOTER, "passive": PASSIVE, "detractor": DETRACTO
 FONT = "DejaVu Sans, Segoe UI, Helvetica, Arial, sans-serif"
 
 
+def plain(text: object) -> str:
+    """`text` as a figure shows it, letter for letter.
+
+    Plotly reads a subset of HTML in every text of a figure (titles, tick labels, legend
+    names, annotations, `text`, hover labels, and values substituted into hovertemplates):
+    a touchpoint called `<a href="http://evil/">` would become a live link in a chart. Every
+    string that comes from the data (unit, segment, touchpoint and attribute names, reasons,
+    comments) passes through here before it enters a figure; Plotly turns the entities back
+    into the characters. Titles given to `base_layout` and messages given to `empty_figure`
+    are escaped there, so callers pass those unescaped.
+    """
+    return html.escape(str(text), quote=False)
+
+
 def base_layout(fig: go.Figure, *, title: str | None = None, height: int = 360) -> go.Figure:
-    """House style: white, quiet grid, readable font, room for hover labels."""
+    """House style: white, quiet grid, readable font, room for hover labels. `title` is
+    plain text (it often names a unit or a segment), escaped here."""
     fig.update_layout(
         template="plotly_white",
-        title={"text": title, "x": 0, "font": {"size": 15}} if title else None,
+        title={"text": plain(title), "x": 0, "font": {"size": 15}} if title else None,
         height=height,
         margin={"l": 56, "r": 16, "t": 48 if title else 16, "b": 48},
         font={"family": FONT, "size": 12},
@@ -35,10 +52,11 @@ def base_layout(fig: go.Figure, *, title: str | None = None, height: int = 360) 
 
 
 def empty_figure(message: str, *, height: int = 260) -> go.Figure:
-    """A figure that says, in words, what is missing (never a blank axis)."""
+    """A figure that says, in words, what is missing (never a blank axis). `message` is
+    plain text (escaped here); a newline starts a new line."""
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
-                       yref="paper", font={"size": 14, "color": NEUTRAL})
+    fig.add_annotation(text=plain(message).replace("\n", "<br>"), showarrow=False, x=0.5,
+                       y=0.5, xref="paper", yref="paper", font={"size": 14, "color": NEUTRAL})
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return base_layout(fig, height=height)

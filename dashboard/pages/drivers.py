@@ -220,7 +220,7 @@ def matrix_figure(state: dict) -> go.Figure:
     if data.empty or result.r_squared is None:
         return theme.empty_figure(
             f"Only {result.n} complete answers for {where}: too few to weigh the attributes."
-            "<br>Widen the window or the selection.", height=380)
+            "\nWiden the window or the selection.", height=380)
     x_mid, y_mid = float(data["importance"].mean()), float(data["performance"].mean())
     moes = [t_margin(int(n), None if pd.isna(sd) else float(sd)) or 0.0
             for n, sd in zip(data["n"], data["sd"], strict=True)]
@@ -234,7 +234,7 @@ def matrix_figure(state: dict) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=[float(v) for v in sub["importance"]], y=[float(v) for v in sub["performance"]],
             mode="markers+text", name=name,
-            text=[attribute_label(a) for a in sub["attribute"]],
+            text=[theme.plain(attribute_label(a)) for a in sub["attribute"]],
             textposition=[positions[a] for a in sub["attribute"]],
             textfont={"size": 12, "color": "#212529"},
             marker={"size": 13, "color": colour, "line": {"color": "white", "width": 1}},

@@ -353,6 +353,9 @@ def units_figure(frame: pd.DataFrame, highlight: str | None) -> go.Figure:
     with the reason, and no bar."""
     if frame.empty:
         return theme.empty_figure("No unit below this one answered in this wave", height=260)
+    # Unit names are source text: escaped once here, they are the categories of the y axis
+    # (ticks, hovers and the annotations placed on them).
+    frame = frame.assign(name=[theme.plain(n) for n in frame["name"]])
     names = frame["name"].tolist()
     visible = frame[~frame["hidden"].astype(bool)]
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.12,
@@ -380,7 +383,7 @@ def units_figure(frame: pd.DataFrame, highlight: str | None) -> go.Figure:
         fig.add_shape(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=i - 0.4, y1=i + 0.4,
                       fillcolor="#eef0f2", line={"width": 0}, layer="below")
         fig.add_annotation(x=0.01, xref="paper", y=row.name, yref="y", xanchor="left",
-                           showarrow=False, text=f"<i>{text}</i>",
+                           showarrow=False, text=f"<i>{theme.plain(text)}</i>",
                            font={"color": HIDDEN_GREY, "size": 12})
     ticks = [f"<span style='color:{HIDDEN_GREY}'>{n}</span>" if h
              else (f"<b>{n}</b>" if u == highlight else n)
@@ -552,7 +555,7 @@ def chain_figure(shown: pd.DataFrame, corr: stats.Correlation, outcome: str,
     colours = [theme.GOOD if highlight in (None, u) else "#9ecae1" for u in shown["unit"]]
     fig = go.Figure(go.Scatter(
         x=shown["engagement"].astype(float).tolist(), y=shown["score"].astype(float).tolist(),
-        mode="markers+text", text=shown["name"].tolist(),
+        mode="markers+text", text=[theme.plain(n) for n in shown["name"]],
         textposition=_label_positions(shown["engagement"].astype(float).tolist(),
                                       shown["score"].astype(float).tolist()),
         textfont={"size": 10, "color": "#6c757d"},

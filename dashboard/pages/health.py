@@ -12,7 +12,7 @@ from dash import Input, Output, State, callback, dcc, html
 
 from dashboard import context
 from dashboard.components.download import downloadable, panel
-from dashboard.components.theme import BAD, base_layout, empty_figure
+from dashboard.components.theme import BAD, base_layout, empty_figure, plain
 from dashboard.data import cached
 from dashboard.state import parse_search, to_search
 from queries.deliveries import deliveries
@@ -175,7 +175,7 @@ def render(state: dict[str, str]):
     else:
         top = reasons.groupby("reason", as_index=False)["rows"].sum().nlargest(12, "rows")
         fig = go.Figure(go.Bar(
-            x=top["rows"].tolist(), y=[r[:70] for r in top["reason"]], orientation="h",
+            x=top["rows"].tolist(), y=[plain(r[:70]) for r in top["reason"]], orientation="h",
             marker_color=BAD, hovertemplate="%{y}: %{x:,} rows<extra></extra>"))
         fig.update_yaxes(autorange="reversed")
         base_layout(fig, height=max(220, 40 + 26 * len(top)))

@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 from dashboard import context
 from dashboard.components.kpi_card import kpi_card
 from dashboard.components.kpi_table import TABLE_NOTE, kpi_table, signals_box
-from dashboard.components.theme import GOOD, GROUP_COLOURS, NEUTRAL, base_layout
+from dashboard.components.theme import GOOD, GROUP_COLOURS, NEUTRAL, base_layout, plain
 from dashboard.data import cached, kpi_settings
 from dashboard.report_token import ReportRequest, TokenError, read_token
 from dashboard.state import filters_of
@@ -254,7 +254,8 @@ def build(req: ReportRequest) -> html.Div:
             hidden = frame[frame["hidden"]]
             if not shown.empty:
                 fig = go.Figure(go.Bar(
-                    y=shown["name"].tolist(), x=[float(v) for v in shown["engagement"]],
+                    y=[plain(n) for n in shown["name"]],
+                    x=[float(v) for v in shown["engagement"]],
                     orientation="h", marker_color="#0072B2",
                     error_x={"type": "data",
                              "array": [float(v) for v in shown["engagement_moe"]]}))

@@ -463,7 +463,7 @@ def units_figure(frame: pd.DataFrame, link: UnitLink, metric: str, lag: int) -> 
     score_fmt = "%{x:+.1f}" if metric == "nps" else "%{x:.1f}%"
     months = [Month.parse(m) for m in frame["month"]]
     score_months = [Month.parse(m) for m in frame["score_month"]]
-    custom = list(zip(frame["name"], [_short(m) for m in months],
+    custom = list(zip([theme.plain(n) for n in frame["name"]], [_short(m) for m in months],
                       [_short(m) for m in score_months], frame["n"], frame["revenue"],
                       strict=True))
     fig = go.Figure(go.Scatter(

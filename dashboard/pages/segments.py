@@ -257,6 +257,8 @@ def bars_figure(state: dict) -> go.Figure:
         return theme.empty_figure(f"No {label} answers for {where}"
                                   + (f" with {extra}" if extra else "") + ".")
     data = data.iloc[::-1].reset_index(drop=True)  # plotly draws the first bar at the bottom
+    # Names are source text shown as tick labels and in hovers; the drill uses `key`.
+    data["name"] = [theme.plain(n) for n in data["name"]]
     min_n = kpi_settings().min_n
     groups = [
         (f"Up significantly vs {compare.label}", theme.GOOD,
@@ -298,7 +300,7 @@ def bars_figure(state: dict) -> go.Figure:
     if overall is not None:
         fig.add_vline(x=overall, line={"color": theme.NEUTRAL, "dash": "dash", "width": 1})
         fig.add_annotation(x=overall, y=1, yref="paper", yanchor="bottom", showarrow=False,
-                           text=f"{scope}: {shown.format(overall)}",
+                           text=theme.plain(f"{scope}: {shown.format(overall)}"),
                            font={"size": 11, "color": theme.NEUTRAL})
     # The value and its n at the right of each bar, like a table column.
     for _, r in data.iterrows():

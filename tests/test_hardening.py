@@ -1,0 +1,238 @@
+"""Issue 14, probed as an attacker would: every test first makes the request (or runs the
+command) that used to break, against a real gunicorn or the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from queries.settings import ROOT
+from tests.conftest import free_port
+from tests.dash_http import call, dependencies, find_store, request, route
+
+PAGES = {"/": "overview", "/revenue": "revenue", "/employees": "employees",
+         "/segments": "segments", "/drivers": "drivers", "/health": "health"}
+
+
+def _state_callbacks(base: str, prefix: str) -> list[str]:
+    """Output strings of the callbacks a page's view state drives."""
+    return [d["output"].lstrip(".") for d in dependencies(base)
+            if [f"{i['id']}.{i['property']}" for i in d["inputs"]] == [f"{prefix}-state.data"]]
+
+
+def _render(base: str, prefix: str, state: object) -> list:
+    """Every callback of the page's state, run with `state`: the replies."""
+    return [call(base, {f"{prefix}-state.data": state}, output_starts=out[:40])
+            for out in _state_callbacks(base, prefix)]
+
+
+# ------------------------------------------------------------------------ item 5: URL -> 500
+
+
+@pytest.mark.parametrize("search, kept", [
+    ("?period=9999-12", {}),  # "year 10000 is out of range" on four pages
+    ("?period=0000-01", {}),  # "year 0 is out of range"
+    ("?period=2026-08&compare=9999-12", {"period": "2026-08"}),
+    ("?unit=R-NORTH&unit=R-WEST", {"unit": "R-WEST"}),  # a list: "unhashable type: 'list'"
+])
+def test_crafted_urls_render_every_page(served_demo: str, search: str, kept: dict) -> None:
+    for path, prefix in PAGES.items():
+        page = route(served_demo, path, search)
+        assert page.status == 200, (path, search, page.text[-300:])
+        state = find_store(page.body["response"], f"{prefix}-state")
+        replies = _render(served_demo, prefix, state)
+        assert replies and all(r.status == 200 for r in replies), (
+            path, search, [(r.status, r.text[-200:]) for r in replies])
+        assert state == kept, (path, state)
+    # The out-of-range period falls back to the default, the latest full month of the demo.
+    state = find_store(route(served_demo, "/", "?period=9999-12").body["response"],
+                       "overview-state")
+    overview = _render(served_demo, "overview", state)[0]
+    assert overview.body["response"]["overview-caption"]["children"] == (
+        "Whole company · October 2026 against September 2026")
+
+
+def test_hand_made_callback_state_is_refused_not_500(served_demo: str) -> None:
+    # What no browser sends but anyone can post: non-string values in the view state.
+    for bad in ({"unit": ["R-WEST", "R-NORTH"]}, {"period": 202610}, {"unit": {"a": 1}},
+                ["not", "a", "state"], {"q": "x" * 100_000}):
+        reply = call(served_demo, {"overview-state.data": bad}, output_starts="overview-kpis")
+        assert reply.status == 400, (bad, reply.status, reply.text[-200:])
+        assert "view state of overview-state is not valid" in reply.text
+
+
+def test_huge_search_is_bounded(served_demo: str) -> None:
+    # 5 MB in the search box: the body is refused before anything reads it.
+    reply = route(served_demo, "/drivers", "?q=" + "a" * (5 * 1024 * 1024))
+    assert reply.status == 413
+    # 60,000 characters of LIKE wildcards fit in the body; SQLite refused such a pattern
+    # ("LIKE pattern too complex"). The search is cut to 200 characters and finds nothing.
+    page = route(served_demo, "/drivers", "?q=" + "%25_" * 30_000)
+    assert page.status == 200
+    state = find_store(page.body["response"], "drivers-state")
+    assert state == {"q": "%_" * 100}
+    comments = call(served_demo, {"drivers-state.data": state},
+                    output_starts="drivers-comments")
+    assert comments.status == 200, comments.text[-300:]
+    reply = comments.body["response"]
+    assert reply["drivers-count"]["children"] == "0 comments"
+    words = reply["drivers-comments"]["children"]["props"]["children"]
+    assert words.startswith("No comments from Whole company") and words.endswith(
+        "contain “" + "%_" * 100 + "”.")
+
+
+def test_unknown_unit_says_so_on_every_page(served_demo: str) -> None:
+    for path in PAGES:
+        page = route(served_demo, path, "?unit=NO-SUCH-UNIT")
+        assert page.status == 200
+        text = json.dumps(page.body["response"])
+        assert "app-unknown-unit" in text and "Unknown unit" in text, path
+        assert "NO-SUCH-UNIT" in text and "Whole company" not in text, path
+
+
+def test_unknown_download_target_is_a_clear_400(served_demo: str) -> None:
+    def download(target: str):
+        body = {"output": "app-download.data",
+                "outputs": {"id": "app-download", "property": "data"},
+                "inputs": [[{"id": {"fmt": "csv", "target": target, "type": "download"},
+                             "property": "n_clicks", "value": 1}]],
+                "changedPropIds": [json.dumps({"fmt": "csv", "target": target,
+                                               "type": "download"},
+                                              separators=(",", ":")) + ".n_clicks"],
+                "state": [{"id": "app-url", "property": "search", "value": ""}]}
+        return request(served_demo + "/_dash-update-component", json.dumps(body).encode(),
+                       headers={"Content-Type": "application/json"})
+
+    reply = download("no-such-table")
+    assert reply.status == 400 and "unknown download target" in reply.text
+    assert "no-such-table" in reply.text
+    # A real target still downloads (the check refuses only what is not registered).
+    good = download("overview-kpis")
+    assert good.status == 200 and good.body["response"]["app-download"]["data"]["filename"] \
+        .startswith("overview-kpis")
+
+
+# ----------------------------------------------------------- item 11: source text in charts
+
+EVIL_TOUCHPOINT = '<a href="http://evil/">delivery</a>'
+EVIL_STORE = '<a href="http://evil/">Manchester</a>'
+
+
+def _serve(url: str, sources: Path, data_dir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "CX_SOURCES": str(sources),
+           "CX_DATA_DIR": str(data_dir), "SECRET_KEY": "test-secret-key-for-hardening-tests",
+           "CX_BASE_URL": f"http://127.0.0.1:{port}"}
+    log = (data_dir / "gunicorn.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket",
+         "dashboard.app:server"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if request(base + "/_cx/ping", timeout=2).status == 200:
+                return proc, base
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError((data_dir / "gunicorn.log").read_text()[-3000:])
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def evil_served(tmp_path_factory: pytest.TempPathFactory, fresh_database_url):
+    """gunicorn on demo data whose sources name a store and a touchpoint with HTML."""
+    from etl.demo import generate
+
+    folder = tmp_path_factory.mktemp("evil")
+    generate(folder, seed=5, customers=800, months=4, end="2026-10")
+    units = folder / "org_units.csv"
+    rows = list(csv.reader(units.open(encoding="utf-8")))
+    for row in rows:
+        if row[0] == "S04":
+            row[1] = EVIL_STORE
+    with units.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    config = folder / "sources.toml"
+    text = config.read_text()
+    assert '"Delivery" = "delivery"' in text
+    config.write_text(text.replace('"Delivery" = "delivery"',
+                                   f"\"Delivery\" = '{EVIL_TOUCHPOINT}'"))
+    url = fresh_database_url("sqlite")
+    env = {**os.environ, "DATABASE_URL": url, "CX_SOURCES": str(config),
+           "CX_DATA_DIR": str(folder)}
+    for args in (["migrate"], ["run"]):
+        done = subprocess.run([sys.executable, "-m", "etl", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    proc, base = _serve(url, config, folder)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _strings(value: object) -> list[str]:
+    """Every string a figure can show: all of it but the customdata columns no template
+    shows (a drill key rides there as data, never drawn)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if not isinstance(value, dict):
+        return []
+    out = [s for k, v in value.items() if k != "customdata" for s in _strings(v)]
+    if "customdata" in value:
+        shown = {int(i) for i in re.findall(r"customdata\[(\d+)\]",
+                                            str(value.get("hovertemplate", "")))}
+        for row in value["customdata"] or []:
+            out += [s for i, v in enumerate(row if isinstance(row, list) else [row])
+                    if i in shown or "%{customdata}" in str(value.get("hovertemplate", ""))
+                    for s in _strings(v)]
+    return out
+
+
+def test_source_html_is_text_in_figures(evil_served: str) -> None:
+    seen = []
+    for path, prefix, search in (("/segments", "segments", "?by=touchpoint"),
+                                 ("/segments", "segments", "?unit=R-NORTH"),
+                                 ("/employees", "employees", "?unit=R-NORTH"),
+                                 ("/revenue", "revenue", "?unit=R-NORTH")):
+        state = find_store(route(evil_served, path, search).body["response"],
+                           f"{prefix}-state")
+        for reply in _render(evil_served, prefix, state):
+            assert reply.status == 200, reply.text[-300:]
+            figures = [v["figure"] for v in reply.body["response"].values()
+                       if isinstance(v, dict) and "figure" in v]
+            texts = [s for f in figures for s in _strings(f)]
+            assert not [t for t in texts if "<a " in t], (path, search)
+            seen += [t for t in texts if "&lt;a href=" in t]
+    # Escaped, not dropped: Plotly shows the entities as the characters written.
+    assert '&lt;a href="http://evil/"&gt;delivery&lt;/a&gt;' in seen
+    assert '&lt;a href="http://evil/"&gt;Manchester&lt;/a&gt;' in seen
+
+
+def test_source_html_is_no_link_in_the_browser(evil_served: str, page) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser import wait_for_graphs
+
+    page.goto(evil_served + "/segments?unit=R-NORTH")
+    wait_for_graphs(page, "#segments-bars")
+    bars = page.locator("#segments-bars")
+    expect(bars.locator(".ytick", has_text=EVIL_STORE)).to_have_count(1)
+    assert bars.locator("a").count() == 0
+    page.goto(evil_served + "/segments?by=touchpoint")
+    wait_for_graphs(page, "#segments-bars")
+    expect(page.locator("#segments-bars .ytick", has_text='href="http://evil/"')).to_have_count(1)
+    assert page.locator("#segments-bars a").count() == 0
