@@ -60,7 +60,7 @@ def _print_results(results) -> bool:
             if shown:
                 print("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in shown.items()))
         if r.error:
-            print(f"  error: {r.error}")
+            print(f"  {'skipped' if r.status == 'skipped' else 'error'}: {r.error}")
         ok &= r.ok
     return ok
 
@@ -90,7 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from etl.run import run_sources
 
     config = load_config(get_settings().cx_sources)
-    results = run_sources(_engine(), config, args.sources or None, progress=_progress_bar())
+    results = run_sources(_engine(), config, args.sources or None, progress=_progress_bar(),
+                          wait=args.wait_timeout if args.wait else None)
     return 0 if _print_results(results) else 1
 
 
@@ -100,13 +101,26 @@ def _text(value: object) -> str:
     return "-" if value is None or pd.isna(value) else str(value)
 
 
+def _stamp(value: object) -> str:
+    """'2026-10-05 06:20', or '-' for a missing time (a run still going has no finish)."""
+    import pandas as pd
+
+    return "-" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d %H:%M}"
+
+
+def _count(value: object) -> str:
+    import pandas as pd
+
+    return "" if value is None or pd.isna(value) else f"{int(value)}"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Print each source's last run, watermark and next run."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
     from etl.cron import cron_trigger
-    from etl.run import lock_holder
+    from etl.run import ABANDONED, holder_alive, lock_holder
     from queries.health import last_runs, quarantine_counts
 
     settings = get_settings()
@@ -130,16 +144,28 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"{src.name:<22}{'never':<18}{'-':<9}{'':>8}{'':>8}{'':>8}{'':>7}  {'':<20}"
                   f"{next_run:<18}{int(quarantined.get(src.name, 0)):>11}")
             continue
-        when = row["finished_at"] or row["started_at"]
-        status = "running" if holder else row["status"]
-        print(f"{src.name:<22}{when:%Y-%m-%d %H:%M}  {status:<9}{row['rows_read']:>8}"
-              f"{row['rows_inserted']:>8}{row['rows_updated']:>8}{row['rows_quarantined']:>7}  "
-              f"{_text(row['watermark'])[:19]:<20}{next_run:<18}"
-              f"{int(quarantined.get(src.name, 0)):>11}")
-        if row["status"] == "failed" and row["error"]:
-            print(f"  last error: {row['error'][:300]}")
-        if holder:
+        unfinished = row["status"] == "running"
+        alive = holder_alive(holder) if holder else False
+        # A run logged as running is going on only while a live process holds the source:
+        # a killed run keeps its log row (and maybe its claim) until the next run takes over.
+        status = ("running" if unfinished and alive is not False
+                  else ABANDONED if unfinished else row["status"])
+        when = row["started_at"] if unfinished else row["finished_at"]
+        counts = ["", "", "", ""] if unfinished else [
+            _count(row[c]) for c in ("rows_read", "rows_inserted", "rows_updated",
+                                     "rows_quarantined")]
+        print(f"{src.name:<22}{_stamp(when):<18}{status:<9} {counts[0]:>7}{counts[1]:>8}"
+              f"{counts[2]:>8}{counts[3]:>7}  {_text(row['watermark'])[:19]:<20}"
+              f"{next_run:<18}{int(quarantined.get(src.name, 0)):>11}")
+        if status == "running":
+            print(f"  running since {_stamp(row['started_at'])} in {holder or 'another process'}")
+        elif unfinished:
+            print(f"  the run started {_stamp(row['started_at'])} did not finish: its process "
+                  + (f"({holder}) " if holder else "") + "is gone; the next run takes over")
+        elif holder:
             print(f"  running now in {holder}")
+        if row["status"] in ("failed", ABANDONED) and isinstance(row["error"], str):
+            print(f"  last error: {row['error'][:300]}")
     return 0
 
 
@@ -218,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     run = sub.add_parser("run", help="run sources now (default: all enabled)")
     run.add_argument("sources", nargs="*", metavar="SOURCE")
+    run.add_argument("--wait", action="store_true",
+                     help="wait for a source running elsewhere to finish, then run it "
+                          "(default: skip it)")
+    run.add_argument("--wait-timeout", type=float, default=7200.0, metavar="SECONDS",
+                     help="with --wait: give up after this long (default 7200)")
     run.set_defaults(func=cmd_run)
     sub.add_parser("bootstrap", help="migrate, then load the demo data into an empty database"
                    ).set_defaults(func=cmd_bootstrap)

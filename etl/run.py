@@ -7,6 +7,9 @@ nothing half-written, and the next run resumes where the last good batch ended.
 
 A run of a source first claims the source's row in `etl_lock`, so two processes (two
 schedulers started by mistake, a scheduler and a manual run) never load one source at once.
+A source claimed by another live process is skipped ("running elsewhere"), or waited for.
+A process killed mid-run leaves its run logged as `running` and its claim in place; the next
+run takes the claim over and marks that run `abandoned`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
@@ -46,6 +49,11 @@ log = logging.getLogger(__name__)
 LOCK_TTL = timedelta(hours=2)
 RETRIES = 3
 BACKOFF_SECONDS = 2.0
+SKIPPED = "skipped"
+"""Status of a run that did not start: another process holds the source (never logged)."""
+ABANDONED = "abandoned"
+"""Status of a run whose process died mid-run (set when its claim is taken over)."""
+WAIT_POLL_SECONDS = 1.0
 
 Progress = Callable[[str, int, int], None]
 """progress(source, batches_done, rows_read_so_far)"""
@@ -72,8 +80,9 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """True when the run loaded everything it could read."""
-        return self.status == "success"
+        """True when the run loaded everything it could read, or was skipped because the
+        source is being loaded elsewhere at this moment."""
+        return self.status in ("success", SKIPPED)
 
     def note(self, key: str, count: int = 1) -> None:
         """Count something worth reporting (excluded rows by reason, skipped files...)."""
@@ -99,6 +108,7 @@ def acquire_lock(engine: Engine, source: str, holder: str | None = None) -> str 
         with engine.begin() as conn:
             conn.execute(insert(table).values(source=source, holder=holder, acquired_at=stamp,
                                               expires_at=stamp + LOCK_TTL))
+            _abandon_runs(conn, source, None, stamp)
         return holder
     except IntegrityError:
         pass
@@ -113,7 +123,30 @@ def acquire_lock(engine: Engine, source: str, holder: str | None = None) -> str 
             .values(holder=holder, acquired_at=stamp, expires_at=stamp + LOCK_TTL),
             execution_options={"preserve_rowcount": True},
         ).rowcount
+        if taken and current != holder:
+            _abandon_runs(conn, source, current, stamp)
     return holder if taken else None
+
+
+def _abandon_runs(conn: Connection, source: str, previous: str | None,
+                  stamp: datetime) -> None:
+    """Mark the source's unfinished runs `abandoned`: whoever holds the claim is the only
+    one running it, so a run still logged as running belongs to a process that is gone."""
+    run = schema.etl_run
+    why = (f"abandoned: {previous} stopped without finishing; its claim was taken over"
+           if previous else "abandoned: its process stopped without finishing")
+    conn.execute(update(run).where(run.c.source == source, run.c.status == "running",
+                                   run.c.finished_at.is_(None))
+                 .values(status=ABANDONED, finished_at=stamp, error=why))
+
+
+def holder_alive(holder: str) -> bool | None:
+    """Whether the process holding a claim is alive: True/False on this machine, None when
+    it runs on another machine (this one cannot tell)."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    return not _dead_here(holder)
 
 
 def _dead_here(holder: str) -> bool:
@@ -410,14 +443,26 @@ def _record_file(conn: Connection, source: str, path: str, digest: str, size: in
                                           run_id=run_id, loaded_at=now()))
 
 
-def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = None) -> RunResult:
-    """Run one source now: claim it, load every batch in its own transaction, log the run."""
+def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = None, *,
+               wait: float | None = None) -> RunResult:
+    """Run one source now: claim it, load every batch in its own transaction, log the run.
+
+    A source another process is running is skipped (status `skipped`, not logged: that
+    process logs its own run), unless `wait` gives seconds to wait for it to finish first.
+    """
     started = time.perf_counter()
     result = RunResult(cfg.name)
     holder = acquire_lock(engine, cfg.name)
+    deadline = time.monotonic() + (wait or 0)
+    while holder is None and time.monotonic() < deadline:
+        time.sleep(WAIT_POLL_SECONDS)
+        holder = acquire_lock(engine, cfg.name)
     if holder is None:
-        result.status = "locked"
-        result.error = f"already running in {lock_holder(engine, cfg.name)}"
+        elsewhere = lock_holder(engine, cfg.name) or "another process"
+        result.status = SKIPPED if not wait else "failed"
+        result.error = (f"running elsewhere ({elsewhere})" if not wait else
+                        f"still running elsewhere ({elsewhere}) after waiting {wait:g} s")
+        result.seconds = time.perf_counter() - started
         return result
     try:
         result.run_id = _start_run(engine, cfg.name)
@@ -481,10 +526,12 @@ def ordered(sources: Sequence[SourceConfig]) -> list[SourceConfig]:
 
 
 def run_sources(engine: Engine, config: SourcesConfig, names: Sequence[str] | None = None,
-                progress: Progress | None = None) -> list[RunResult]:
+                progress: Progress | None = None, *,
+                wait: float | None = None) -> list[RunResult]:
     """Run the named sources (default: every enabled one) in dependency order.
 
-    A failing source does not stop the others.
+    A failing source does not stop the others; one running elsewhere is skipped, or with
+    `wait` (seconds) waited for.
     """
     chosen = [config.get(n) for n in names] if names else [s for s in config.sources if s.enabled]
-    return [run_source(engine, cfg, progress) for cfg in ordered(chosen)]
+    return [run_source(engine, cfg, progress, wait=wait) for cfg in ordered(chosen)]

@@ -18,7 +18,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine
 
 from etl.config import SourceConfig, SourcesConfig
-from etl.run import RunResult, ordered, run_source
+from etl.run import SKIPPED, RunResult, ordered, run_source
 from queries.cron import cron_trigger
 from queries.db import make_engine
 from queries.settings import Settings
@@ -35,7 +35,7 @@ def run_job(engine: Engine, source: SourceConfig) -> RunResult:
     command and the data-health page read.
     """
     result = run_source(engine, source)
-    if result.status == "locked":
+    if result.status == SKIPPED:
         log.warning("%s skipped: %s", source.name, result.error)
     elif result.ok:
         log.info("%s: read %d, loaded %d, updated %d, quarantined %d in %.1f s", source.name,

@@ -198,7 +198,8 @@ etl_run = Table(
     Column("watermark", String(64)),
     Column("error", Text),
     Column("notes", Text, comment="JSON: excluded rows by reason, files skipped, units created"),
-    CheckConstraint("status IN ('running', 'success', 'failed')", name="status"),
+    # abandoned: the run's process died; marked when the next run takes over its claim.
+    CheckConstraint("status IN ('running', 'success', 'failed', 'abandoned')", name="status"),
 )
 
 quarantine = Table(

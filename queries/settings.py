@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root: relative paths in settings are resolved against it."""
+MIN_SECRET_LENGTH = 32
+"""Shortest signing key accepted: an empty or short key signs tokens anyone can forge."""
+NEW_KEY_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 class SettingsError(ValueError):
@@ -147,6 +151,15 @@ class Settings(BaseSettings):
                 value = "sqlite:///" + str((ROOT / rel).resolve())
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"an empty or short key signs tokens anyone can forge: use at "
+                             f"least {MIN_SECRET_LENGTH} characters (make one with "
+                             f"{NEW_KEY_HINT}), or unset it to have one generated")
+        return value
+
     @field_validator("cx_sources", "cx_data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -241,21 +254,40 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def secret(self) -> str:
-        """The signing key: SECRET_KEY, else a random key persisted under CX_DATA_DIR."""
+        """The signing key: SECRET_KEY, else a random key persisted under CX_DATA_DIR.
+
+        Processes starting together (gunicorn workers, the scheduler) must agree on one key
+        and none may read a half-written file: the key is written whole to a temporary file
+        first and published with a hard link, which fails if another process published first
+        (then its key is used). Raises SettingsError for an empty or short key file.
+        """
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
+            return self.secret_key.get_secret_value().strip()
         path = self.cx_data_dir / "secret_key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # O_EXCL: two processes starting together must agree on one key.
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+            _publish_new_key(path)
+        key = path.read_text().strip()
+        if len(key) < MIN_SECRET_LENGTH:
+            raise SettingsError(f"{path} holds an empty or short signing key "
+                                f"({len(key)} characters): delete the file to have a new one "
+                                f"generated, or set SECRET_KEY")
+        return key
+
+
+def _publish_new_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".secret_key.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:  # mkstemp makes it 0600
+            fh.write(secrets.token_urlsafe(48))
+            fh.flush()
+            os.fsync(fh.fileno())
+        # link, not rename: a rename would replace a key another process already uses.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -268,6 +300,8 @@ def load_settings(**overrides: object) -> Settings:
             name = str(err["loc"][0]).upper() if err["loc"] else "settings"
             given = err.get("input")
             shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+            if name == "SECRET_KEY":  # never echo a key, even a bad one
+                shown = f" (got {len(str(given))} characters)"
             lines.append(f"{name}: {err['msg']}{shown}")
         raise SettingsError("Invalid configuration:\n  " + "\n  ".join(lines)) from None
 

@@ -235,7 +235,7 @@ def served_demo(demo_url: str, demo_dir: Path, tmp_path_factory: pytest.TempPath
         "DATABASE_URL": demo_url,
         "CX_SOURCES": str(demo_dir / "sources.toml"),
         "CX_DATA_DIR": str(data_dir),
-        "SECRET_KEY": "test-secret-key",
+        "SECRET_KEY": "test-secret-key-0123456789abcdefghij",
         "CX_BASE_URL": f"http://127.0.0.1:{port}",
     }
     log = (data_dir / "gunicorn.log").open("w")
@@ -293,7 +293,7 @@ def dash_app(demo_url: str, tmp_path_factory: pytest.TempPathFactory):
 
     settings = load_settings(_env_file=None, database_url=demo_url,
                              cx_data_dir=str(tmp_path_factory.mktemp("appdata")),
-                             secret_key="test-secret-key")
+                             secret_key="test-secret-key-0123456789abcdefghij")
     return create_app(settings)
 
 

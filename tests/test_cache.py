@@ -35,7 +35,7 @@ def _finished_run(conn) -> None:
 
 
 def _app(engine: Engine, tmp_path, **extra):
-    settings = load_settings(_env_file=None, secret_key="k", cx_data_dir=str(tmp_path),
+    settings = load_settings(_env_file=None, secret_key="c" * 40, cx_data_dir=str(tmp_path),
                              database_url=engine.url.render_as_string(hide_password=False),
                              **extra)
     return create_app(settings)

@@ -7,9 +7,14 @@ import csv
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -129,7 +134,7 @@ EVIL_STORE = '<a href="http://evil/">Manchester</a>'
 def _serve(url: str, sources: Path, data_dir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "CX_SOURCES": str(sources),
-           "CX_DATA_DIR": str(data_dir), "SECRET_KEY": "test-secret-key-for-hardening-tests",
+           "CX_DATA_DIR": str(data_dir), "SECRET_KEY": "test-secret-key-for-hardening-tests-0123",
            "CX_BASE_URL": f"http://127.0.0.1:{port}"}
     log = (data_dir / "gunicorn.log").open("w")
     proc = subprocess.Popen(
@@ -236,3 +241,246 @@ def test_source_html_is_no_link_in_the_browser(evil_served: str, page) -> None:
     wait_for_graphs(page, "#segments-bars")
     expect(page.locator("#segments-bars .ytick", has_text='href="http://evil/"')).to_have_count(1)
     assert page.locator("#segments-bars a").count() == 0
+
+
+# ------------------------------------------------ items 6 and 12: runs in progress, killed runs
+
+
+class Gate:
+    """An HTTP export that holds each request until `open` is set, then answers `[]`: a
+    source whose run stays in progress for as long as a test needs."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.open = threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                gate.arrived.set()
+                gate.open.wait(120)
+                body = b"[]"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # the killed run's connection is gone when the gate opens
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/export"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.open.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gate():
+    g = Gate()
+    yield g
+    g.close()
+
+
+def _slow_sources(folder: Path, url: str) -> Path:
+    (folder / "org.csv").write_text("Code,Name,Level,Parent\nACME,Acme,Company,\n")
+    path = folder / "sources.toml"
+    path.write_text(textwrap.dedent(f"""
+        [[source]]
+        name = "org"
+        kind = "org"
+        adapter = "csv"
+        location = "org.csv"
+        [source.columns]
+        id = "Code"
+        name = "Name"
+        kind = "Level"
+        parent_id = "Parent"
+        [source.values.kind]
+        Company = "company"
+
+        [[source]]
+        name = "slow"
+        kind = "survey"
+        adapter = "http_json"
+        location = "{url}"
+        [source.http]
+        timeout = 120
+        [source.columns]
+        response_id = "id"
+        submitted_at = "submitted"
+        org_unit_id = "store"
+    """))
+    return path
+
+
+def _cli_env(engine, sources: Path, folder: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "CX_SOURCES": str(sources), "CX_DATA_DIR": str(folder), "PYTHONUNBUFFERED": "1"}
+
+
+def _etl(args: list[str], env: dict[str, str], timeout: float = 120):
+    return subprocess.run([sys.executable, "-m", "etl", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "etl", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _runs(engine, source: str) -> list[dict]:
+    from sqlalchemy import select
+
+    from queries import schema
+
+    run = schema.etl_run
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(run).where(run.c.source == source)
+                                              .order_by(run.c.id)).mappings()]
+
+
+def _line(out: str, source: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith(source + " "))
+
+
+def test_status_during_a_run_and_after_a_killed_run(engine, tmp_path: Path, gate) -> None:
+    env = _cli_env(engine, _slow_sources(tmp_path, gate.url), tmp_path)
+    # Another source has finished runs: the runs table then holds real times, and the run
+    # in progress a missing one (NaT) where its finish time would be.
+    assert _etl(["run", "org"], env).returncode == 0
+    first = _start(["run", "slow"], env)
+    try:
+        assert gate.arrived.wait(60), first.communicate(timeout=5)
+        # In progress: the run has no finish time ("NaTType does not support strftime").
+        status = _etl(["status"], env)
+        assert status.returncode == 0, status.stderr
+        started = _runs(engine, "slow")[0]["started_at"]
+        assert _line(status.stdout, "slow").split()[1:4] == [
+            f"{started:%Y-%m-%d}", f"{started:%H:%M}", "running"]
+        assert (f"  running since {started:%Y-%m-%d %H:%M} in "
+                f"{socket.gethostname()}:{first.pid}") in status.stdout
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+
+    # Killed: the log still says running and the claim is still there, but status knows.
+    assert [r["status"] for r in _runs(engine, "slow")] == ["running"]
+    status = _etl(["status"], env)
+    assert status.returncode == 0, status.stderr
+    assert _line(status.stdout, "slow").split()[3] == "abandoned"
+    assert f"did not finish: its process ({socket.gethostname()}:{first.pid}) is gone" \
+        in status.stdout
+
+    # The next run takes the claim over and marks the killed run abandoned, for good.
+    gate.open.set()
+    rerun = _etl(["run", "slow"], env)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    killed, fresh = _runs(engine, "slow")
+    assert killed["status"] == "abandoned" and killed["finished_at"] is not None
+    assert f"{socket.gethostname()}:{first.pid} stopped without finishing" in killed["error"]
+    assert fresh["status"] == "success"
+    assert _line(_etl(["status"], env).stdout, "slow").split()[3] == "success"
+
+
+def test_a_source_running_elsewhere_is_skipped_or_waited_for(engine, tmp_path: Path,
+                                                              gate) -> None:
+    env = _cli_env(engine, _slow_sources(tmp_path, gate.url), tmp_path)
+    first = _start(["run", "slow"], env)
+    try:
+        assert gate.arrived.wait(60)
+        # A second `etl run` of everything: the busy source is skipped, the rest loads.
+        second = _etl(["run"], env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert _line(second.stdout, "slow").split()[1] == "skipped"
+        assert _line(second.stdout, "org").split()[1:3] == ["success", "1"]
+        assert f"skipped: running elsewhere ({socket.gethostname()}:{first.pid})" \
+            in second.stdout
+        # Asked to wait, but not long enough: a failure that says so.
+        short = _etl(["run", "--wait", "--wait-timeout", "1", "slow"], env)
+        assert short.returncode == 1
+        assert "still running elsewhere" in short.stdout and "after waiting 1 s" in short.stdout
+        # Asked to wait: it runs the source once the other run is done.
+        waiting = _start(["run", "--wait", "slow"], env)
+        time.sleep(2)
+        assert waiting.poll() is None
+        gate.open.set()
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, out + err
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, out + err
+        assert _line(out, "slow").split()[1] == "success"
+    finally:
+        for proc in (first,):
+            if proc.poll() is None:
+                proc.kill()
+    runs = _runs(engine, "slow")
+    assert [r["status"] for r in runs] == ["success", "success"]
+    assert runs[1]["started_at"] >= runs[0]["finished_at"]
+
+
+# ------------------------------------------------------------- item 8: the secret key file
+
+
+def _read_secret(data_dir: str, barrier, out) -> None:
+    from queries.settings import load_settings
+
+    settings = load_settings(_env_file=None, cx_data_dir=data_dir)
+    barrier.wait()  # every process asks for the key at the same moment
+    try:
+        out.put(settings.secret())
+    except Exception as exc:  # reported to the test, which fails on it
+        out.put(f"error: {type(exc).__name__}: {exc}")
+
+
+def test_processes_starting_together_agree_on_one_full_key(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    import multiprocessing
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    ctx = multiprocessing.get_context("fork")
+    rounds, width = 60, 8
+    for n in range(rounds):
+        folder = tmp_path / f"round{n}"
+        barrier, out = ctx.Barrier(width), ctx.Queue()
+        procs = [ctx.Process(target=_read_secret, args=(str(folder), barrier, out))
+                 for _ in range(width)]
+        for p in procs:
+            p.start()
+        keys = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        stored = (folder / "secret_key").read_text()
+        assert len(stored) >= 32 and stored == stored.strip()
+        assert keys == [stored] * width, (n, keys)
+        assert sorted(f.name for f in folder.iterdir()) == ["secret_key"]  # no temp left
+        assert (folder / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_empty_or_short_keys_are_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "CX_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    for bad in ("", "   ", "short-key"):
+        done = subprocess.run([sys.executable, "-m", "dashboard", "subscriptions", "list"],
+                              cwd=ROOT, env={**env, "SECRET_KEY": bad}, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "SECRET_KEY" in done.stderr and "at least 32 characters" in done.stderr
+        assert "Traceback" not in done.stderr
+        if bad.strip():
+            assert bad not in done.stderr  # a key is never echoed, even a bad one
+    # A key file left empty (a process killed while writing the old way) is refused too.
+    (tmp_path / "secret_key").write_text("")
+    from queries.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="empty or short signing key"):
+        load_settings(_env_file=None, cx_data_dir=str(tmp_path)).secret()

@@ -232,7 +232,7 @@ def admin_page(dash_app, engine, tmp_path):
     server = Flask("subscriptions-test")
     server.config["CX_SETTINGS"] = load_settings(
         _env_file=None, database_url=engine.url.render_as_string(hide_password=False),
-        cx_data_dir=str(tmp_path), secret_key="admin-test")
+        cx_data_dir=str(tmp_path), secret_key="a" * 40)
     server.extensions["cx_engine"] = engine
     init_cache(server)
 

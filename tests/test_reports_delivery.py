@@ -93,7 +93,7 @@ class FixedPdf:
 def make_settings(url: str, tmp_path: Path, smtp_url: str | None = None, **overrides):
     values = {"smtp_timeout": 5, **overrides}
     return load_settings(_env_file=None, database_url=url, smtp_url=smtp_url,
-                         cx_base_url="https://cx.example.com", secret_key="delivery-secret",
+                         cx_base_url="https://cx.example.com", secret_key="d" * 40,
                          cx_data_dir=str(tmp_path), **values)
 
 

@@ -89,8 +89,8 @@ def test_monthly_job_sends_each_recipient_their_own_pdf_once(demo_url: str, serv
     server = smtp_server()
     # The scheduler's settings: it renders through the web app at CX_BASE_URL.
     settings = load_settings(_env_file=None, database_url=demo_url, smtp_url=server.url,
-                             secret_key="test-secret-key", cx_data_dir=str(tmp_path),
-                             cx_base_url=served_demo)
+                             secret_key="test-secret-key-0123456789abcdefghij",
+                             cx_data_dir=str(tmp_path), cx_base_url=served_demo)
     add("ceo-e2e@example.com", "executive")
     add("west-e2e@example.com", "manager", ["R-WEST"])
     recipients = {"ceo-e2e@example.com": "ACME", "west-e2e@example.com": "R-WEST"}
@@ -127,8 +127,8 @@ def test_a_subscription_pdf_follows_its_users_current_scope(demo_url: str, serve
     engine, add = people
     server = smtp_server()
     settings = load_settings(_env_file=None, database_url=demo_url, smtp_url=server.url,
-                             secret_key="test-secret-key", cx_data_dir=str(tmp_path),
-                             cx_base_url=served_demo)
+                             secret_key="test-secret-key-0123456789abcdefghij",
+                             cx_data_dir=str(tmp_path), cx_base_url=served_demo)
     manager = add("shrinks-e2e@example.com", "manager", ["R-WEST"])
     with engine.begin() as conn:
         whole = add_subscription(conn, user=manager)  # follows the user's scope

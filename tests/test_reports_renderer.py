@@ -41,7 +41,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def settings(demo_url: str, tmp_path_factory):
-    return load_settings(_env_file=None, database_url=demo_url, secret_key="snapshot-secret",
+    return load_settings(_env_file=None, database_url=demo_url, secret_key="s" * 40,
                          cx_data_dir=str(tmp_path_factory.mktemp("snapdata")))
 
 
@@ -185,7 +185,7 @@ def test_the_company_pdf_matches_the_cli(renderer, demo_url: str, tmp_path: Path
 
 
 def test_missing_altered_or_expired_tokens_are_refused(settings, served_demo: str) -> None:
-    secret = "test-secret-key"  # the served app's SECRET_KEY (conftest)
+    secret = "test-secret-key-0123456789abcdefghij"  # the served app's SECRET_KEY (conftest)
     good = make_token(secret, ReportRequest(scope=Scope.of("R-WEST"), period=PERIOD))
     assert read_token(secret, good).scope.units == ("R-WEST",)
     with urllib.request.urlopen(f"{served_demo}/report?t={good}", timeout=30) as resp:
@@ -209,7 +209,7 @@ def test_missing_altered_or_expired_tokens_are_refused(settings, served_demo: st
 
 
 def test_tokens_are_single_purpose_and_live_a_minute(served_demo: str, monkeypatch) -> None:
-    secret = "test-secret-key"
+    secret = "test-secret-key-0123456789abcdefghij"
     assert MAX_AGE_SECONDS == 60
     # Signed with the right key and salt, but not made for the report page.
     other = URLSafeTimedSerializer(secret, salt=SALT).dumps(

@@ -55,7 +55,7 @@ def web(demo_url: str, demo_dir: Path, tmp_path_factory):
     port = free_port()
     data_dir = tmp_path_factory.mktemp("pdfweb")
     env = {**os.environ, "DATABASE_URL": demo_url, "CX_SOURCES": str(demo_dir / "sources.toml"),
-           "CX_DATA_DIR": str(data_dir), "SECRET_KEY": "test-secret-key",
+           "CX_DATA_DIR": str(data_dir), "SECRET_KEY": "test-secret-key-0123456789abcdefghij",
            "CX_BASE_URL": f"http://127.0.0.1:{port}", "CX_PDF_CONCURRENCY": str(CONCURRENCY),
            "CX_PDF_QUEUE": str(QUEUE), "CX_PDF_PER_USER": "3", "CX_THREADS": "4"}
     log_path = data_dir / "gunicorn.log"
@@ -292,7 +292,8 @@ def test_report_tokens_never_reach_the_access_log(web, demo_url: str, tmp_path) 
         urllib.request.urlopen(req, timeout=30)
     # A real render through this server, as the scheduler does (CX_BASE_URL): its page's
     # requests carry the real token in the query, the Referer and the header.
-    settings = load_settings(_env_file=None, database_url=demo_url, secret_key="test-secret-key",
+    settings = load_settings(_env_file=None, database_url=demo_url,
+                             secret_key="test-secret-key-0123456789abcdefghij",
                              cx_data_dir=str(tmp_path), cx_base_url=base)
     with RenderQueue(settings, idle_seconds=0) as queue:
         pdf = queue.render(ReportRequest(scope=Scope.of("R-WEST"), period=Month(2026, 10)))
@@ -309,7 +310,7 @@ def test_report_tokens_never_reach_the_access_log(web, demo_url: str, tmp_path) 
 
 def test_the_render_queue_bounds_people_and_the_machine(tmp_path) -> None:
     """The queue's own rules, with a stand-in renderer that holds each render until told."""
-    settings = load_settings(_env_file=None, cx_data_dir=str(tmp_path), secret_key="q")
+    settings = load_settings(_env_file=None, cx_data_dir=str(tmp_path), secret_key="q" * 40)
     release = threading.Event()
     started = threading.Semaphore(0)
 

@@ -64,8 +64,9 @@ def test_secret_key_is_generated_once_and_kept(tmp_path, monkeypatch) -> None:
     second = load_settings(_env_file=None).secret()
     assert first == second and len(first) >= 40
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
-    monkeypatch.setenv("SECRET_KEY", "explicit")
-    assert load_settings(_env_file=None).secret() == "explicit"
+    explicit = "explicit-key-of-forty-characters-000000"
+    monkeypatch.setenv("SECRET_KEY", explicit)
+    assert load_settings(_env_file=None).secret() == explicit
 
 
 def test_cli_reports_a_bad_setting_and_exits_2(monkeypatch, capsys) -> None:

@@ -29,7 +29,8 @@ def serve(demo_url: str, tmp_path, **settings: object) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     app = create_app(load_settings(_env_file=None, database_url=demo_url,
-                                   cx_data_dir=str(tmp_path), secret_key="test-secret-key",
+                                   cx_data_dir=str(tmp_path),
+                                   secret_key="test-secret-key-0123456789abcdefghij",
                                    cx_base_url=base, **settings))
     server = make_server("127.0.0.1", port, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
