@@ -34,3 +34,23 @@ class RedactingLogger(Logger):
 
 
 logger_class = RedactingLogger
+
+
+def on_starting(server):
+    """Check the settings and the database once, in the master, before any worker starts:
+    an unreachable or unmigrated database is one line and exit code 4, not a traceback
+    from every worker."""
+    import sys
+
+    from queries.db import DatabaseUnavailable, SchemaError, check_schema, make_engine
+    from queries.settings import SettingsError, load_settings
+
+    try:
+        engine = make_engine(load_settings().database_url)
+        try:
+            check_schema(engine)
+        finally:
+            engine.dispose()
+    except (DatabaseUnavailable, SchemaError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(4)

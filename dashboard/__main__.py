@@ -11,7 +11,8 @@
     python -m dashboard deliveries retry 7
     python -m dashboard users add|list|set-role|set-scope|reset-password|remove|demo
 
-Exit codes: 0 done, 1 something failed (a render, a send), 2 bad input or configuration.
+Exit codes: 0 done, 1 something failed (a render, a send), 2 bad input or configuration,
+or a database that cannot be reached.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
-from queries.db import SchemaError
+from queries.db import DatabaseUnavailable, SchemaError
 from queries.settings import SettingsError, get_settings
 
 
@@ -394,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
         return args.func(args)
-    except (SettingsError, SchemaError, ValueError) as exc:
+    except (SettingsError, SchemaError, DatabaseUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

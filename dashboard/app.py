@@ -9,6 +9,7 @@ layout is a function of the URL query string, so a link reproduces a view.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import dash
@@ -248,5 +249,14 @@ def create_app(settings: Settings | None = None) -> Dash:
 
 def __getattr__(name: str) -> Flask:
     if name == "server":
-        return create_app().server
+        from queries.db import DatabaseUnavailable, SchemaError
+        from queries.settings import SettingsError
+
+        try:
+            return create_app().server
+        except (DatabaseUnavailable, SchemaError, SettingsError) as exc:
+            # gunicorn would log a long traceback per worker and only then say "Worker
+            # failed to boot": say why in one line, and exit as an app that cannot load.
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(4) from None
     raise AttributeError(name)

@@ -8,16 +8,18 @@ import sys
 from pathlib import Path
 
 from etl.config import ConfigError, load_config
-from queries.db import SchemaError
+from queries.db import DatabaseUnavailable, SchemaError
 from queries.settings import SettingsError, get_settings
 
 
 def _engine(check: bool = True):
-    from queries.db import check_schema, make_engine
+    from queries.db import check_schema, ensure_reachable, make_engine
 
     engine = make_engine(get_settings().database_url)
     if check:
         check_schema(engine)  # anything but migrating needs the schema at head
+    else:
+        ensure_reachable(engine)
     return engine
 
 
@@ -224,6 +226,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     """Run the scheduler process until stopped."""
     from etl.scheduler import run_scheduler
 
+    _engine().dispose()  # fail at start, in one line, if the database is down or behind
+
     return run_scheduler(get_settings(), load_config(get_settings().cx_sources),
                          run_now=args.run_now)
 
@@ -270,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("etl").setLevel(logging.INFO)
     try:
         return args.func(args)
-    except (SettingsError, ConfigError, SchemaError, ValueError) as exc:
+    except (SettingsError, ConfigError, SchemaError, DatabaseUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -11,7 +11,7 @@ import math
 import sys
 from typing import Any
 
-from queries.db import SchemaError
+from queries.db import DatabaseUnavailable, SchemaError
 from queries.periods import Month
 from queries.settings import SettingsError, get_settings
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (SettingsError, SchemaError, ValueError) as exc:
+    except (SettingsError, SchemaError, DatabaseUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

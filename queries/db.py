@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -40,8 +42,42 @@ class SchemaError(RuntimeError):
     """The reporting database's schema is not the one this code expects."""
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The reporting database cannot be reached; the message is one line naming where
+    (host and port, or the SQLite file) and why."""
+
+
+def describe_unreachable(url: URL, exc: BaseException) -> str:
+    """One line for a failed connection: 'cannot connect to the reporting database
+    (postgresql) at db.example.com:5432: Connection refused'."""
+    cause = str(getattr(exc, "orig", None) or exc).strip()
+    first = cause.splitlines()[0] if cause else type(exc).__name__
+    # psycopg: 'connection failed: connection to server at "h", port 5432 failed: <why>'
+    first = first.rsplit(" failed: ", 1)[-1]
+    first = re.sub(r"^(FATAL|ERROR):\s+", "", first).strip() or type(exc).__name__
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return f"cannot open the reporting database (sqlite) at {url.database}: {first}"
+    where = f"{url.host or 'localhost'}:{url.port or _DEFAULT_PORTS.get(backend, '?')}"
+    name = f", database {url.database!r}" if url.database else ""
+    return f"cannot connect to the reporting database ({backend}) at {where}{name}: {first}"
+
+
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}
+
+
+def ensure_reachable(engine: Engine) -> None:
+    """Connect once; raise DatabaseUnavailable (one readable line) if that fails."""
+    try:
+        with engine.connect():
+            pass
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable(describe_unreachable(engine.url, exc)) from None
+
+
 def check_schema(engine: Engine) -> None:
-    """Raise SchemaError, saying what to run, when the database is not migrated to head.
+    """Raise SchemaError, saying what to run, when the database is not migrated to head
+    (DatabaseUnavailable when it cannot be reached at all).
 
     Without this, code newer than the database fails later with 'no such table'.
     """
@@ -51,6 +87,7 @@ def check_schema(engine: Engine) -> None:
     from queries.settings import ROOT
 
     head = ScriptDirectory(str(ROOT / "migrations")).get_current_head()
+    ensure_reachable(engine)
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     if current != head:

@@ -484,3 +484,30 @@ def test_empty_or_short_keys_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(SettingsError, match="empty or short signing key"):
         load_settings(_env_file=None, cx_data_dir=str(tmp_path)).secret()
+
+
+# --------------------------------------------------------- item 9: the database is not there
+
+
+def test_unreachable_database_is_one_line_everywhere(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there: the connection is refused
+    env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/cx",
+           "CX_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40,
+           "CX_SOURCES": str(_slow_sources(tmp_path, "http://127.0.0.1:9/export"))}
+    expected = (f"error: cannot connect to the reporting database (postgresql) at "
+                f"127.0.0.1:{port}, database 'cx': Connection refused")
+    for command in (["etl", "status"], ["etl", "migrate"], ["etl", "run"],
+                    ["dashboard", "subscriptions", "list"], ["queries", "kpis"]):
+        done = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (command, done.stderr[-500:])
+        assert done.stderr.splitlines() == [expected], (command, done.stderr[-2000:])
+    # gunicorn: the master checks before starting workers and exits as "app failed to load".
+    boot = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+         "--bind", f"127.0.0.1:{free_port()}", "--workers", "2", "--no-control-socket",
+         "dashboard.app:server"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert boot.returncode == 4
+    output = (boot.stdout + boot.stderr).splitlines()
+    assert output.count(expected) == 1 and "Traceback" not in boot.stderr, output
+    assert len(output) <= 2, output  # gunicorn's "Starting gunicorn" and the reason
