@@ -15,6 +15,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
+@dataclass(frozen=True)
+class Client:
+    """A served app and the headers of a signed-in session (cookie and CSRF token)."""
+
+    base: str
+    headers: dict[str, str]
+
+
+def signed_in(base: str, who: str = "admin") -> Client:
+    """A client signed in through the real sign-in form as the conftest user `who`."""
+    from tests.conftest import sign_in
+
+    http = sign_in(base, who)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    return Client(base, {"Cookie": cookie, "X-CSRFToken": http.headers["X-CSRFToken"],
+                         "Origin": base, "Referer": base + "/"})
+
+
 @dataclass
 class Reply:
     """Status and body of one HTTP reply (body parsed as JSON when it is JSON)."""
@@ -59,18 +77,24 @@ def _outputs(output: str) -> list[dict[str, str]]:
     return out
 
 
-def dependencies(base: str) -> list[dict]:
+def dependencies(client: Client) -> list[dict]:
     """The app's callback declarations."""
-    return request(base + "/_dash-dependencies").body
+    return request(client.base + "/_dash-dependencies", headers=client.headers).body
 
 
-def call(base: str, inputs: dict[str, Any], state: dict[str, Any] | None = None, *,
+def post(client: Client, body: object) -> Reply:
+    """POST a callback request body as the browser client does."""
+    return request(client.base + "/_dash-update-component", json.dumps(body).encode(),
+                   headers={**client.headers, "Content-Type": "application/json"})
+
+
+def call(client: Client, inputs: dict[str, Any], state: dict[str, Any] | None = None, *,
          output_starts: str | None = None) -> Reply:
     """Run the callback whose inputs are exactly `inputs` ('id.prop' -> value), optionally
     the one whose output string starts with `output_starts` when several share inputs."""
     state = state or {}
     wanted = set(inputs)
-    for dep in dependencies(base):
+    for dep in dependencies(client):
         ids = {f"{i['id']}.{i['property']}" for i in dep["inputs"]}
         if ids != wanted or (output_starts and not dep["output"].lstrip(".").startswith(
                 output_starts)):
@@ -85,14 +109,13 @@ def call(base: str, inputs: dict[str, Any], state: dict[str, Any] | None = None,
             "state": [{"id": s["id"], "property": s["property"],
                        "value": state.get(f"{s['id']}.{s['property']}")} for s in dep["state"]],
         }
-        return request(base + "/_dash-update-component", json.dumps(body).encode(),
-                       headers={"Content-Type": "application/json"})
+        return post(client, body)
     raise LookupError(f"no callback with inputs {sorted(wanted)} ({output_starts})")
 
 
-def route(base: str, path: str, search: str) -> Reply:
+def route(client: Client, path: str, search: str) -> Reply:
     """The page router's reply for `path` + `search` (what opening that URL renders)."""
-    return call(base, {"_pages_location.pathname": path, "_pages_location.search": search})
+    return call(client, {"_pages_location.pathname": path, "_pages_location.search": search})
 
 
 def find_store(layout: Any, store_id: str) -> Any:

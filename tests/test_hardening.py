@@ -20,20 +20,27 @@ from pathlib import Path
 import pytest
 
 from queries.settings import ROOT
-from tests.conftest import free_port
-from tests.dash_http import call, dependencies, find_store, request, route
+from tests.conftest import add_test_users, free_port
+from tests.dash_http import call, dependencies, find_store, post, request, route, signed_in
 
 PAGES = {"/": "overview", "/revenue": "revenue", "/employees": "employees",
          "/segments": "segments", "/drivers": "drivers", "/health": "health"}
 
 
-def _state_callbacks(base: str, prefix: str) -> list[str]:
+@pytest.fixture(scope="module")
+def admin(served_demo: str):
+    """The served demo, signed in as its admin (sign-in is its own issue; these attacks
+    hold with or without it)."""
+    return signed_in(served_demo)
+
+
+def _state_callbacks(base, prefix: str) -> list[str]:
     """Output strings of the callbacks a page's view state drives."""
     return [d["output"].lstrip(".") for d in dependencies(base)
             if [f"{i['id']}.{i['property']}" for i in d["inputs"]] == [f"{prefix}-state.data"]]
 
 
-def _render(base: str, prefix: str, state: object) -> list:
+def _render(base, prefix: str, state: object) -> list:
     """Every callback of the page's state, run with `state`: the replies."""
     return [call(base, {f"{prefix}-state.data": state}, output_starts=out[:40])
             for out in _state_callbacks(base, prefix)]
@@ -48,43 +55,43 @@ def _render(base: str, prefix: str, state: object) -> list:
     ("?period=2026-08&compare=9999-12", {"period": "2026-08"}),
     ("?unit=R-NORTH&unit=R-WEST", {"unit": "R-WEST"}),  # a list: "unhashable type: 'list'"
 ])
-def test_crafted_urls_render_every_page(served_demo: str, search: str, kept: dict) -> None:
+def test_crafted_urls_render_every_page(admin, search: str, kept: dict) -> None:
     for path, prefix in PAGES.items():
-        page = route(served_demo, path, search)
+        page = route(admin, path, search)
         assert page.status == 200, (path, search, page.text[-300:])
         state = find_store(page.body["response"], f"{prefix}-state")
-        replies = _render(served_demo, prefix, state)
+        replies = _render(admin, prefix, state)
         assert replies and all(r.status == 200 for r in replies), (
             path, search, [(r.status, r.text[-200:]) for r in replies])
         assert state == kept, (path, state)
     # The out-of-range period falls back to the default, the latest full month of the demo.
-    state = find_store(route(served_demo, "/", "?period=9999-12").body["response"],
+    state = find_store(route(admin, "/", "?period=9999-12").body["response"],
                        "overview-state")
-    overview = _render(served_demo, "overview", state)[0]
+    overview = _render(admin, "overview", state)[0]
     assert overview.body["response"]["overview-caption"]["children"] == (
         "Whole company · October 2026 against September 2026")
 
 
-def test_hand_made_callback_state_is_refused_not_500(served_demo: str) -> None:
+def test_hand_made_callback_state_is_refused_not_500(admin) -> None:
     # What no browser sends but anyone can post: non-string values in the view state.
     for bad in ({"unit": ["R-WEST", "R-NORTH"]}, {"period": 202610}, {"unit": {"a": 1}},
                 ["not", "a", "state"], {"q": "x" * 100_000}):
-        reply = call(served_demo, {"overview-state.data": bad}, output_starts="overview-kpis")
+        reply = call(admin, {"overview-state.data": bad}, output_starts="overview-kpis")
         assert reply.status == 400, (bad, reply.status, reply.text[-200:])
         assert "view state of overview-state is not valid" in reply.text
 
 
-def test_huge_search_is_bounded(served_demo: str) -> None:
+def test_huge_search_is_bounded(admin) -> None:
     # 5 MB in the search box: the body is refused before anything reads it.
-    reply = route(served_demo, "/drivers", "?q=" + "a" * (5 * 1024 * 1024))
+    reply = route(admin, "/drivers", "?q=" + "a" * (5 * 1024 * 1024))
     assert reply.status == 413
     # 60,000 characters of LIKE wildcards fit in the body; SQLite refused such a pattern
     # ("LIKE pattern too complex"). The search is cut to 200 characters and finds nothing.
-    page = route(served_demo, "/drivers", "?q=" + "%25_" * 30_000)
+    page = route(admin, "/drivers", "?q=" + "%25_" * 30_000)
     assert page.status == 200
     state = find_store(page.body["response"], "drivers-state")
     assert state == {"q": "%_" * 100}
-    comments = call(served_demo, {"drivers-state.data": state},
+    comments = call(admin, {"drivers-state.data": state},
                     output_starts="drivers-comments")
     assert comments.status == 200, comments.text[-300:]
     reply = comments.body["response"]
@@ -94,16 +101,16 @@ def test_huge_search_is_bounded(served_demo: str) -> None:
         "contain “" + "%_" * 100 + "”.")
 
 
-def test_unknown_unit_says_so_on_every_page(served_demo: str) -> None:
+def test_unknown_unit_says_so_on_every_page(admin) -> None:
     for path in PAGES:
-        page = route(served_demo, path, "?unit=NO-SUCH-UNIT")
+        page = route(admin, path, "?unit=NO-SUCH-UNIT")
         assert page.status == 200
         text = json.dumps(page.body["response"])
         assert "app-unknown-unit" in text and "Unknown unit" in text, path
         assert "NO-SUCH-UNIT" in text and "Whole company" not in text, path
 
 
-def test_unknown_download_target_is_a_clear_400(served_demo: str) -> None:
+def test_unknown_download_target_is_a_clear_400(admin) -> None:
     def download(target: str):
         body = {"output": "app-download.data",
                 "outputs": {"id": "app-download", "property": "data"},
@@ -113,8 +120,7 @@ def test_unknown_download_target_is_a_clear_400(served_demo: str) -> None:
                                                "type": "download"},
                                               separators=(",", ":")) + ".n_clicks"],
                 "state": [{"id": "app-url", "property": "search", "value": ""}]}
-        return request(served_demo + "/_dash-update-component", json.dumps(body).encode(),
-                       headers={"Content-Type": "application/json"})
+        return post(admin, body)
 
     reply = download("no-such-table")
     assert reply.status == 400 and "unknown download target" in reply.text
@@ -181,6 +187,7 @@ def evil_served(tmp_path_factory: pytest.TempPathFactory, fresh_database_url):
         done = subprocess.run([sys.executable, "-m", "etl", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
+    add_test_users(url)
     proc, base = _serve(url, config, folder)
     yield base
     proc.terminate()
@@ -208,14 +215,15 @@ def _strings(value: object) -> list[str]:
 
 
 def test_source_html_is_text_in_figures(evil_served: str) -> None:
+    admin = signed_in(evil_served)
     seen = []
     for path, prefix, search in (("/segments", "segments", "?by=touchpoint"),
                                  ("/segments", "segments", "?unit=R-NORTH"),
                                  ("/employees", "employees", "?unit=R-NORTH"),
                                  ("/revenue", "revenue", "?unit=R-NORTH")):
-        state = find_store(route(evil_served, path, search).body["response"],
+        state = find_store(route(admin, path, search).body["response"],
                            f"{prefix}-state")
-        for reply in _render(evil_served, prefix, state):
+        for reply in _render(admin, prefix, state):
             assert reply.status == 200, reply.text[-300:]
             figures = [v["figure"] for v in reply.body["response"].values()
                        if isinstance(v, dict) and "figure" in v]
@@ -227,11 +235,16 @@ def test_source_html_is_text_in_figures(evil_served: str) -> None:
     assert '&lt;a href="http://evil/"&gt;Manchester&lt;/a&gt;' in seen
 
 
-def test_source_html_is_no_link_in_the_browser(evil_served: str, page) -> None:
+def test_source_html_is_no_link_in_the_browser(evil_served: str, browser) -> None:
     from playwright.sync_api import expect
 
     from tests.browser import wait_for_graphs
+    from tests.conftest import sign_in
 
+    cookies = [{"name": c.name, "value": c.value, "domain": "127.0.0.1", "path": "/"}
+               for c in sign_in(evil_served).cookies]
+    context = browser.new_context(storage_state={"cookies": cookies, "origins": []})
+    page = context.new_page()
     page.goto(evil_served + "/segments?unit=R-NORTH")
     wait_for_graphs(page, "#segments-bars")
     bars = page.locator("#segments-bars")
@@ -241,6 +254,7 @@ def test_source_html_is_no_link_in_the_browser(evil_served: str, page) -> None:
     wait_for_graphs(page, "#segments-bars")
     expect(page.locator("#segments-bars .ytick", has_text='href="http://evil/"')).to_have_count(1)
     assert page.locator("#segments-bars a").count() == 0
+    context.close()
 
 
 # ------------------------------------------------ items 6 and 12: runs in progress, killed runs
