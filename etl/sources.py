@@ -166,16 +166,14 @@ def sniff_delimiter(text: str, origin: str) -> str:
                                    delimiters=DELIMITERS).delimiter
     except csv.Error:
         pass
-    if not present:
-        # One column is a legitimate file (a list of codes): no delimiter in any line.
-        if not any(d in ln for ln in lines[:200] for d in DELIMITERS):
-            return ","
-    counts = {d: header.count(d) for d in present}
+    # One column is a legitimate file (a list of codes): no delimiter in any line.
+    if not present and not any(d in ln for ln in lines[:200] for d in DELIMITERS):
+        return ","
+    counts = ", ".join(f"{_delimiter_name(d)} x{header.count(d)}" for d in present)
     raise SourceError(
         origin,
-        "could not detect the delimiter (the header holds "
-        + ", ".join(f"{_delimiter_name(d)} x{n}" for d, n in counts.items())
-        + "); set `delimiter` in the source config, e.g. delimiter = \";\"",
+        f"could not detect the delimiter (header: {counts or 'none of , ; TAB |'}); set "
+        "`delimiter` in the source config, e.g. delimiter = \";\"",
     )
 
 

@@ -61,7 +61,9 @@ def botanic_truth() -> dict[str, object]:
         "detractors": int((scored["nps"] <= 6).sum()),
         "unscored": int(df["nps"].isna().sum()),
         "spend": scored.groupby(group, observed=True)["CaTicket"].mean().to_dict(),
-        "comments": int(scored["explication"].notna().sum()),
+        "comments": int(df["explication"].notna().sum()),
+        "unscored_comments": int(df.loc[df["nps"].isna(), "explication"].notna().sum()),
+        "rows": len(df),
     }
 
 
@@ -86,10 +88,11 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     results = {r.source: r for r in run_sources(engine, load_config(config))}
     run = results["botanic"]
     assert run.status == "success", run.error
-    assert run.read == 13954
-    assert run.inserted == botanic_truth["n"] == 13612
-    # Rows without an NPS answer carry no score at all: quarantined with their line, not lost.
-    assert run.quarantined == botanic_truth["unscored"] == 342
+    assert run.read == botanic_truth["rows"] == 13954
+    # Answers without an NPS score load too (the question was optional): their comments
+    # count, they enter no metric's n.
+    assert run.inserted == 13954 and run.quarantined == 0
+    assert run.notes["rows_without_score"] == botanic_truth["unscored"] == 342
 
     sr = schema.survey_response
     group = case((sr.c.nps >= 9, "promoter"), (sr.c.nps >= 7, "passive"), else_="detractor")
@@ -99,8 +102,11 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
             func.sum(case((sr.c.nps >= 9, 1), else_=0)),
             func.sum(case((sr.c.nps <= 6, 1), else_=0)),
         )).one()
-        spend = dict(conn.execute(select(group, func.avg(sr.c.spend)).group_by(group)).all())
+        spend = dict(conn.execute(select(group, func.avg(sr.c.spend))
+                                  .where(sr.c.nps.is_not(None)).group_by(group)).all())
         comments = conn.execute(select(func.count(sr.c.comment))).scalar_one()
+        unscored_comments = conn.execute(select(func.count(sr.c.comment))
+                                         .where(sr.c.nps.is_(None))).scalar_one()
         accented = conn.execute(select(sr.c.comment).where(sr.c.response_id == "2482")).scalar()
         agg = schema.agg_survey_daily
         rolled = conn.execute(select(func.sum(agg.c.nps_n), func.sum(agg.c.nps_promoters),
@@ -112,6 +118,7 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     for key, mean in botanic_truth["spend"].items():
         assert float(spend[key]) == pytest.approx(mean, abs=1e-6), key
     assert comments == botanic_truth["comments"]
+    assert unscored_comments == botanic_truth["unscored_comments"] == 37
     # The read side on the same data: NPS, n and its margin as the dashboard shows them,
     # against the formula of METRICS.md computed here on the raw file.
     from queries.kpis import Filters, kpis
@@ -205,7 +212,8 @@ def test_qualtrics_non_answers_are_counted_not_loaded(engine, tmp_path) -> None:
     assert run.notes["excluded_test"] == 1
     assert run.notes["excluded_spam"] == 1
     assert run.notes["excluded_unfinished"] == 1
-    assert (run.read, run.inserted, run.skipped) == (2, 2, 4)
+    # read counts every answer row of the file; the excluded ones are reported apart.
+    assert (run.read, run.excluded, run.unchanged, run.inserted) == (6, 4, 0, 2)
     sr = schema.survey_response
     with engine.connect() as conn:
         got = dict(conn.execute(select(sr.c.response_id, sr.c.nps)).all())
