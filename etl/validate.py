@@ -346,6 +346,9 @@ def validate_batch(
 
     _check_references(frame, entity, known, problems)
     _check_duplicate_keys(frame, entity, batch, problems)
+    for p in problems:
+        if p.column is None and p.field in resolved:
+            p.column = resolved[p.field]
     # A ragged row's values sit under the wrong columns: its "(row)" record says what is wrong;
     # checks of its shifted values would add records blaming fields that are not at fault.
     problems = [p for p in problems if p.index not in ragged or p.field == "(row)"]

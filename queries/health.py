@@ -29,7 +29,8 @@ def last_runs(conn: Connection) -> pd.DataFrame:
         select(
             run.c.source, run.c.started_at, run.c.finished_at, run.c.status, run.c.rows_read,
             run.c.rows_inserted, run.c.rows_updated, run.c.rows_quarantined, run.c.rows_skipped,
-            run.c.rows_excluded, run.c.rows_unchanged, run.c.error, run.c.notes, last_ok.c.last_success,
+            run.c.rows_excluded, run.c.rows_unchanged, run.c.error, run.c.notes,
+            last_ok.c.last_success,
             schema.source_state.c.watermark,
         )
         .join(latest, latest.c.id == run.c.id)
