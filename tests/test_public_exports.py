@@ -61,6 +61,11 @@ def botanic_truth() -> dict[str, object]:
         "detractors": int((scored["nps"] <= 6).sum()),
         "unscored": int(df["nps"].isna().sum()),
         "spend": scored.groupby(group, observed=True)["CaTicket"].mean().to_dict(),
+        "visits": scored.groupby(group, observed=True)["NbPassageKS"].mean().to_dict(),
+        "value": (scored["CaTicket"] * scored["NbPassageKS"]).groupby(
+            group, observed=True).mean().to_dict(),
+        "ticket_sd": scored.groupby(group, observed=True)["CaTicket"].std().to_dict(),
+        "ticket_n": scored.groupby(group, observed=True)["CaTicket"].count().to_dict(),
         "comments": int(df["explication"].notna().sum()),
         "unscored_comments": int(df.loc[df["nps"].isna(), "explication"].notna().sum()),
         "rows": len(df),
@@ -79,6 +84,7 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
         response_id = "id"
         nps = "nps"
         spend = "CaTicket"
+        visits = "NbPassageKS"
         comment = "explication"
         [source.constants]
         # The export carries no date (its `t` is a wave index) and no store.
@@ -135,6 +141,34 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     da = (botanic_truth["detractors"] + 0.75) / 13615
     assert nps.moe == pytest.approx(1.959964 * 100 * math.sqrt((pa + da - (pa - da) ** 2)
                                                                / 13615), rel=1e-6)
+    # Ticket and visit frequency by NPS group, from the survey's own fields: frequency, not
+    # basket, separates promoters from passives.
+    from queries.links import value_by_nps_group
+
+    with engine.connect() as conn:
+        value = value_by_nps_group(conn, start=Month(2017, 6).start, end=Month(2017, 6).end)
+    assert value.basis == "survey"
+    ticket = {g: round(getattr(value.groups[g], "ticket").mean, 2) for g in value.groups}
+    visits = {g: round(getattr(value.groups[g], "visits").mean, 2) for g in value.groups}
+    assert ticket == {g: round(v, 2) for g, v in botanic_truth["spend"].items()}
+    assert ticket == {"detractor": 64.32, "passive": 76.30, "promoter": 76.18}
+    assert visits == {g: round(v, 2) for g, v in botanic_truth["visits"].items()}
+    assert visits == {"detractor": 6.91, "passive": 7.44, "promoter": 8.98}
+    for g, mean in botanic_truth["value"].items():
+        assert value.groups[g].value.mean == pytest.approx(mean, rel=1e-9)
+    # The interval of promoters' ticket, against the t formula on the raw file.
+    n, sd = botanic_truth["ticket_n"]["promoter"], botanic_truth["ticket_sd"]["promoter"]
+    from scipy import stats as st
+
+    half = st.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    assert value.groups["promoter"].ticket.high - value.groups["promoter"].ticket.mean == (
+        pytest.approx(half, rel=1e-6))
+    assert value.gaps[("ticket", "passive")].significant is False
+    assert value.gaps[("visits", "passive")].significant is True
+    assert value.driver == "frequency"
+    assert value.sentence.startswith(
+        "Visit frequency, not ticket, separates promoters from passives")
+    assert "frequency drives the revenue gap" in value.sentence
     # latin-1 decoded, not mangled: the second row's comment as a person wrote it.
     assert accented == ("Il y a très peu de caisse ouverte et le délai d'attente est "
                         "particulièrement long!!!!")

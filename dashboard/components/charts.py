@@ -7,12 +7,14 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboard.components.theme import GOOD, NEUTRAL, base_layout, empty_figure
+from queries.formatting import money_template
+from queries.kpis import MONEY
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
 
 HOVER_FORMAT = {"nps": "%{y:+.1f}", "csat": "%{y:.1f}%", "ces": "%{y:.2f}",
-                "revenue": "£%{y:,.0f}", "active_members": "%{y:,.0f}",
+                "revenue": MONEY, "active_members": "%{y:,.0f}",
                 "retention": "%{y:.1f}%", "engagement": "%{y:.1f}%"}
 
 
@@ -22,6 +24,8 @@ def sparkline(trend: pd.DataFrame, key: str, *, x: str = "label") -> go.Figure:
     fig = go.Figure()
     if not data.empty:
         value = HOVER_FORMAT.get(key, "%{y}")
+        if value == MONEY:
+            value = money_template("y:,.0f")
         fig.add_trace(go.Scatter(
             x=data[x].tolist(), y=[float(v) for v in data[key]], mode="lines",
             line={"color": GOOD, "width": 2},

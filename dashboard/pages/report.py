@@ -25,7 +25,13 @@ from dashboard.data import cached, kpi_settings
 from dashboard.report_token import ReportRequest, TokenError, read_token
 from dashboard.state import filters_of
 from queries.employees import engagement_by_unit
-from queries.formatting import attribute_label, figure_label, fmt_money
+from queries.formatting import (
+    attribute_label,
+    currency_symbol,
+    figure_label,
+    fmt_money,
+    money_affixes,
+)
 from queries.health import freshness
 from queries.kpis import kpis, latest_wave, org_units, second_comparison
 from queries.links import key_drivers, revenue_after_survey
@@ -92,7 +98,7 @@ def _trend_figure(trend) -> go.Figure:
 
 def _revenue_figure(groups, days: int) -> go.Figure:
     """Revenue per answer by NPS group: value labels inside the bars, at their base, so the
-    error-bar caps at the top never cross them; a £ axis."""
+    error-bar caps at the top never cross them; a money axis (CX_CURRENCY)."""
     fig = go.Figure(go.Bar(
         x=[GROUP_NAMES[g.group] for g in groups], y=[g.mean for g in groups],
         marker_color=[GROUP_COLOURS[g.group] for g in groups],
@@ -101,8 +107,8 @@ def _revenue_figure(groups, days: int) -> go.Figure:
                  "arrayminus": [g.mean - g.low for g in groups]},
         text=[f"{fmt_money(g.mean)}<br>n = {g.n:,}" for g in groups], textposition="inside",
         insidetextanchor="start", textfont={"color": "white", "size": 11}))
-    fig.update_yaxes(title=f"£ per answer, {days} days after", tickprefix="£",
-                     separatethousands=True, rangemode="tozero")
+    fig.update_yaxes(title=f"{currency_symbol()} per answer, {days} days after",
+                     **money_affixes(), separatethousands=True, rangemode="tozero")
     base_layout(fig, height=230)
     fig.update_layout(showlegend=False, bargap=0.35, margin={"l": 64, "r": 12, "t": 8,
                                                              "b": 32})

@@ -22,8 +22,14 @@ from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
-from queries.formatting import figure_label, fmt_money, fmt_value
-from queries.kpis import Kpi
+from queries.formatting import (
+    currency_symbol,
+    figure_label,
+    fmt_money,
+    money,
+    money_affixes,
+    money_template,
+)
 from queries.links import RevenueLink, UnitLink, revenue_after_survey, unit_cx_revenue
 from queries.periods import Month
 
@@ -88,10 +94,10 @@ def units_of(state: dict[str, str]) -> UnitLink | None:
 
 
 def _gbp(value: float | None) -> str:
-    """Money as the rest of the product writes it ('£1,234', '£49.24')."""
+    """Money as the rest of the product writes it ('£1,234', '£49.24'; CX_CURRENCY)."""
     if value is None:
         return "no data"
-    return fmt_value(Kpi("revenue", "Revenue", "£", "", value, 0, None))
+    return money(value)
 
 
 def _pct(share: float | None) -> str:
@@ -155,10 +161,16 @@ def churn_frame(state: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _value_col() -> str:
+    """The money column of a download names its currency: value_gbp, value_eur..."""
+    return f"value_{context.settings().cx_currency.lower()}"
+
+
 @downloadable("revenue-risk")
 def risk_frame(state: dict[str, str]) -> pd.DataFrame:
     """Revenue at risk and the detractors' revenue it is computed from, with the churn gap."""
-    cols = ["measure", "value_gbp", "detractor_answers", "churn_gap_pts", "churn_gap_p",
+    value = _value_col()
+    cols = ["measure", value, "detractor_answers", "churn_gap_pts", "churn_gap_p",
             "churn_gap_significant"]
     link = link_of(state)
     if link is None:
@@ -170,10 +182,10 @@ def risk_frame(state: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame([
         {"measure": figure_label("revenue_at_risk")
          + ": (detractor churn - promoter churn) x revenue from detractors",
-         "value_gbp": link.revenue_at_risk, **common},
+         value: link.revenue_at_risk, **common},
         {"measure": figure_label("detractor_revenue")
          + f" in the {link.window_days} days after answering",
-         "value_gbp": link.detractor_revenue, **common},
+         value: link.detractor_revenue, **common},
     ], columns=cols)
 
 
@@ -281,16 +293,18 @@ def groups_figure(frame: pd.DataFrame, days: int) -> go.Figure:
         error_y={"type": "data", "symmetric": False, "array": hi.tolist(),
                  "arrayminus": lo.tolist(), "color": "#343a40", "thickness": 1.5, "width": 8},
         customdata=shown[["answers", "ci95_low", "ci95_high", "total_revenue"]].to_numpy(),
-        texttemplate="£%{y:,.0f}", textposition="inside", insidetextanchor="start",
-        textfont={"color": "white", "size": 13},
-        hovertemplate=("<b>%{x}</b><br>£%{y:,.2f} per answer in the " + str(days)
-                       + " days after<br>95% CI £%{customdata[1]:,.2f} to "
-                         "£%{customdata[2]:,.2f}<br>n = %{customdata[0]:,} answers · "
-                         "£%{customdata[3]:,.0f} in all<extra></extra>"),
+        texttemplate=money_template("y:,.0f"), textposition="inside",
+        insidetextanchor="start", textfont={"color": "white", "size": 13},
+        hovertemplate=("<b>%{x}</b><br>" + money_template("y:,.2f") + " per answer in the "
+                       + str(days) + " days after<br>95% CI "
+                       + money_template("customdata[1]:,.2f") + " to "
+                       + money_template("customdata[2]:,.2f")
+                       + "<br>n = %{customdata[0]:,} answers · "
+                       + money_template("customdata[3]:,.0f") + " in all<extra></extra>"),
         name="Revenue per answer",
     ))
-    fig.update_yaxes(title=f"£ per answer, {days} days after", tickprefix="£",
-                     separatethousands=True, rangemode="tozero")
+    fig.update_yaxes(title=f"{currency_symbol()} per answer, {days} days after",
+                     **money_affixes(), separatethousands=True, rangemode="tozero")
     fig.update_layout(showlegend=False, bargap=0.35)
     return theme.base_layout(fig, height=330)
 
@@ -311,7 +325,8 @@ def _gap_words(link: RevenueLink) -> html.Div:
         verdict = f"Significant: a gap this size is very unlikely to be chance ({_p(gap.p)})."
         tone = ""
     else:
-        verdict = (f"Not significant: the interval includes £0, so the gap could be chance "
+        verdict = (f"Not significant: the interval includes {money(0)}, so the gap could be "
+                   f"chance "
                    f"({_p(gap.p)}).")
         tone = "text-muted"
     return html.Div([html.Strong(head + ci + ". "), html.Span(verdict, className=tone)],
@@ -377,7 +392,7 @@ def _churn_block(frame: pd.DataFrame, link: RevenueLink) -> html.Div:
 
 
 def _risk_block(frame: pd.DataFrame, link: RevenueLink) -> html.Div:
-    at_risk, det_revenue = frame["value_gbp"].tolist()
+    at_risk, det_revenue = frame[_value_col()].tolist()
     at_risk = None if pd.isna(at_risk) else at_risk
     gap = link.churn_gap
     gap_pts = "n/a" if gap.diff is None else f"{100 * gap.diff:+.1f} pts"
@@ -474,7 +489,8 @@ def units_figure(frame: pd.DataFrame, link: UnitLink, metric: str, lag: int) -> 
         customdata=custom,
         hovertemplate=("<b>%{customdata[0]}</b> · %{customdata[1]}<br>" + label + " "
                        + score_fmt + " (%{customdata[2]}, n = %{customdata[3]:,})"
-                       "<br>Revenue growth %{y:+.1%} (£%{customdata[4]:,.0f})<extra></extra>"),
+                       "<br>Revenue growth %{y:+.1%} (" + money_template("customdata[4]:,.0f")
+                       + ")<extra></extra>"),
     ))
     corr = link.correlation
     if corr.slope is not None and corr.intercept is not None:
