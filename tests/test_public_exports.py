@@ -148,8 +148,8 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     with engine.connect() as conn:
         value = value_by_nps_group(conn, start=Month(2017, 6).start, end=Month(2017, 6).end)
     assert value.basis == "survey"
-    ticket = {g: round(getattr(value.groups[g], "ticket").mean, 2) for g in value.groups}
-    visits = {g: round(getattr(value.groups[g], "visits").mean, 2) for g in value.groups}
+    ticket = {g: round(value.groups[g].ticket.mean, 2) for g in value.groups}
+    visits = {g: round(value.groups[g].visits.mean, 2) for g in value.groups}
     assert ticket == {g: round(v, 2) for g, v in botanic_truth["spend"].items()}
     assert ticket == {"detractor": 64.32, "passive": 76.30, "promoter": 76.18}
     assert visits == {g: round(v, 2) for g, v in botanic_truth["visits"].items()}
@@ -169,6 +169,24 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     assert value.sentence.startswith(
         "Visit frequency, not ticket, separates promoters from passives")
     assert "frequency drives the revenue gap" in value.sentence
+    # The same numbers and words from the command line.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "queries", "links", "--period", "2017-06",
+                          "--months", "1"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "DATABASE_URL": engine.url.render_as_string(
+                             hide_password=False)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    section = json.loads(out.stdout)["ticket_and_visits_by_nps_group"]
+    assert section["sentence"] == value.sentence and section["driver"] == "frequency"
+    shown = {(r["group"], r["measure"]): round(r["mean"], 2) for r in section["groups"]}
+    assert [shown[(g, "ticket")] for g in ("detractor", "passive", "promoter")] == [
+        64.32, 76.30, 76.18]
+    assert [shown[(g, "visits")] for g in ("detractor", "passive", "promoter")] == [
+        6.91, 7.44, 8.98]
     # latin-1 decoded, not mangled: the second row's comment as a person wrote it.
     assert accented == ("Il y a très peu de caisse ouverte et le délai d'attente est "
                         "particulièrement long!!!!")

@@ -30,7 +30,15 @@ from queries.formatting import (
     money_affixes,
     money_template,
 )
-from queries.links import RevenueLink, UnitLink, revenue_after_survey, unit_cx_revenue
+from queries.links import (
+    MEASURES,
+    RevenueLink,
+    UnitLink,
+    ValueByGroup,
+    revenue_after_survey,
+    unit_cx_revenue,
+    value_by_nps_group,
+)
 from queries.periods import Month
 
 dash.register_page(__name__, path="/revenue", name="Revenue",
@@ -270,6 +278,7 @@ def layout(**query: str) -> html.Div:
                 className="g-3",
             ),
             units,
+            value_panel(),
         ]
     )
 
@@ -591,3 +600,111 @@ def write_toggles(metric: str | None, lag: str | None, search: str | None):
     state["lag"] = "1" if str(lag) == "1" else ""
     new = to_search(state)
     return new if new != (search or "") else no_update
+
+
+# ------------------------------------------- ticket and visit frequency by NPS group
+
+
+MEASURE_LABELS = {"ticket": "Ticket", "visits": "Visits", "value": "Value per customer"}
+
+
+def value_of(state: dict[str, str]) -> ValueByGroup | None:
+    """Ticket, visits and their product by NPS group over the window (cached)."""
+    window = window_of(state)
+    if window is None:
+        return None
+    return cached(value_by_nps_group, start=window[0].start, end=window[1].end,
+                  window_days=context.settings().cx_revenue_days, **_dims(state))
+
+
+@downloadable("revenue-value")
+def value_frame(state: dict[str, str]) -> pd.DataFrame:
+    """Per NPS group and measure (ticket, visits, value): answers, mean and 95% interval."""
+    value = value_of(state)
+    if value is None:
+        return pd.DataFrame(columns=["group", "measure", "n", "mean", "ci95_low", "ci95_high",
+                                     "basis"])
+    return value.frame().assign(basis=value.basis)
+
+
+def value_panel() -> dbc.Card:
+    """Panel: is a promoter worth more because of a bigger basket or more visits?"""
+    return panel(
+        "Ticket and visit frequency by NPS group",
+        graph_slot(f"{PREFIX}-value-graph", 300,
+                   html.Div(id=f"{PREFIX}-value-words", className="mt-1"),
+                   html.Div(id=f"{PREFIX}-value-note",
+                            className="cx-note text-muted small mt-1")),
+        target="revenue-value", id_=f"{PREFIX}-value-panel")
+
+
+def value_figure(value: ValueByGroup) -> go.Figure:
+    """Three small bar charts (ticket, visits, value) of the groups with 95% error bars."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[MEASURE_LABELS[m] for m in MEASURES],
+                        horizontal_spacing=0.09)
+    for col, measure in enumerate(MEASURES, start=1):
+        cis = [getattr(value.groups[g], measure) for g in GROUP_LABELS]
+        keep = [(g, ci) for g, ci in zip(GROUP_LABELS, cis, strict=True) if ci.mean is not None]
+        if not keep:
+            continue
+        money_measure = measure != "visits"
+        fig.add_trace(go.Bar(
+            x=[GROUP_LABELS[g].split(" (")[0] for g, _ in keep],
+            y=[ci.mean for _, ci in keep],
+            marker={"color": [theme.GROUP_COLOURS[g] for g, _ in keep]},
+            error_y={"type": "data", "symmetric": False, "color": "#343a40",
+                     "array": [(ci.high - ci.mean) if ci.high is not None else 0
+                               for _, ci in keep],
+                     "arrayminus": [(ci.mean - ci.low) if ci.low is not None else 0
+                                    for _, ci in keep]},
+            text=[money(ci.mean) if money_measure else f"{ci.mean:.1f}" for _, ci in keep],
+            textposition="inside", insidetextanchor="start",
+            textfont={"color": "white", "size": 12},
+            customdata=[[ci.n] for _, ci in keep],
+            hovertemplate=("<b>%{x}</b><br>" + MEASURE_LABELS[measure] + " "
+                           + (money_template("y:,.2f") if money_measure else "%{y:.2f}")
+                           + "<br>n = %{customdata[0]:,}<extra></extra>"),
+            showlegend=False), row=1, col=col)
+        if money_measure:
+            fig.update_yaxes(**money_affixes(), rangemode="tozero", row=1, col=col)
+        else:
+            fig.update_yaxes(rangemode="tozero", row=1, col=col)
+    return theme.base_layout(fig, height=300)
+
+
+def _value_note(value: ValueByGroup) -> str:
+    if value.basis == "survey":
+        basis = ("From the answers' own ticket and visit count; value = ticket × visits per "
+                 "answer.")
+    elif value.basis == "transactions":
+        basis = (f"From loyalty purchases in the {value.window_days} days after each answer: "
+                 "visits = purchases, ticket = revenue / purchases, value = revenue.")
+    else:
+        basis = ""
+    tests = []
+    for measure in ("ticket", "visits"):
+        t = value.gaps[(measure, "passive")]
+        if t.diff is not None and t.p is not None:
+            tests.append(f"{MEASURE_LABELS[measure].lower()} promoters − passives "
+                         f"{t.diff:+.2f} ({_p(t.p)})")
+    return " ".join([basis, "Error bars: 95% intervals.",
+                     ("Welch tests: " + "; ".join(tests) + ".") if tests else ""]).strip()
+
+
+@callback(
+    Output(f"{PREFIX}-value-graph", "figure"),
+    Output(f"{PREFIX}-value-words", "children"),
+    Output(f"{PREFIX}-value-note", "children"),
+    Input(f"{PREFIX}-state", "data"),
+)
+def render_value(state: dict[str, str] | None):
+    """Ticket, visits and value per customer by NPS group, and what separates them."""
+    value = value_of(state or {})
+    if value is None or value.basis == "none":
+        msg = ("No ticket or visit data: map `spend` and `visits` in the survey source, or "
+               "load loyalty transactions.")
+        return theme.empty_figure(msg, height=300), None, None
+    return (value_figure(value),
+            html.Strong(value.sentence, id=f"{PREFIX}-value-text"), _value_note(value))
