@@ -35,6 +35,7 @@ from queries.employees import hidden_in_wave
 from queries.kpis import unit_scope
 from queries.periods import Month
 from queries.sqlfuncs import add_days
+from queries.sqlfuncs import rescaled as rescaled_sql
 from queries.stats import Correlation, MeanCI, Test
 
 ou = schema.org_unit
@@ -838,9 +839,10 @@ def key_drivers(
     joined = sr.outerjoin(cust, cust.c.id == sr.c.customer_id)
     responses = int(conn.execute(select(func.count()).select_from(joined).where(*sel))
                     .scalar_one())
+    # Ratings asked on other scales (a 1-7 attribute) are rescaled onto 1-5 before any sum.
+    rating = rescaled_sql(rt.c.rating, rt.c.scale_min, rt.c.scale_max, (1, 5), (1, 5))
     per_attr = conn.execute(
-        select(rt.c.attribute, func.count(), func.sum(rt.c.rating),
-               func.sum(rt.c.rating * rt.c.rating))
+        select(rt.c.attribute, func.count(), func.sum(rating), func.sum(rating * rating))
         .select_from(joined.join(rt, rt.c.response_pk == sr.c.id))
         .where(*sel)
         .group_by(rt.c.attribute)
@@ -856,7 +858,7 @@ def key_drivers(
     # and their pairwise products over the complete cases.
     pivot = (
         select(y.label("v0"), *[
-            func.max(case((rt.c.attribute == a, rt.c.rating))).label(f"v{i + 1}")
+            func.max(case((rt.c.attribute == a, rating))).label(f"v{i + 1}")
             for i, a in enumerate(kept)])
         .select_from(joined.join(rt, rt.c.response_pk == sr.c.id))
         .where(*sel, rt.c.attribute.in_(kept))
