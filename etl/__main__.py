@@ -50,18 +50,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_results(results) -> bool:
+    """Print one line per source run, then its notes, warnings and errors; True if all ok."""
     ok = True
-    header = f"{'source':<24}{'status':<9}{'read':>9}{'loaded':>9}{'updated':>9}" \
-             f"{'quarant.':>9}{'skipped':>9}{'seconds':>9}"
+    header = (f"{'source':<24}{'status':<9}{'read':>9}{'excluded':>9}{'unchanged':>10}"
+              f"{'loaded':>9}{'updated':>9}{'quarant.':>9}{'partial':>9}{'seconds':>9}")
     print(header)
     for r in results:
-        print(f"{r.source:<24}{r.status:<9}{r.read:>9}{r.inserted:>9}{r.updated:>9}"
-              f"{r.quarantined:>9}{r.skipped:>9}{r.seconds:>9.1f}")
-        if r.notes:
-            shown = {k: v for k, v in sorted(r.notes.items()) if k != "rows_unchanged"}
-            if shown:
-                print("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in shown.items()))
-        if r.error:
+        print(f"{r.source:<24}{r.status:<9}{r.read:>9}{r.excluded:>9}{r.unchanged:>10}"
+              f"{r.inserted:>9}{r.updated:>9}{r.quarantined:>9}{r.partial:>9}{r.seconds:>9.1f}")
+        excluded = {k.removeprefix("excluded_"): v for k, v in sorted(r.notes.items())
+                    if k.startswith("excluded_")}
+        if excluded:
+            print("  excluded: " + ", ".join(f"{k} {v}" for k, v in excluded.items()))
+        shown = {k: v for k, v in sorted(r.notes.items()) if not k.startswith("excluded_")}
+        if shown:
+            print("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in shown.items()))
+        if r.status == "warning":
+            for warning in r.warnings:
+                print(f"  warning: {warning}")
+            print("  top reasons:")
+            for reason, count in r.top_reasons():
+                print(f"    {count:>8,}  {reason}")
+        elif r.error:
             print(f"  {'skipped' if r.status == 'skipped' else 'error'}: {r.error}")
         ok &= r.ok
     return ok
@@ -116,6 +126,12 @@ def _count(value: object) -> str:
     return "" if value is None or pd.isna(value) else f"{int(value)}"
 
 
+def _blank(value: object) -> bool:
+    import pandas as pd
+
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Print each source's last run, watermark and next run."""
     import datetime as dt
@@ -164,6 +180,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif unfinished:
             print(f"  the run started {_stamp(row['started_at'])} did not finish: its process "
                   + (f"({holder}) " if holder else "") + "is gone; the next run takes over")
+        elif row["status"] == "warning" and isinstance(row["error"], str):
+            print(f"  warning: {row['error'][:600]}")
         elif holder:
             print(f"  running now in {holder}")
         if row["status"] in ("failed", ABANDONED) and isinstance(row["error"], str):
@@ -181,8 +199,10 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         print("no quarantined rows" + (f" for {args.source}" if args.source else ""))
         return 0
     for r in rows.itertuples():
-        where = f"{r.file}:{int(r.line)}" if r.line == r.line and r.line is not None else r.file
-        field = f" [{r.field}={r.value!r}]" if r.field else ""
+        where = f"{r.file}:{int(r.line)}" if not _blank(r.line) else r.file
+        value = "(empty)" if _blank(r.value) else repr(r.value)
+        column = "" if _blank(r.column) or r.column == r.field else f"column {r.column!r} -> "
+        field = f" [{column}{r.field} = {value}]" if not _blank(r.field) else ""
         print(f"#{r.id} {r.source} {where}{field}: {r.reason}")
     return 0
 

@@ -32,6 +32,40 @@ class AutoCreate(BaseModel):
     kind: Literal["region", "store", "team"] = "store"
 
 
+class Scale(BaseModel):
+    """A rating scale: `{min = 1, max = 4, favourable = 3}`.
+
+    `favourable` is the lowest answer counted as favourable (top-box); values outside
+    [min, max] are quarantined.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: int = Field(ge=0, le=10)
+    max: int = Field(ge=1, le=10)
+    favourable: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if self.min >= self.max:
+            raise ValueError(f"scale: min ({self.min}) must be below max ({self.max})")
+        if not self.min < self.favourable <= self.max:
+            raise ValueError(f"scale: favourable ({self.favourable}) must lie in "
+                             f"{self.min + 1}..{self.max}")
+        return self
+
+
+# The product's reference scales: what a source without a `scale` declaration is on.
+DEFAULT_SCALES = {
+    "csat": Scale(min=1, max=5, favourable=4),
+    "ces": Scale(min=1, max=7, favourable=5),
+    "rating": Scale(min=1, max=5, favourable=4),
+}
+SCALED_FIELDS = ("csat", "ces")
+NOT_APPLICABLE = "n/a"
+"""A value map's target meaning "no answer" for that one value (e.g. `0 = "n/a"`)."""
+
+
 class HttpOptions(BaseModel):
     """`[source.http]`: how to page through a JSON HTTP export."""
 
@@ -83,6 +117,12 @@ class SourceConfig(BaseModel):
     query: str | None = None
     watermark: str | None = None
     respondent_salt: str | None = None
+    max_quarantine_share: float = Field(
+        0.05, ge=0, le=1,
+        description="A batch with a larger share of quarantined rows ends the run as 'warning'.",
+    )
+    scale: Scale | None = None
+    scales: dict[str, Scale] = Field(default_factory=dict)
     http: HttpOptions | None = None
     auto_create_org_units: AutoCreate | None = None
     columns: dict[str, str] = Field(default_factory=dict)
@@ -100,6 +140,22 @@ class SourceConfig(BaseModel):
             codecs.lookup(value)
         except LookupError as exc:
             raise ValueError(f"unknown encoding {value!r}; expected e.g. utf-8, latin-1") from exc
+        return value
+
+    @field_validator("respondent_salt")
+    @classmethod
+    def _real_salt(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("${") and value.endswith("}"):
+            return value  # read from the environment when used
+        if len(value) < 16:
+            raise ValueError(
+                "too short to protect employee ids (a guessable salt lets anyone with the "
+                "database hash every id and find them): use 16 or more random characters, "
+                "'${ENV_VAR}' to read it from the environment, or leave it out to have one "
+                "generated and kept in CX_DATA_DIR"
+            )
         return value
 
     @field_validator("delimiter")
@@ -133,13 +189,25 @@ class SourceConfig(BaseModel):
         if entity.kind != self.kind:
             raise ValueError(f"entity {entity_name!r} belongs to kind {entity.kind!r}")
         known = set(entity.fields)
+        rated = set(self.attributes) | set(self.items)
         for section in ("columns", "values", "constants"):
-            unknown = sorted(set(getattr(self, section)) - known)
+            allowed = known | rated if section == "values" else known
+            unknown = sorted(set(getattr(self, section)) - allowed)
             if unknown:
                 raise ValueError(
                     f"{section}: unknown field(s) {unknown}; expected fields of "
                     f"{entity_name}: {sorted(known)}"
                 )
+        if self.scale is not None and entity.ratings is None:
+            raise ValueError("scale: only survey attributes and engagement items have a scale")
+        group = entity.ratings or ""
+        scalable = rated | {group} | ({*SCALED_FIELDS} & known)
+        unknown = sorted(set(self.scales) - scalable)
+        if unknown:
+            raise ValueError(
+                f"scales: unknown field(s) {unknown}; expected one of {sorted(scalable)} "
+                f"('{group or 'items'}' for every rated column at once)"
+            )
         if self.attributes and entity.ratings != "attributes":
             raise ValueError("attributes: only survey sources have attribute ratings")
         if self.items and entity.ratings != "items":
@@ -159,6 +227,17 @@ class SourceConfig(BaseModel):
         if self.http is not None and self.adapter != "http_json":
             raise ValueError("http: only the http_json adapter takes [source.http] options")
         return self
+
+    def scale_of(self, field: str) -> Scale | None:
+        """The declared scale of a score field (csat, ces) or of one rated column (an item or
+        attribute): its own entry in `scales`, else the group's (`scales.items`, `scale`);
+        None when the source keeps the product's default scale."""
+        if field in self.scales:
+            return self.scales[field]
+        if field in SCALED_FIELDS:
+            return None
+        group = "items" if field in self.items else "attributes"
+        return self.scales.get(group) or self.scale
 
     @property
     def entity_name(self) -> str:

@@ -400,7 +400,7 @@ adapter = "file"
 location = "engagement/wave_*.*"
 date_format = "%Y-%m-%d"
 schedule = "0 6 * * 1"
-respondent_salt = "acme-demo"
+respondent_salt = "acme-demo-salt-3f9c1e7b52d4"
 [source.columns]
 respondent = "Employee ID"
 org_unit_id = "Store"

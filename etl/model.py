@@ -42,7 +42,8 @@ class Entity:
     # Extra 1-5 rated columns declared per source (survey attributes, engagement items).
     ratings: Literal["attributes", "items"] | None = None
     rating_range: tuple[int, int] = (1, 5)
-    # At least one of these must be present on a row.
+    # The scores of a row; a row with none of them loads (its comment counts) but enters
+    # no metric.
     any_of: tuple[str, ...] = ()
     per_source_key: bool = True
     extra: dict[str, str] = field(default_factory=dict)
@@ -116,6 +117,8 @@ ENTITIES: dict[str, Entity] = {
             "wait_minutes": FieldSpec(type="float", min=0),
             # Receipts net of returns can be negative: a refund is data, not an error.
             "spend": FieldSpec(type="float"),
+            # How often the customer says they visit (the survey's own period, e.g. a year).
+            "visits": FieldSpec(type="float", min=0),
             "comment": FieldSpec(type="text"),
         },
     ),

@@ -27,7 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from queries import schema
 from queries.periods import Month
-from queries.sqlfuncs import day_of, month_of
+from queries.sqlfuncs import day_of, month_of, rescaled
 
 sr = schema.survey_response
 tx = schema.loyalty_transaction
@@ -64,14 +64,20 @@ def refresh_survey(conn: Connection, months: Iterable[str] | None = None) -> int
             sr.c.device, sr.c.interaction]
     day = day_of(sr.c.submitted_at)
     month = month_of(sr.c.submitted_at)
+    # Each answer is counted favourable by its own scale's rule; sums are rescaled onto the
+    # reference scales (CSAT 1-5, CES 1-7) so sources on different scales share one mean.
+    csat = rescaled(sr.c.csat, sr.c.csat_min, sr.c.csat_max, (1, 5), (1, 5))
+    ces = rescaled(sr.c.ces, sr.c.ces_min, sr.c.ces_max, (1, 7), (1, 7))
     query = (
         select(
             day, month, *dims,
             func.count(),
             func.count(sr.c.nps), _count_if(sr.c.nps >= 9), _count_if(sr.c.nps <= 6),
-            func.count(sr.c.csat), _count_if(sr.c.csat >= 4), func.coalesce(func.sum(sr.c.csat), 0),
-            func.count(sr.c.ces), func.coalesce(func.sum(sr.c.ces), 0),
-            func.coalesce(func.sum(sr.c.ces * sr.c.ces), 0), _count_if(sr.c.ces >= 5),
+            func.count(sr.c.csat), _count_if(sr.c.csat >= func.coalesce(sr.c.csat_top, 4)),
+            func.coalesce(func.sum(csat), 0.0),
+            func.count(sr.c.ces), func.coalesce(func.sum(ces), 0.0),
+            func.coalesce(func.sum(ces * ces), 0.0),
+            _count_if(sr.c.ces >= func.coalesce(sr.c.ces_top, 5)),
             func.count(sr.c.spend), func.coalesce(func.sum(sr.c.spend), 0.0),
         )
         .select_from(sr.outerjoin(cust, cust.c.id == sr.c.customer_id))
@@ -120,9 +126,13 @@ def refresh_engagement(conn: Connection, months: Iterable[str] | None = None) ->
     in_months = _in_months(er.c.wave, months, dates=True)
     for agg in (items, units):
         conn.execute(delete(agg).where(_in_months(agg.c.wave, months, dates=True)))
+    # Favourable by each answer's own scale (a 1-4 item is favourable at 3 and 4, not at 4
+    # only); means rescaled onto 1-5.
+    score = rescaled(es.c.score, es.c.scale_min, es.c.scale_max, (1, 5), (1, 5))
     by_item = (
-        select(er.c.wave, er.c.org_unit_id, es.c.item, func.count(), _count_if(es.c.score >= 4),
-               func.sum(es.c.score), func.sum(es.c.score * es.c.score))
+        select(er.c.wave, er.c.org_unit_id, es.c.item, func.count(),
+               _count_if(es.c.score >= func.coalesce(es.c.favourable, 4)),
+               func.sum(score), func.sum(score * score))
         .select_from(es.join(er, er.c.id == es.c.response_pk))
         .where(in_months)
         .group_by(er.c.wave, er.c.org_unit_id, es.c.item)

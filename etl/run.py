@@ -17,11 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import secrets
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
@@ -66,10 +70,12 @@ class RunResult:
     source: str
     status: str = "running"
     read: int = 0
+    excluded: int = 0
+    unchanged: int = 0
     inserted: int = 0
     updated: int = 0
     quarantined: int = 0
-    skipped: int = 0
+    partial: int = 0
     seconds: float = 0.0
     error: str | None = None
     run_id: int | None = None
@@ -77,12 +83,23 @@ class RunResult:
     rejected: list[str] = field(default_factory=list)
     touched_months: set[str] = field(default_factory=set)
     notes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
-        """True when the run loaded everything it could read, or was skipped because the
-        source is being loaded elsewhere at this moment."""
+        """True when the run loaded everything it could read without too many bad rows, or
+        was skipped because the source is being loaded elsewhere at this moment."""
         return self.status in ("success", SKIPPED)
+
+    @property
+    def skipped(self) -> int:
+        """Rows read but not written: excluded non-answers plus unchanged rows."""
+        return self.excluded + self.unchanged
+
+    def top_reasons(self, limit: int = 5) -> list[tuple[str, int]]:
+        """The most frequent quarantine reasons of this run, with their counts."""
+        return self.reasons.most_common(limit)
 
     def note(self, key: str, count: int = 1) -> None:
         """Count something worth reporting (excluded rows by reason, skipped files...)."""
@@ -196,6 +213,8 @@ def _finish_run(engine: Engine, result: RunResult) -> None:
                 rows_updated=result.updated,
                 rows_quarantined=result.quarantined,
                 rows_skipped=result.skipped,
+                rows_excluded=result.excluded,
+                rows_unchanged=result.unchanged,
                 watermark=result.watermark,
                 error=result.error,
                 notes=json.dumps(result.notes, sort_keys=True) if result.notes else None,
@@ -340,38 +359,65 @@ def _auto_create_units(conn: Connection, cfg: SourceConfig, entity: Entity,
     result.note("org_units_created", len(missing))
 
 
-def _new_quarantine(conn: Connection, cfg: SourceConfig, records: list[dict[str, object]]
-                    ) -> list[dict[str, object]]:
-    """Drop records already in quarantine: an incremental read re-reads its boundary row."""
-    if not records or cfg.adapter in FILE_ADAPTERS:
-        return records
+def _replace_quarantine(conn: Connection, cfg: SourceConfig, row_keys: Sequence[str],
+                        records: list[dict[str, object]], run_id: int) -> None:
+    """Keep one record set per bad row: this batch's rows replace their earlier records.
+
+    A re-exported file (a row added, rows moved) or an incremental re-read of the boundary
+    row used to quarantine the same bad rows again on every run; a row that now loads
+    cleanly leaves quarantine. Rows are matched by natural key, or by a hash of their
+    content where the key is missing.
+    """
     q = schema.quarantine
-    raws = sorted({str(r["raw"]) for r in records})
-    seen: set[tuple] = set()
-    for start in range(0, len(raws), 500):
-        rows = conn.execute(select(q.c.raw, q.c.field, q.c.reason).where(
-            q.c.source == cfg.name, q.c.raw.in_(raws[start:start + 500]))).all()
-        seen |= {tuple(r) for r in rows}
-    return [r for r in records if (r["raw"], r["field"], r["reason"]) not in seen]
+    has_any = conn.execute(select(q.c.id).where(q.c.source == cfg.name,
+                                                q.c.row_key.is_not(None)).limit(1)).first()
+    if has_any is not None:
+        keys = sorted(set(row_keys))
+        for start in range(0, len(keys), 900):
+            conn.execute(delete(q).where(q.c.source == cfg.name,
+                                         q.c.row_key.in_(keys[start:start + 900])))
+    if records:
+        stamp = now()
+        conn.execute(insert(q), [{**r, "run_id": run_id, "source": cfg.name,
+                                  "created_at": stamp} for r in records])
+
+
+def _reason_label(record: dict[str, object]) -> str:
+    """A quarantine reason without its row's values, naming the field and the source column,
+    so that equal problems count together in the run summary."""
+    reason = str(record["reason"]).removesuffix(" (value dropped, row loaded)")
+    reason = re.sub(r" \(first seen on line \d+\)|\s*'[^']*'|\s*\"[^\"]*\"", "", reason)
+    field_name, column = record.get("field"), record.get("column")
+    if field_name in (None, "(row)"):
+        return reason
+    shown = f"{field_name}" + (f" (column {column!r})" if column and column != field_name
+                               and column != "(constant)" else "")
+    return f"{shown}: {reason}"
 
 
 def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int,
-               result: RunResult) -> None:
+               result: RunResult, salt: str | None = None) -> None:
     """Validate and write one batch inside the caller's transaction, then refresh rollups."""
     entity: Entity = ENTITIES[cfg.entity_name]
-    checked = validate_batch(batch, cfg, _known_lookup(conn, cfg))
-    result.read += checked.read
+    checked = validate_batch(batch, cfg, _known_lookup(conn, cfg), salt=salt)
+    excluded = sum(batch.excluded.values())
+    result.read += checked.read + excluded
+    result.excluded += excluded
     result.quarantined += checked.bad_rows
+    result.partial += checked.partial_rows
+    result.note("rows_without_score", checked.unscored)
+    result.note("rows_with_values_dropped", checked.partial_rows)
     for reason, count in batch.excluded.items():
         result.note(f"excluded_{reason}", count)
-        result.skipped += count
+    result.reasons.update(_reason_label(r) for r in checked.quarantine)
+    bad = checked.bad_rows + checked.partial_rows
+    if checked.read and bad / checked.read > cfg.max_quarantine_share:
+        result.warnings.append(
+            f"{batch.origin}: {bad:,} of {checked.read:,} rows ({bad / checked.read:.1%}) "
+            f"quarantined or loaded without a bad value, above max_quarantine_share "
+            f"{cfg.max_quarantine_share:.0%}")
+    _replace_quarantine(conn, cfg, checked.row_keys, checked.quarantine, run_id)
     stamp = now()
-    fresh = _new_quarantine(conn, cfg, checked.quarantine)
-    if fresh:
-        conn.execute(
-            insert(schema.quarantine),
-            [{**q, "run_id": run_id, "source": cfg.name, "created_at": stamp} for q in fresh],
-        )
     frame = checked.frame
     months: set[str] = set()
     if not frame.empty:
@@ -387,12 +433,11 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         counts = upsert(conn, entity.table, frame, key, track_month=date_col)
         result.inserted += counts.inserted
         result.updated += counts.updated
-        result.skipped += counts.unchanged
-        result.note("rows_unchanged", counts.unchanged)
+        result.unchanged += counts.unchanged
         if date_col:
             months = _month_keys(frame[date_col]) | counts.old_months
         if checked.ratings is not None and not checked.ratings.empty:
-            _write_ratings(conn, entity, frame, checked.ratings, key)
+            _write_ratings(conn, cfg, entity, frame, checked.ratings, key)
         if entity.name == "customers" and (counts.inserted or counts.updated):
             # Segments live on customers: every survey and sale month may regroup.
             refresh_survey(conn)
@@ -407,8 +452,8 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         result.watermark = batch.watermark
 
 
-def _write_ratings(conn: Connection, entity: Entity, frame: pd.DataFrame, ratings: pd.DataFrame,
-                   key: Sequence[str]) -> None:
+def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: pd.DataFrame,
+                   ratings: pd.DataFrame, key: Sequence[str]) -> None:
     child = schema.survey_rating if entity.ratings == "attributes" else schema.engagement_score
     name_col = "attribute" if entity.ratings == "attributes" else "item"
     value_col = "rating" if entity.ratings == "attributes" else "score"
@@ -426,6 +471,11 @@ def _write_ratings(conn: Connection, entity: Entity, frame: pd.DataFrame, rating
     long = wide.melt(id_vars="response_pk", var_name=name_col, value_name=value_col)
     long = long.dropna(subset=[value_col])
     long[value_col] = long[value_col].astype(int)
+    # Each answer keeps the scale it was asked on; NULL is the default 1-5 scale.
+    scales = {name: cfg.scale_of(name) for name in ratings.columns}
+    for part, attr in (("scale_min", "min"), ("scale_max", "max"), ("favourable", "favourable")):
+        long[part] = [getattr(scales[n], attr) if scales[n] is not None else None
+                      for n in long[name_col]]
     replace_children(conn, child, "response_pk", name_col, value_col, long,
                      [int(p) for p in merged["pk"].dropna()])
 
@@ -466,10 +516,12 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
         return result
     try:
         result.run_id = _start_run(engine, cfg.name)
+        salt = respondent_salt(cfg) if ENTITIES[cfg.entity_name].name == \
+            "engagement_responses" else None
         for done, batch in enumerate(_batches(engine, cfg, result), start=1):
             try:
                 with engine.begin() as conn:
-                    load_batch(conn, cfg, batch, result.run_id, result)
+                    load_batch(conn, cfg, batch, result.run_id, result, salt=salt)
             except TransientSourceError:
                 raise
             except SourceError as err:
@@ -485,11 +537,15 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
                     batch.origin, f"could not be loaded ({type(err).__name__}: {err})"))
             if progress:
                 progress(cfg.name, done, result.read)
-        result.status = "failed" if result.rejected else "success"
+        result.status = ("failed" if result.rejected else "warning" if result.warnings
+                         else "success")
         if result.inserted + result.updated > 1000:
             refresh_statistics(engine, cfg.entity_name)
         if result.rejected:
             result.error = "; ".join(result.rejected)
+        elif result.warnings:
+            top = "; ".join(f"{reason}: {count:,}" for reason, count in result.top_reasons())
+            result.error = "; ".join(result.warnings) + (f". Top reasons: {top}" if top else "")
     except SourceError as err:
         result.status = "failed"
         result.error = str(err)
@@ -503,6 +559,46 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
             _finish_run(engine, result)
         release_lock(engine, cfg.name, holder)
     return result
+
+
+def respondent_salt(cfg: SourceConfig, data_dir: Path | None = None) -> str:
+    """The salt of `cfg`'s respondent hashes: the configured one (`${VAR}` read from the
+    environment), else one generated once and kept in CX_DATA_DIR/respondent_salt.
+
+    The source's name used to be the salt when none was set: anyone holding the database
+    could then hash every employee id and find each respondent.
+    """
+    value = cfg.respondent_salt
+    if value is not None:
+        if value.startswith("${") and value.endswith("}"):
+            name = value[2:-1]
+            got = os.environ.get(name, "")
+            if len(got) < 16:
+                raise SourceError(cfg.name, f"respondent_salt: environment variable {name} is "
+                                  "unset or shorter than 16 characters")
+            return got
+        return value
+    if data_dir is None:
+        from queries.settings import get_settings
+
+        data_dir = get_settings().cx_data_dir
+    path = data_dir / "respondent_salt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".respondent_salt.{os.getpid()}")
+        tmp.write_text(secrets.token_urlsafe(32))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # atomic and exclusive: two processes agree on one salt
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    salt = path.read_text().strip()
+    if len(salt) < 16:
+        raise SourceError(str(path), "respondent salt file is empty or too short; delete it "
+                          "only if no engagement data was loaded with it")
+    return f"{salt}:{cfg.name}"
 
 
 def refresh_statistics(engine: Engine, entity_name: str) -> None:

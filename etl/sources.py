@@ -8,6 +8,7 @@ and contributes nothing.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import glob
@@ -114,10 +115,19 @@ def _unique_header(header: list[str]) -> list[str]:
 
 
 def decode(data: bytes, encoding: str, origin: str) -> str:
-    """Decode file bytes strictly; a wrong encoding rejects the file with its position."""
+    """Decode file bytes strictly; a wrong encoding rejects the file with its position.
+
+    A UTF-16 or UTF-32 byte-order mark wins over the configured encoding: Excel's "Unicode
+    text" export is UTF-16 with a BOM, and no 8-bit encoding starts a text with those bytes.
+    """
     codec = encoding
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
         codec = "utf-8-sig"  # a BOM is noise, not part of the first column's name
+    for bom, wide in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                      (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            codec = wide  # the codec reads the BOM's byte order and drops the mark
+            break
     try:
         return data.decode(codec)
     except UnicodeDecodeError as exc:
@@ -130,6 +140,47 @@ def decode(data: bytes, encoding: str, origin: str) -> str:
         ) from None
 
 
+DELIMITERS = ",;\t|"
+
+
+def sniff_delimiter(text: str, origin: str) -> str:
+    """The delimiter of delimited text, among `, ; TAB |`.
+
+    Sniffed on whole lines with their line endings normalised: on text still holding
+    `\r\n` the standard sniffer fails and a silent fallback to `,` turned a semicolon file
+    into one column. A header that holds exactly one candidate decides alone (most exports);
+    otherwise the sniffer weighs the candidates over the first lines. When neither works the
+    file is rejected with a message saying how to fix it, instead of guessing.
+    """
+    lines = [ln for ln in text[:64_000].splitlines() if ln.strip()]
+    if len(lines) > 1 and len(text) > 64_000:
+        lines = lines[:-1]  # the sample cut the last line short
+    if not lines:
+        raise SourceError(origin, "file is empty")
+    header = lines[0]
+    present = [d for d in DELIMITERS if d in header]
+    if len(present) == 1:
+        return present[0]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines[:200]) + "\n",
+                                   delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        pass
+    # One column is a legitimate file (a list of codes): no delimiter in any line.
+    if not present and not any(d in ln for ln in lines[:200] for d in DELIMITERS):
+        return ","
+    counts = ", ".join(f"{_delimiter_name(d)} x{header.count(d)}" for d in present)
+    raise SourceError(
+        origin,
+        f"could not detect the delimiter (header: {counts or 'none of , ; TAB |'}); set "
+        "`delimiter` in the source config, e.g. delimiter = \";\"",
+    )
+
+
+def _delimiter_name(d: str) -> str:
+    return {"\t": "TAB", ",": "','", ";": "';'", "|": "'|'"}[d]
+
+
 def read_records(
     text: str, delimiter: str | None, origin: str
 ) -> tuple[list[list[str]], list[int]]:
@@ -137,11 +188,7 @@ def read_records(
     if not text.strip():
         raise SourceError(origin, "file is empty")
     if delimiter is None:
-        sample = text[:64_000]
-        try:
-            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
+        delimiter = sniff_delimiter(text, origin)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     records: list[list[str]] = []
     lines: list[int] = []

@@ -1,8 +1,9 @@
 """Map a raw batch onto the reporting model and check every value.
 
-Rows with any bad value go to quarantine, one record per bad field, naming the file, line,
-field, value and reason; every other row loads. Checks run column-wise with pandas so a
-batch of a million rows is validated in seconds.
+Rows with a bad key, required field or reference go to quarantine, one record per bad field,
+naming the file, line, field, the source's column, value and reason; a bad optional value is
+dropped and recorded while the rest of its row loads; every other row loads. Checks run
+column-wise with pandas so a batch of a million rows is validated in seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from etl.config import SourceConfig
+from etl.config import DEFAULT_SCALES, NOT_APPLICABLE, SCALED_FIELDS, Scale, SourceConfig
 from etl.model import ENTITIES, Entity, FieldSpec
 from etl.sources import RawBatch, SourceError
 
@@ -33,12 +34,14 @@ UTC_OFFSET = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d{2}
 
 @dataclass
 class Problem:
-    """One bad value of one row."""
+    """One bad value of one row; `fatal` when the row cannot load without it."""
 
     index: int
     field: str
     value: object
     reason: str
+    column: str | None = None
+    fatal: bool = True
 
 
 @dataclass
@@ -51,6 +54,9 @@ class Validated:
     read: int
     bad_rows: int = 0
     problems: list[Problem] = field(default_factory=list)
+    partial_rows: int = 0
+    row_keys: list[str] = field(default_factory=list)
+    unscored: int = 0
 
 
 def _norm(name: str) -> str:
@@ -123,9 +129,9 @@ def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series
         if _missing(v):
             return None
         key = str(v)
-        if key in mapping:
-            return mapping[key]
-        return folded.get(_norm(key), v)
+        out = mapping[key] if key in mapping else folded.get(_norm(key), v)
+        # `0 = "n/a"`: this one value means "no answer" in this one column.
+        return None if isinstance(out, str) and out.casefold() == NOT_APPLICABLE else out
 
     return pd.Series([convert(v) for v in series], index=series.index, dtype=object)
 
@@ -240,17 +246,32 @@ def _reason_for(template: str, value: object, spec: FieldSpec, name: str) -> str
     return template
 
 
+def respondent_hash(value: object, salt: str) -> str | None:
+    """The stored key of an employee id: a salted SHA-256, never the id itself."""
+    return None if _missing(value) else hashlib.sha256(f"{salt}:{value}".encode()).hexdigest()[:40]
+
+
+def _scale_spec(scale: Scale, base: FieldSpec | None = None) -> FieldSpec:
+    return FieldSpec(type="int", min=scale.min, max=scale.max,
+                     required=base.required if base else False)
+
+
 def validate_batch(
     batch: RawBatch,
     cfg: SourceConfig,
     known: KnownLookup,
     *,
     now: dt.datetime | None = None,
+    salt: str | None = None,
 ) -> Validated:
     """Map `batch` through `cfg` and check every row; return good rows and quarantine records.
 
     `known(kind, values)` answers which of `values` exist in the database (kind is "org_unit"
-    or "customer"), so checks scale with the batch, not with the table.
+    or "customer"), so checks scale with the batch, not with the table. A bad value of an
+    optional field (a CSAT out of its scale next to a valid NPS) drops that field only: the
+    row loads and the quarantine records what was dropped. A bad required field, key or
+    reference rejects the row. `salt` hashes engagement respondents (default: the source's
+    configured salt); their ids never reach the quarantine either.
     """
     now = now or dt.datetime.now()
     entity: Entity = ENTITIES[cfg.entity_name]
@@ -260,6 +281,7 @@ def validate_batch(
     na = set(cfg.na_values)
     problems: list[Problem] = []
     index = raw.index
+    salt = salt if salt is not None else (cfg.respondent_salt or cfg.name)
 
     counts = raw.attrs.get("field_counts")
     width = raw.attrs.get("width")
@@ -268,80 +290,181 @@ def validate_batch(
         for i, c in enumerate(counts):
             if c != width:
                 ragged.add(i)
-                problems.append(Problem(i, "(row)", c, f"has {c} fields, the header has {width}"))
+                problems.append(Problem(i, "(row)", c, f"has {c} fields, the header has {width}",
+                                        fatal=True))
 
     out: dict[str, pd.Series] = {}
-    bad_of: dict[str, pd.Series] = {}
+    key_fields = set(entity.key) | {"respondent"}
     for fname, spec in entity.fields.items():
+        column = resolved.get(fname)
         if fname in resolved:
             values = _clean_text(raw[resolved[fname]], na)
         elif fname in cfg.constants:
             values = pd.Series([cfg.constants[fname]] * n, index=index, dtype=object)
+            column = "(constant)"
         else:
             values = pd.Series([spec.default] * n, index=index, dtype=object)
         values = _apply_value_map(values, cfg.values.get(fname, {}))
-        typed, bad, reasons = _check_field(fname, spec, values, cfg, now)
+        scale = cfg.scale_of(fname) if fname in SCALED_FIELDS else None
+        checked_spec = _scale_spec(scale, spec) if scale is not None else spec
+        typed, bad, reasons = _check_field(fname, checked_spec, values, cfg, now)
+        fatal = spec.required or fname in key_fields
         if spec.required:
             missing = typed.isna() & ~bad
             for i in np.flatnonzero(missing.to_numpy()):
-                problems.append(Problem(int(i), fname, None, "required field is missing"))
+                problems.append(Problem(int(i), fname, None, "required field is missing",
+                                        column=column, fatal=True))
         for i in np.flatnonzero(bad.to_numpy()):
-            problems.append(
-                Problem(int(i), fname, values.iloc[i], _reason_for(reasons.iloc[i], values.iloc[i],
-                                                                     spec, fname))
-            )
+            problems.append(Problem(int(i), fname, values.iloc[i],
+                                    _reason_for(reasons.iloc[i], values.iloc[i], spec, fname),
+                                    column=column, fatal=fatal))
         out[fname] = typed
-        bad_of[fname] = bad
+        if scale is not None and fname in resolved:
+            for part, number in (("min", scale.min), ("max", scale.max),
+                                 ("top", scale.favourable)):
+                out[f"{fname}_{part}"] = pd.Series(
+                    [number if v is not None and not pd.isna(v) else None for v in typed],
+                    index=index, dtype=object)
 
     rating_cols = {k: v for k, v in resolved.items() if "." in k}
     ratings: dict[str, pd.Series] = {}
-    lo, hi = entity.rating_range
-    rating_spec = FieldSpec(type="int", min=lo, max=hi)
     for target in rating_cols:
         values = _clean_text(raw[rating_cols[target]], na)
         _section, _, rname = target.partition(".")
         values = _apply_value_map(values, cfg.values.get(rname, {}))
-        typed, bad, reasons = _check_field(target, rating_spec, values, cfg, now)
+        scale = cfg.scale_of(rname) or DEFAULT_SCALES["rating"]
+        typed, bad, reasons = _check_field(target, _scale_spec(scale), values, cfg, now)
         for i in np.flatnonzero(bad.to_numpy()):
-            problems.append(Problem(int(i), target, values.iloc[i], reasons.iloc[i]))
+            problems.append(Problem(int(i), target, values.iloc[i], reasons.iloc[i],
+                                    column=rating_cols[target], fatal=False))
         ratings[rname] = typed
 
-    if entity.any_of:
-        none = pd.Series(True, index=index)
-        for fname in entity.any_of:
-            # A score that is there but bad is already quarantined with its own reason; a
-            # second "no score" record for the same row would be wrong.
-            none &= out[fname].isna() & ~bad_of[fname]
-        for i in np.flatnonzero(none.to_numpy()):
-            problems.append(Problem(int(i), "|".join(entity.any_of), None,
-                                    f"no score: at least one of {', '.join(entity.any_of)} "
-                                    "is required"))
-
     frame = pd.DataFrame(out, index=index)
+    respondent_col = resolved.get("respondent")
     if entity.name == "engagement_responses":
-        salt = cfg.respondent_salt or cfg.name
-        frame["respondent_key"] = [
-            None if _missing(v) else hashlib.sha256(f"{salt}:{v}".encode()).hexdigest()[:40]
-            for v in frame.pop("respondent")
-        ]
+        frame["respondent_key"] = [respondent_hash(v, salt) for v in frame.pop("respondent")]
 
     _check_references(frame, entity, known, problems)
     _check_duplicate_keys(frame, entity, batch, problems)
+    for p in problems:
+        if p.column is None and p.field in resolved:
+            p.column = resolved[p.field]
     # A ragged row's values sit under the wrong columns: its "(row)" record says what is wrong;
     # checks of its shifted values would add records blaming fields that are not at fault.
     problems = [p for p in problems if p.index not in ragged or p.field == "(row)"]
 
-    bad_idx = sorted({p.index for p in problems})
-    records = [_quarantine_record(p, batch, raw) for p in sorted(problems, key=lambda p: p.index)]
-    good = frame.drop(index=frame.index[bad_idx])
+    rejected = sorted({p.index for p in problems if p.fatal})
+    rejected_set = set(rejected)
+    dropped = [p for p in problems if not p.fatal and p.index not in rejected_set]
+    for p in dropped:
+        # Only this value is bad: blank it and load the rest of the row.
+        if p.field.startswith(("attributes.", "items.")):
+            ratings[p.field.partition(".")[2]].iloc[p.index] = pd.NA
+        else:
+            frame.loc[frame.index[p.index], p.field] = None
+            for part in ("min", "max", "top"):
+                if f"{p.field}_{part}" in frame:
+                    frame.loc[frame.index[p.index], f"{p.field}_{part}"] = None
+        p.reason += " (value dropped, row loaded)"
+    partial = sorted({p.index for p in dropped})
+
+    row_keys = _row_keys(frame, entity, raw, ragged)
+    private = _private_columns(entity, resolved)
+    records = _quarantine_records(problems, batch, raw, row_keys, private, respondent_col, salt)
+    good = frame.drop(index=frame.index[rejected])
     rating_frame = None
     if ratings:
-        wide = pd.DataFrame(ratings, index=index).drop(index=index[bad_idx])
-        rating_frame = wide
-    good = good.reset_index(drop=True)
-    if rating_frame is not None:
+        rating_frame = pd.DataFrame(ratings, index=index).drop(index=index[rejected])
         rating_frame = rating_frame.reset_index(drop=True)
-    return Validated(good, rating_frame, records, n, len(bad_idx), problems)
+    if entity.any_of:
+        scored = pd.Series(False, index=good.index)
+        for fname in entity.any_of:
+            scored |= good[fname].notna()
+        unscored = int((~scored).sum())
+    else:
+        unscored = 0
+    good = good.reset_index(drop=True)
+    return Validated(good, rating_frame, records, n, len(rejected), problems,
+                     partial_rows=len(partial), row_keys=row_keys,
+                     unscored=unscored)
+
+
+def _row_keys(frame: pd.DataFrame, entity: Entity, raw: pd.DataFrame,
+              ragged: set[int]) -> list[str]:
+    """Per row: its natural key, or a hash of its content where the key is missing or bad.
+
+    One row keeps one set of quarantine records however often its file is re-exported,
+    and a row that later loads clears them.
+    """
+    key = ["respondent_key" if k == "respondent" else k for k in entity.key]
+    keyed = frame[key].astype(object)
+    complete = keyed.notna().all(axis=1).to_numpy()
+    texts = ["\x1f".join(str(v) for v in row) for row in keyed.itertuples(index=False)]
+    out: list[str] = []
+    content: list[str] | None = None
+    for i, ok in enumerate(complete):
+        if ok and i not in ragged:
+            out.append("k:" + hashlib.sha256(texts[i].encode()).hexdigest()[:40])
+            continue
+        if content is None:
+            content = ["\x1f".join("" if _missing(v) else str(v) for v in row)
+                       for row in raw.itertuples(index=False)]
+        out.append("h:" + hashlib.sha256(content[i].encode()).hexdigest()[:40])
+    return out
+
+
+def _private_columns(entity: Entity, resolved: dict[str, str]) -> set[str]:
+    """Source columns whose values never go to quarantine: employees' free text."""
+    if entity.name != "engagement_responses":
+        return set()
+    return {resolved[f] for f in ("comment",) if f in resolved}
+
+
+def _quarantine_records(
+    problems: list[Problem], batch: RawBatch, raw: pd.DataFrame, row_keys: list[str],
+    private: set[str], respondent_col: str | None, salt: str,
+) -> list[dict[str, object]]:
+    """Quarantine records of `problems`, built once per bad row, not once per problem:
+    `raw.iloc[i]` per problem deep-copied the frame's attrs each time (5x slower loads)."""
+    if not problems:
+        return []
+    rows = sorted({p.index for p in problems})
+    sub = raw.iloc[rows]
+    columns = [str(c) for c in sub.columns]
+    hidden = {c for c in columns if c in private}
+    raws: dict[int, str] = {}
+    for i, values in zip(rows, sub.itertuples(index=False, name=None), strict=True):
+        row = {}
+        for col, v in zip(columns, values, strict=True):
+            if _missing(v):
+                row[col] = None
+            elif col == respondent_col:
+                row[col] = "sha256:" + str(respondent_hash(v, salt))
+            elif col in hidden:
+                row[col] = "(not kept)"
+            else:
+                row[col] = str(v)
+        raws[i] = json.dumps(row, ensure_ascii=False)
+    records = []
+    for p in sorted(problems, key=lambda p: p.index):
+        value = p.value
+        if _missing(value):
+            value = None
+        elif p.column is not None and p.column == respondent_col:
+            value = "sha256:" + str(respondent_hash(value, salt))
+        elif p.column in hidden:
+            value = "(not kept)"
+        records.append({
+            "file": batch.origin,
+            "line": batch.lines[p.index],
+            "field": p.field,
+            "column": p.column,
+            "value": None if value is None else str(value),
+            "reason": p.reason,
+            "raw": raws[p.index],
+            "row_key": row_keys[p.index],
+        })
+    return records
 
 
 def _check_references(
@@ -390,20 +513,3 @@ def _check_duplicate_keys(
         shown = row[0] if len(row) == 1 else row
         problems.append(Problem(int(i), "+".join(entity.key), shown,
                                 f"duplicate key {shown!r} (first seen on line {first_line[row]})"))
-
-
-def _quarantine_record(p: Problem, batch: RawBatch, raw: pd.DataFrame) -> dict[str, object]:
-    row = raw.iloc[p.index]
-    raw_row = {str(k): (None if v is None or (isinstance(v, float) and v != v) else str(v))
-               for k, v in row.items()}
-    value = p.value
-    if isinstance(value, float) and value != value:
-        value = None
-    return {
-        "file": batch.origin,
-        "line": batch.lines[p.index],
-        "field": p.field,
-        "value": None if value is None else str(value),
-        "reason": p.reason,
-        "raw": json.dumps(raw_row, ensure_ascii=False),
-    }

@@ -66,8 +66,51 @@ def kpi_report(conn: Any, *, period: Month, compare: Month | None, filters: Any)
     }
 
 
+def _counts_line(counts: dict[str, float]) -> str:
+    from queries.formatting import money
+
+    return (f"  answers {counts['responses']:,} · NPS answers {counts['nps_n']:,}: promoters "
+            f"{counts['promoters']:,}, passives {counts['passives']:,}, detractors "
+            f"{counts['detractors']:,} · CSAT answers {counts['csat_n']:,}, top-2-box "
+            f"{counts['csat_top2']:,} · CES answers {counts['ces_n']:,}, easy "
+            f"{counts['ces_agree']:,} · transactions {counts['txns']:,}, revenue "
+            f"{money(counts['revenue'])}")
+
+
+def cmd_window(args: argparse.Namespace) -> int:
+    """Print survey and sales measures over a window of months with their counts."""
+    from queries.formatting import money
+    from queries.kpis import latest_full_month
+    from queries.window import window_kpis
+
+    with _engine().connect() as conn:
+        last = Month.parse(args.to) if args.to else latest_full_month(conn)
+        if last is None:
+            print("error: the reporting database holds no data yet", file=sys.stderr)
+            return 1
+        first = Month.parse(args.from_) if args.from_ else last.shift(-(args.months - 1))
+        result = window_kpis(conn, first=first, last=last, filters=_filters(args))
+    if args.json:
+        print(json.dumps(_jsonable({**result.as_dict(), "filters": _filters(args).active()}),
+                         indent=2, ensure_ascii=False))
+        return 0
+    print(f"{first.label} to {last.label} ({result.months} months)"
+          + (f" · {_filters(args).active()}" if _filters(args).active() else ""))
+    rows = [("NPS", result.nps, "{:+.1f}", " pts"), ("CSAT", result.csat, "{:.1f}%", " pts"),
+            ("CES", result.ces, "{:.2f}", ""), ("CES % easy", result.ces_agree, "{:.1f}%", " pts")]
+    for label, est, fmt, unit in rows:
+        value = "no data" if est.value is None else fmt.format(est.value)
+        moe = "" if est.moe is None else f"±{est.moe:.2f}{unit}"
+        print(f"  {label:<22}{value:>12}  n={est.n:<8,}{moe}")
+    print(f"  {'Revenue':<22}{money(result.counts['revenue']):>12}  "
+          f"transactions={result.counts['txns']:,}")
+    print(_counts_line(result.counts))
+    return 0
+
+
 def cmd_kpis(args: argparse.Namespace) -> int:
-    """Print the KPI set (a table, or JSON with --json)."""
+    """Print the KPI set (a table, or JSON with --json); over a window with --from/--to or
+    --months."""
     from queries.formatting import (
         fmt_delta,
         fmt_moe,
@@ -77,7 +120,15 @@ def cmd_kpis(args: argparse.Namespace) -> int:
         fmt_value,
     )
     from queries.kpis import kpis, latest_full_month
+    from queries.window import window_kpis
 
+    if args.from_ or args.to or args.months:
+        if args.period or args.compare:
+            raise ValueError("--period/--compare and --from/--to/--months do not mix")
+        if args.from_ and args.months:
+            raise ValueError("give --from or --months, not both")
+        args.months = args.months or 1
+        return cmd_window(args)
     with _engine().connect() as conn:
         period = Month.parse(args.period) if args.period else latest_full_month(conn)
         if period is None:
@@ -85,6 +136,8 @@ def cmd_kpis(args: argparse.Namespace) -> int:
             return 1
         compare = Month.parse(args.compare) if args.compare else None
         report = kpi_report(conn, period=period, compare=compare, filters=_filters(args))
+        counts = window_kpis(conn, first=period, last=period, filters=_filters(args)).counts
+        report["counts"] = counts
         s = get_settings()
         from queries.kpis import Settings
 
@@ -103,6 +156,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
               f"{change:>14} {fmt_significance(k) or fmt_reason(k)}{flags}")
     verdict = report["signals_verdict"]
     print(f"{verdict['heading']}" + (f": {verdict['reason']}" if verdict["reason"] else ""))
+    print(_counts_line(counts))
     for sig in report["signals"]:
         print(f"  ! {sig['text']}")
     return 0
@@ -135,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("kpis", help="the KPI set: value, n, margin, change, significance")
     k.add_argument("--period", help="YYYY-MM (default: the last full month with data)")
     k.add_argument("--compare", help="YYYY-MM (default: the month before)")
+    k.add_argument("--from", dest="from_", metavar="YYYY-MM",
+                   help="first month of a window (with --to; counts summed over it)")
+    k.add_argument("--to", metavar="YYYY-MM", help="last month of a window (default: the "
+                   "last full month)")
+    k.add_argument("--months", type=int, help="window of N months ending with --to")
     k.add_argument("--json", action="store_true")
     filters(k)
     k.set_defaults(func=cmd_kpis)

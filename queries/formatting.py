@@ -1,16 +1,99 @@
-"""How numbers are written, shared by the dashboard, the PDF, emails and the command line."""
+"""How numbers are written, shared by the dashboard, the PDF, emails and the command line.
+
+Money follows CX_CURRENCY and CX_LOCALE (Babel's CLDR data): `money(49.236)` is '£49.24'
+with GBP / en_GB and '49,24 €' with EUR / fr_FR. Every screen, PDF, email and download
+writes money through `money()` (`fmt_money` adds 'n/a' for None); charts take their axis
+prefix or suffix from `money_affixes()` and their templates from `money_template()`.
+"""
 
 from __future__ import annotations
 
-from queries.kpis import Kpi
+from functools import lru_cache
+
+from queries.kpis import MONEY, Kpi
 
 SIGNED = {"nps", "enps"}  # net scores: the sign is half the message
 
 
+def _currency() -> tuple[str, str]:
+    from queries.settings import get_settings
+
+    s = get_settings()
+    return s.cx_currency, s.cx_locale
+
+
+@lru_cache(maxsize=16)
+def _patterns(locale: str) -> tuple[str, str]:
+    from babel import Locale
+
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
+    # Whole units from 1,000 up: cents on a million are noise on an executive screen.
+    return pattern, pattern.replace(".00", "")
+
+
+def money(value: float, *, signed: bool = False, currency: str | None = None,
+          locale: str | None = None) -> str:
+    """`value` as money in the configured currency and locale: '£49.24', '£1,234,567',
+    '49,24 €', '1 234 567 €'; `signed` adds '+' to gains."""
+    from babel.numbers import format_currency
+
+    cur, loc = _currency()
+    cur, loc = currency or cur, locale or loc
+    cents, whole = _patterns(loc)
+    body = format_currency(abs(value), cur, locale=loc,
+                           format=cents if abs(value) < 1000 else whole,
+                           currency_digits=abs(value) < 1000)
+    sign = ("+" if value >= 0 else "-") if signed else ("-" if value < 0 else "")
+    return sign + body
+
+
 def _money(v: float, signed: bool = False) -> str:
-    sign = ("+" if v >= 0 else "-") if signed else ("-" if v < 0 else "")
-    body = f"{abs(v):,.2f}" if abs(v) < 1000 else f"{abs(v):,.0f}"
-    return f"{sign}£{body}"
+    return money(v, signed=signed)
+
+
+def money_affixes() -> dict[str, str]:
+    """Plotly axis `tickprefix` / `ticksuffix` carrying the currency symbol where the locale
+    writes it ('£' before, '€' after with a space in French)."""
+    symbol = currency_symbol()
+    pattern = _patterns(_currency()[1])[0]
+    if pattern.index("¤") < pattern.index("#"):
+        return {"tickprefix": symbol + (" " if "¤ " in pattern or "¤\xa0" in pattern else ""),
+                "ticksuffix": ""}
+    return {"tickprefix": "", "ticksuffix": "\xa0" + symbol}
+
+
+def currency_symbol() -> str:
+    """The configured currency's symbol in the configured locale ('£', '€', 'US$')."""
+    from babel.numbers import get_currency_symbol
+
+    cur, loc = _currency()
+    return get_currency_symbol(cur, locale=loc)
+
+
+def money_template(field: str) -> str:
+    """A Plotly hover/text template of a money field with the configured symbol:
+    money_template("y:,.0f") is '£%{y:,.0f}' for GBP, '%{y:,.0f} €' for EUR in French."""
+    affix = money_affixes()
+    return f"{affix['tickprefix']}%{{{field}}}{affix['ticksuffix']}"
+
+
+def plotly_separators() -> str:
+    """Plotly's `separators` (decimal mark, then thousands mark) for CX_LOCALE: '.,' in
+    en_GB, ', ' in fr_FR, so chart numbers read like the text around them."""
+    from babel.numbers import get_decimal_symbol, get_group_symbol
+
+    _, loc = _currency()
+    group = get_group_symbol(loc).replace("\u202f", "\xa0")
+    return get_decimal_symbol(loc) + group
+
+
+def number(value: float, decimals: int = 1) -> str:
+    """A plain number in CX_LOCALE: '8.9' in en_GB, '8,9' in fr_FR."""
+    from babel.numbers import format_decimal
+
+    _, loc = _currency()
+    return format_decimal(value, format="#,##0." + "0" * decimals if decimals else "#,##0",
+                          locale=loc)
 
 
 def fmt_value(kpi: Kpi, value: float | None = None) -> str:
@@ -28,7 +111,7 @@ def fmt_value(kpi: Kpi, value: float | None = None) -> str:
         return f"{v:.1f}%"
     if kpi.unit == "/7":
         return f"{v:.2f}"
-    if kpi.unit == "£":
+    if kpi.unit == MONEY:
         return _money(v)
     return f"{v:,.0f}"
 
@@ -42,7 +125,7 @@ def fmt_delta(kpi: Kpi) -> str:
         return f"{d:+.1f} pts"
     if kpi.unit == "/7":
         return f"{d:+.2f}"
-    if kpi.unit == "£":
+    if kpi.unit == MONEY:
         return _money(d, signed=True)
     return f"{d:+,.0f}"
 
@@ -58,7 +141,7 @@ def fmt_moe(kpi: Kpi) -> str:
         return f"95% CI {fmt_value(kpi, kpi.low)} to {fmt_value(kpi, kpi.high)}"
     if kpi.unit == "/7":
         return f"±{kpi.moe:.2f}"
-    if kpi.unit == "£":
+    if kpi.unit == MONEY:
         return f"±{_money(kpi.moe)}"
     return f"±{kpi.moe:.1f} pts"
 
@@ -117,8 +200,8 @@ def figure_label(key: str) -> str:
 
 
 def fmt_money(v: float | None, signed: bool = False) -> str:
-    """Money as the KPIs write it: '£49.24' below £1,000, '£1,234,567' above; 'n/a' for
-    None."""
+    """Money as the KPIs write it (`money()`: '£49.24' below 1,000, '£1,234,567' above, in
+    CX_CURRENCY / CX_LOCALE); 'n/a' for None."""
     return NOT_APPLICABLE if v is None else _money(v, signed)
 
 

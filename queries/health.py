@@ -24,12 +24,13 @@ def last_runs(conn: Connection) -> pd.DataFrame:
     latest = (select(run.c.source, func.max(run.c.id).label("id"))
               .group_by(run.c.source).subquery())
     last_ok = (select(run.c.source, func.max(run.c.finished_at).label("last_success"))
-               .where(run.c.status == "success").group_by(run.c.source).subquery())
+               .where(run.c.status.in_(("success", "warning"))).group_by(run.c.source).subquery())
     stmt = (
         select(
             run.c.source, run.c.started_at, run.c.finished_at, run.c.status, run.c.rows_read,
             run.c.rows_inserted, run.c.rows_updated, run.c.rows_quarantined, run.c.rows_skipped,
-            run.c.error, run.c.notes, last_ok.c.last_success,
+            run.c.rows_excluded, run.c.rows_unchanged, run.c.error, run.c.notes,
+            last_ok.c.last_success,
             schema.source_state.c.watermark,
         )
         .join(latest, latest.c.id == run.c.id)
@@ -50,8 +51,8 @@ def quarantine_counts(conn: Connection) -> pd.DataFrame:
 def quarantined_rows(conn: Connection, *, source: str | None = None,
                      limit: int = 100) -> pd.DataFrame:
     """The most recent quarantined rows (optionally of one source), newest first."""
-    stmt = select(q.c.id, q.c.source, q.c.file, q.c.line, q.c.field, q.c.value, q.c.reason,
-                  q.c.created_at, q.c.run_id).order_by(q.c.id.desc()).limit(limit)
+    stmt = select(q.c.id, q.c.source, q.c.file, q.c.line, q.c.field, q.c.column, q.c.value,
+                  q.c.reason, q.c.created_at, q.c.run_id).order_by(q.c.id.desc()).limit(limit)
     if source:
         stmt = stmt.where(q.c.source == source)
     return _frame(conn, stmt)
@@ -67,6 +68,7 @@ class Freshness:
     last_error: str | None
     stale: bool
     failed: bool
+    warning: bool = False
 
 
 def freshness(conn: Connection, *, stale_hours: int = 48,
@@ -80,7 +82,7 @@ def freshness(conn: Connection, *, stale_hours: int = 48,
         failed = r.status == "failed"
         stale = ok is None or now - ok > dt.timedelta(hours=stale_hours)
         out.append(Freshness(r.source, ok, r.status, None if pd.isna(r.error) else r.error,
-                             stale, failed))
+                             stale, failed, r.status == "warning"))
     return out
 
 

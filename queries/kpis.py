@@ -301,14 +301,17 @@ def latest_full_month(conn: Connection, *, today: dt.date | None = None) -> Mont
 
 # ------------------------------------------------------------------------------ the KPIs
 
+MONEY = "money"
+"""Unit of money KPIs: written in CX_CURRENCY / CX_LOCALE by `queries.formatting.money`."""
+
 LABELS = {
     "nps": ("NPS", "pts"), "csat": ("CSAT", "%"), "ces": ("CES", "/7"),
     "ces_agree": ("CES % easy", "%"), "active_members": ("Active members", "members"),
     "retention": ("Retention", "%"), "churn": ("Churn", "%"),
-    "redemption": ("Redemption rate", "%"), "spend_per_member": ("Spend per member", "£"),
-    "member_ticket": ("Member ticket", "£"), "non_member_ticket": ("Non-member ticket", "£"),
+    "redemption": ("Redemption rate", "%"), "spend_per_member": ("Spend per member", MONEY),
+    "member_ticket": ("Member ticket", MONEY), "non_member_ticket": ("Non-member ticket", MONEY),
     "engagement": ("Employee engagement", "%"), "enps": ("eNPS", "pts"),
-    "participation": ("Participation", "%"), "revenue": ("Revenue", "£"),
+    "participation": ("Participation", "%"), "revenue": ("Revenue", MONEY),
 }
 CES_SCALE = (1.0, 7.0)
 # Higher is better for all but churn: the direction a change must take to be good news.

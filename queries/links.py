@@ -35,6 +35,7 @@ from queries.employees import hidden_in_wave
 from queries.kpis import unit_scope
 from queries.periods import Month
 from queries.sqlfuncs import add_days
+from queries.sqlfuncs import rescaled as rescaled_sql
 from queries.stats import Correlation, MeanCI, Test
 
 ou = schema.org_unit
@@ -317,6 +318,229 @@ def revenue_after_survey(
         gap=gap, churn_gap=churn_gap, detractor_revenue=det_revenue,
         revenue_at_risk=None if churn_gap.diff is None else churn_gap.diff * det_revenue,
     )
+
+
+# --------------------------------------------------------------------------
+# a2. Ticket and visit frequency by promoter / passive / detractor
+# --------------------------------------------------------------------------
+
+MEASURES = ("ticket", "visits", "value")
+
+
+@dataclass(frozen=True)
+class GroupValue:
+    """One NPS group: mean ticket, mean visits and mean value (ticket x visits) per answer,
+    each with its t-based interval (`MeanCI`, n = answers carrying that measure)."""
+
+    group: str
+    ticket: MeanCI
+    visits: MeanCI
+    value: MeanCI
+
+
+@dataclass(frozen=True)
+class ValueByGroup:
+    """Ticket, visit frequency and their product by NPS group, and what separates the groups.
+
+    `basis`: "survey" (the answers' own `spend` and `visits` fields), "transactions" (each
+    linked answer's loyalty purchases in the `window_days` after it: ticket = revenue /
+    purchases, visits = purchases, value = revenue), or "none". `gaps[(measure, other)]`:
+    Welch test of promoter - `other` (passive, detractor) on that measure. `driver`:
+    "frequency", "ticket", "both" or "neither" separates promoters from passives;
+    `frequency_share`: share of the promoter / detractor gap in value that visit frequency
+    explains (log decomposition: ln(value ratio) = ln(ticket ratio) + ln(visits ratio)).
+    `sentence` says it in words.
+    """
+
+    basis: str
+    window_days: int | None
+    groups: dict[str, GroupValue]
+    gaps: dict[tuple[str, str], Test]
+    driver: str | None
+    frequency_share: float | None
+    sentence: str
+
+    def frame(self) -> pd.DataFrame:
+        """One row per group and measure: n, mean, 95% interval."""
+        rows = []
+        for g in GROUPS:
+            for m in MEASURES:
+                ci: MeanCI = getattr(self.groups[g], m)
+                rows.append({"group": g, "measure": m, "n": ci.n, "mean": ci.mean,
+                             "ci95_low": ci.low, "ci95_high": ci.high})
+        return pd.DataFrame(rows, columns=["group", "measure", "n", "mean", "ci95_low",
+                                           "ci95_high"])
+
+    def gaps_frame(self) -> pd.DataFrame:
+        """One row per measure and comparison: promoter - other, its interval and p."""
+        rows = [{"measure": m, "promoter_minus": other, "diff": t.diff, "ci95_low": t.low,
+                 "ci95_high": t.high, "p": t.p, "significant": t.significant}
+                for (m, other), t in self.gaps.items()]
+        return pd.DataFrame(rows, columns=["measure", "promoter_minus", "diff", "ci95_low",
+                                           "ci95_high", "p", "significant"])
+
+
+def _sums_by_group(rows: Sequence[Sequence[object]]) -> dict[str, list[float]]:
+    """Add up per-score sums into groups: (score, n_t, s_t, q_t, n_v, s_v, q_v, n_x, s_x, q_x)."""
+    out = {g: [0.0] * 9 for g in GROUPS}
+    for score, *values in rows:
+        acc = out[_nps_group(int(score))]
+        for i, v in enumerate(values):
+            acc[i] += float(v or 0)
+    return out
+
+
+def value_by_nps_group(
+    conn: Connection,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    window_days: int = 180,
+    basis: str | None = None,
+    unit: str | None = None,
+    segment: Dim = None,
+    channel: Dim = None,
+    device: Dim = None,
+    interaction: Dim = None,
+    touchpoint: Dim = None,
+    confidence: float = 0.95,
+) -> ValueByGroup:
+    """Mean ticket, visit frequency and value per customer (ticket x visits) by promoter
+    (9-10) / passive (7-8) / detractor (0-6), for NPS answers submitted in [start, end).
+
+    Survey basis (used when the answers carry `spend` or `visits`): ticket = the answer's
+    spend, visits = its stated visits, value = spend x visits on answers carrying both.
+    Transactions basis (otherwise): for answers by customers the loyalty programme knows,
+    purchases in (submitted_at, submitted_at + window_days]: visits = their number, value =
+    their revenue, ticket = revenue / purchases (answers with at least one purchase). Each
+    mean has a t interval; promoters are compared with passives and with detractors by
+    Welch's t-test.
+    """
+    filters = _fact_filters(unit, {"segment": segment, "channel": channel, "device": device,
+                                   "interaction": interaction, "touchpoint": touchpoint})
+    base = [sr.c.submitted_at >= start, sr.c.submitted_at < end, sr.c.nps.is_not(None),
+            *filters]
+    joined = sr.outerjoin(cust, cust.c.id == sr.c.customer_id)
+    if basis is None:
+        carried = conn.execute(select(func.count(sr.c.spend) + func.count(sr.c.visits))
+                               .select_from(joined).where(*base)).scalar()
+        basis = "survey" if carried else "transactions"
+    if basis == "survey":
+        ticket, visits = sr.c.spend, sr.c.visits
+        product = ticket * visits
+        stmt = (select(sr.c.nps, *_moments(ticket), *_moments(visits), *_moments(product))
+                .select_from(joined).where(*base).group_by(sr.c.nps))
+        window = None
+    elif basis == "transactions":
+        latest = _as_datetime(conn.execute(select(func.max(tx.c.occurred_at))).scalar())
+        per = (
+            select(sr.c.id, sr.c.nps, func.count(tx.c.id).label("visits"),
+                   func.coalesce(func.sum(tx.c.amount), 0).label("revenue"))
+            .select_from(joined.join(tx, and_(
+                tx.c.customer_id == sr.c.customer_id, tx.c.occurred_at > sr.c.submitted_at,
+                tx.c.occurred_at <= add_days(sr.c.submitted_at, window_days)), isouter=True))
+            # Only answers whose whole window is observed: a half window undercounts visits.
+            .where(*base, cust.c.id.is_not(None),
+                   sr.c.submitted_at <= latest - dt.timedelta(days=window_days)
+                   if latest is not None else false())
+            .group_by(sr.c.id, sr.c.nps)
+            .subquery("per_answer")
+        )
+        ticket = case((per.c.visits > 0, per.c.revenue / per.c.visits), else_=None)
+        stmt = (select(per.c.nps, *_moments(ticket), *_moments(per.c.visits),
+                       *_moments(per.c.revenue)).group_by(per.c.nps))
+        window = window_days
+    else:
+        raise ValueError(f"basis must be 'survey' or 'transactions', got {basis!r}")
+    sums = _sums_by_group(conn.execute(stmt).all())
+    groups = {g: GroupValue(g, *(stats.mean_ci(int(v[i]), v[i + 1], v[i + 2], confidence)
+                                 for i in (0, 3, 6)))
+              for g, v in sums.items()}
+    gaps: dict[tuple[str, str], Test] = {}
+    for m in MEASURES:
+        p = getattr(groups["promoter"], m)
+        for other in ("passive", "detractor"):
+            o = getattr(groups[other], m)
+            gaps[(m, other)] = stats.welch_t(
+                p.mean, None if p.sd is None else p.sd ** 2, p.n,
+                o.mean, None if o.sd is None else o.sd ** 2, o.n, confidence)
+    if not any(getattr(groups[g], m).n for g in GROUPS for m in MEASURES):
+        basis = "none"
+    driver, share = _driver(groups, gaps)
+    return ValueByGroup(basis, window, groups, gaps, driver, share,
+                        _value_sentence(basis, groups, gaps, driver, share))
+
+
+def _moments(expr: ColumnElement) -> tuple[ColumnElement, ColumnElement, ColumnElement]:
+    return (func.count(expr), func.coalesce(func.sum(expr), 0),
+            func.coalesce(func.sum(expr * expr), 0))
+
+
+def _up(test: Test) -> bool:
+    return bool(test.significant) and (test.diff or 0) > 0
+
+
+def _driver(groups: dict[str, GroupValue], gaps: dict[tuple[str, str], Test]
+            ) -> tuple[str | None, float | None]:
+    ticket, visits = gaps[("ticket", "passive")], gaps[("visits", "passive")]
+    if ticket.significant is None and visits.significant is None:
+        driver = None
+    elif _up(visits) and _up(ticket):
+        driver = "both"
+    elif _up(visits):
+        driver = "frequency"
+    elif _up(ticket):
+        driver = "ticket"
+    else:
+        driver = "neither"
+    p, d = groups["promoter"], groups["detractor"]
+    share = None
+    if all(x is not None and x > 0 for x in (p.ticket.mean, d.ticket.mean, p.visits.mean,
+                                              d.visits.mean)):
+        lt = float(np.log(p.ticket.mean / d.ticket.mean))  # type: ignore[operator]
+        lv = float(np.log(p.visits.mean / d.visits.mean))  # type: ignore[operator]
+        if abs(lt + lv) > 1e-12:
+            share = lv / (lt + lv)
+    return driver, share
+
+
+def _value_sentence(basis: str, groups: dict[str, GroupValue],
+                    gaps: dict[tuple[str, str], Test], driver: str | None,
+                    share: float | None) -> str:
+    from queries.formatting import money, number
+
+    if basis == "none" or driver is None:
+        return ("No ticket or visit data for this selection: map `spend` and `visits` in the "
+                "survey source, or load loyalty transactions.")
+    p, a, d = (groups[g] for g in GROUPS)
+
+    def m(ci: MeanCI) -> str:
+        return "n/a" if ci.mean is None else money(ci.mean)
+
+    def v(ci: MeanCI) -> str:
+        return "n/a" if ci.mean is None else number(ci.mean, 1)
+
+    tickets = f"{m(p.ticket)} vs {m(a.ticket)}"
+    visits = f"{v(p.visits)} vs {v(a.visits)} visits"
+    lead = {
+        "frequency": (f"Visit frequency, not ticket, separates promoters from passives: "
+                      f"promoters' ticket is no larger ({tickets}) but they visit more often "
+                      f"({visits})."),
+        "ticket": (f"Ticket, not visit frequency, separates promoters from passives: "
+                   f"promoters spend more per visit ({tickets}) but do not visit more often "
+                   f"({visits})."),
+        "both": (f"Promoters both spend more per visit ({tickets}) and visit more often "
+                 f"({visits}) than passives."),
+        "neither": (f"Neither ticket ({tickets}) nor visit frequency ({visits}) differs "
+                    f"significantly between promoters and passives."),
+    }[driver]
+    tail = (f" Detractors: ticket {m(d.ticket)}, {v(d.visits)} visits. ")
+    if share is not None:
+        source = "frequency" if share >= 0.5 else "ticket"
+        tail += (f"Of the promoter-detractor gap in value per customer ({m(p.value)} vs "
+                 f"{m(d.value)}), {100 * share:.0f}% comes from visit frequency and "
+                 f"{100 * (1 - share):.0f}% from ticket: {source} drives the revenue gap.")
+    return (lead + tail).strip()
 
 
 # --------------------------------------------------------------------------
@@ -615,9 +839,10 @@ def key_drivers(
     joined = sr.outerjoin(cust, cust.c.id == sr.c.customer_id)
     responses = int(conn.execute(select(func.count()).select_from(joined).where(*sel))
                     .scalar_one())
+    # Ratings asked on other scales (a 1-7 attribute) are rescaled onto 1-5 before any sum.
+    rating = rescaled_sql(rt.c.rating, rt.c.scale_min, rt.c.scale_max, (1, 5), (1, 5))
     per_attr = conn.execute(
-        select(rt.c.attribute, func.count(), func.sum(rt.c.rating),
-               func.sum(rt.c.rating * rt.c.rating))
+        select(rt.c.attribute, func.count(), func.sum(rating), func.sum(rating * rating))
         .select_from(joined.join(rt, rt.c.response_pk == sr.c.id))
         .where(*sel)
         .group_by(rt.c.attribute)
@@ -633,7 +858,7 @@ def key_drivers(
     # and their pairwise products over the complete cases.
     pivot = (
         select(y.label("v0"), *[
-            func.max(case((rt.c.attribute == a, rt.c.rating))).label(f"v{i + 1}")
+            func.max(case((rt.c.attribute == a, rating))).label(f"v{i + 1}")
             for i, a in enumerate(kept)])
         .select_from(joined.join(rt, rt.c.response_pk == sr.c.id))
         .where(*sel, rt.c.attribute.in_(kept))

@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import Connection
 
 from queries.kpis import Filters
-from queries.links import engagement_vs_cx, key_drivers, revenue_after_survey, unit_cx_revenue
+from queries.links import (
+    engagement_vs_cx,
+    key_drivers,
+    revenue_after_survey,
+    unit_cx_revenue,
+    value_by_nps_group,
+)
 from queries.periods import Month
 from queries.stats import Correlation
 
@@ -22,7 +28,8 @@ def _corr(c: Correlation) -> dict[str, Any]:
 def links_report(conn: Connection, *, period: Month, months: int = 12,
                  filters: Filters | None = None, window_days: int | None = None,
                  churn_days: int = 90) -> dict[str, Any]:
-    """Revenue after survey answers by NPS group, store CX against revenue growth (lag 0
+    """Revenue after survey answers by NPS group, ticket and visit frequency by NPS group,
+    store CX against revenue growth (lag 0
     and 1), engagement against CSAT and NPS, and the key drivers of NPS, for the `months`
     months ending with `period`."""
     filters = filters or Filters()
@@ -38,6 +45,8 @@ def links_report(conn: Connection, *, period: Month, months: int = 12,
                                             outcome=outcome, **dims)
                   for outcome in ("csat", "nps")}
     drivers = key_drivers(conn, start=first.start, end=period.end, outcome="nps", **dims)
+    value = value_by_nps_group(conn, start=first.start, end=period.end, window_days=window,
+                               **dims)
     groups = revenue.frame().to_dict("records")
     return {
         "period": str(period), "months": months, "filters": filters.active(),
@@ -49,6 +58,13 @@ def links_report(conn: Connection, *, period: Month, months: int = 12,
             "churn_gap_detractor_minus_promoter": asdict(revenue.churn_gap),
             "detractor_revenue": revenue.detractor_revenue,
             "revenue_at_risk": revenue.revenue_at_risk,
+        },
+        "ticket_and_visits_by_nps_group": {
+            "basis": value.basis, "window_days": value.window_days,
+            "groups": value.frame().to_dict("records"),
+            "gaps": value.gaps_frame().to_dict("records"),
+            "driver": value.driver, "frequency_share_of_value_gap": value.frequency_share,
+            "sentence": value.sentence,
         },
         "cx_vs_revenue_growth": {k: {"correlation": _corr(v.correlation),
                                      "points": len(v.points)} for k, v in growth.items()},

@@ -43,7 +43,7 @@ metadata = MetaData(
 ORG_KINDS = ("company", "region", "store", "team")
 SURVEY_KINDS = ("relationship", "transactional")
 INTERACTIONS = ("self_service", "assisted")
-ETL_STATUSES = ("running", "success", "failed")
+ETL_STATUSES = ("running", "success", "warning", "failed")
 
 Money = Numeric(14, 2, asdecimal=False)
 
@@ -92,12 +92,22 @@ survey_response = Table(
     Column("ces", SmallInteger),
     Column("wait_minutes", Float),
     Column("spend", Money, comment="Amount on the receipt the survey was about, if known"),
+    Column("visits", Float, comment="Visits the customer says they make (per year, as asked)"),
     Column("comment", Text),
+    # The scale each score was asked on, as the source declared it (NULL: the default,
+    # CSAT 1-5 favourable >= 4, CES 1-7 favourable >= 5). Rollups count top-box answers by
+    # each answer's own rule and rescale means linearly onto the default scale.
+    Column("csat_min", SmallInteger),
+    Column("csat_max", SmallInteger),
+    Column("csat_top", SmallInteger, comment="Lowest favourable CSAT answer"),
+    Column("ces_min", SmallInteger),
+    Column("ces_max", SmallInteger),
+    Column("ces_top", SmallInteger, comment="Lowest 'easy' CES answer"),
     Column("loaded_at", DateTime, nullable=False),
     UniqueConstraint("source", "response_id"),
     CheckConstraint("nps BETWEEN 0 AND 10", name="nps_range"),
-    CheckConstraint("csat BETWEEN 1 AND 5", name="csat_range"),
-    CheckConstraint("ces BETWEEN 1 AND 7", name="ces_range"),
+    CheckConstraint("csat BETWEEN 0 AND 10", name="csat_range"),
+    CheckConstraint("ces BETWEEN 0 AND 10", name="ces_range"),
     CheckConstraint("survey_kind IN ('relationship', 'transactional')", name="survey_kind"),
     CheckConstraint(
         "interaction IS NULL OR interaction IN ('self_service', 'assisted')", name="interaction"
@@ -117,7 +127,10 @@ survey_rating = Table(
     ),
     Column("attribute", String(64), primary_key=True),
     Column("rating", SmallInteger, nullable=False),
-    CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+    Column("scale_min", SmallInteger, comment="NULL: the default 1-5 scale"),
+    Column("scale_max", SmallInteger),
+    Column("favourable", SmallInteger, comment="Lowest favourable rating (NULL: 4)"),
+    CheckConstraint("rating BETWEEN 0 AND 10", name="rating_range"),
 )
 
 loyalty_transaction = Table(
@@ -168,7 +181,10 @@ engagement_score = Table(
     ),
     Column("item", String(64), primary_key=True),
     Column("score", SmallInteger, nullable=False),
-    CheckConstraint("score BETWEEN 1 AND 5", name="score_range"),
+    Column("scale_min", SmallInteger, comment="NULL: the default 1-5 scale"),
+    Column("scale_max", SmallInteger),
+    Column("favourable", SmallInteger, comment="Lowest favourable score (NULL: 4)"),
+    CheckConstraint("score BETWEEN 0 AND 10", name="score_range"),
 )
 
 headcount = Table(
@@ -194,12 +210,18 @@ etl_run = Table(
     Column("rows_inserted", Integer, nullable=False, default=0),
     Column("rows_updated", Integer, nullable=False, default=0),
     Column("rows_quarantined", Integer, nullable=False, default=0),
-    Column("rows_skipped", Integer, nullable=False, default=0),
+    Column("rows_skipped", Integer, nullable=False, default=0,
+           comment="rows_excluded + rows_unchanged"),
+    Column("rows_excluded", Integer, nullable=False, default=0, server_default="0",
+           comment="Not answers: previews, tests, spam, unfinished (see notes)"),
+    Column("rows_unchanged", Integer, nullable=False, default=0, server_default="0"),
     Column("watermark", String(64)),
     Column("error", Text),
     Column("notes", Text, comment="JSON: excluded rows by reason, files skipped, units created"),
     # abandoned: the run's process died; marked when the next run takes over its claim.
-    CheckConstraint("status IN ('running', 'success', 'failed', 'abandoned')", name="status"),
+    # warning: loaded, but more rows were quarantined than the source allows.
+    CheckConstraint("status IN ('running', 'success', 'warning', 'failed', 'abandoned')",
+                    name="status"),
 )
 
 quarantine = Table(
@@ -211,11 +233,15 @@ quarantine = Table(
     Column("file", Text),
     Column("line", Integer, comment="Line (file) or row number (table) in the source"),
     Column("field", String(128)),
+    Column("column", Text, comment="The source's own column name of the field"),
     Column("value", Text),
     Column("reason", Text, nullable=False),
-    Column("raw", Text, comment="The whole source row as JSON"),
+    Column("raw", Text, comment="The whole source row as JSON (respondent ids hashed)"),
+    Column("row_key", String(128),
+           comment="Natural key, or hash of the row's content: one record set per bad row"),
     Column("created_at", DateTime, nullable=False),
 )
+Index("ix_quarantine_source_row_key", quarantine.c.source, quarantine.c.row_key)
 
 source_file = Table(
     "source_file",
@@ -266,10 +292,10 @@ agg_survey_daily = Table(
     Column("nps_detractors", Integer, nullable=False),
     Column("csat_n", Integer, nullable=False),
     Column("csat_top2", Integer, nullable=False),
-    Column("csat_sum", Integer, nullable=False),
+    Column("csat_sum", Float, nullable=False, comment="Rescaled onto 1-5"),
     Column("ces_n", Integer, nullable=False),
-    Column("ces_sum", Integer, nullable=False),
-    Column("ces_sumsq", Integer, nullable=False),
+    Column("ces_sum", Float, nullable=False, comment="Rescaled onto 1-7"),
+    Column("ces_sumsq", Float, nullable=False),
     Column("ces_agree", Integer, nullable=False),
     Column("spend_n", Integer, nullable=False),
     Column("spend_sum", Float, nullable=False),
@@ -301,8 +327,8 @@ agg_engagement = Table(
     Column("item", String(64), nullable=False),
     Column("n", Integer, nullable=False),
     Column("favourable", Integer, nullable=False),
-    Column("score_sum", Integer, nullable=False),
-    Column("score_sumsq", Integer, nullable=False),
+    Column("score_sum", Float, nullable=False, comment="Rescaled onto 1-5"),
+    Column("score_sumsq", Float, nullable=False),
 )
 Index("ix_agg_engagement_wave_unit", agg_engagement.c.wave, agg_engagement.c.org_unit_id)
 

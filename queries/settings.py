@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     cx_stale_hours: int = Field(
         48, ge=1, description="A source without a successful load for this long is stale."
     )
+    cx_currency: str = Field(
+        "GBP", description="ISO 4217 code of the money shown everywhere (EUR, USD, GBP...)."
+    )
+    cx_locale: str = Field(
+        "en_GB", description="Locale of numbers and money (fr_FR writes 1 234,50 €)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Sign-in and sessions
@@ -193,6 +199,26 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("expected an IANA timezone name such as Europe/London") from exc
         return value
+
+    @field_validator("cx_currency")
+    @classmethod
+    def _check_currency(cls, value: str) -> str:
+        from babel.numbers import is_currency
+
+        code = value.strip().upper()
+        if not is_currency(code):
+            raise ValueError("expected an ISO 4217 currency code such as GBP, EUR or USD")
+        return code
+
+    @field_validator("cx_locale")
+    @classmethod
+    def _check_locale(cls, value: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            return str(Locale.parse(value.strip().replace("-", "_")))
+        except (UnknownLocaleError, ValueError) as exc:
+            raise ValueError("expected a locale such as en_GB, fr_FR or de_DE") from exc
 
     @field_validator("cx_targets")
     @classmethod

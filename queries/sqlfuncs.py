@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Date, DateTime, String
+from sqlalchemy import Date, DateTime, String, func
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 
@@ -67,3 +68,15 @@ def _add_days_sqlite(element: add_days, compiler: Any, **kw: Any) -> str:
     # comparisons with stored values stay correct.
     return (f"strftime('%Y-%m-%d %H:%M:%f000', {compiler.process(column, **kw)}, "
             f"'+' || {compiler.process(days, **kw)} || ' days')")
+
+
+def rescaled(value: ColumnElement, low: ColumnElement, high: ColumnElement,
+             default: tuple[int, int], target: tuple[int, int]) -> ColumnElement:
+    """`value` asked on the scale [low, high] (NULL bounds: `default`) mapped linearly onto
+    `target`: a + (value - low) x (b - a) / (high - low). The rule that lets answers given
+    on different scales share one mean; top-box shares use each answer's own threshold."""
+    lo = func.coalesce(low, default[0])
+    hi = func.coalesce(high, default[1])
+    a, b = target
+    # 1.0 x: SQLite divides integers as integers.
+    return a + (value - lo) * (1.0 * (b - a)) / (hi - lo)

@@ -124,9 +124,34 @@ ROW_CASES = {
                          "unknown org unit 'S99'"),
     "unknown-choice": (_with(R3, interaction="Phone-ish"), "interaction", "Phone-ish",
                        "unknown value 'Phone-ish'; expected one of self_service, assisted"),
-    "no-score": (_with(R3, nps="", csat="-", ces="N/A"), "nps|csat|ces", None,
-                 "no score: at least one of nps, csat, ces is required"),
 }
+
+# A bad optional value is dropped and recorded; the rest of its row loads (as this).
+_R3 = LOADED_R3
+DROPPED = {
+    "nps-out-of-range": (*_R3[:3], None, None, None, *_R3[6:]),
+    "nps-not-integer": (*_R3[:3], None, None, None, *_R3[6:]),
+    "nps-not-a-number": (*_R3[:3], None, None, None, *_R3[6:]),
+    "csat-out-of-range": (*_R3[:4], None, *_R3[5:]),
+    "ces-out-of-range": (*_R3[:5], None, *_R3[6:]),
+    "unknown-choice": (*_R3[:6], None, *_R3[7:]),
+}
+
+
+def test_answer_without_a_score_loads_with_its_comment(engine: Engine, tmp_path: Path) -> None:
+    # An optional question left blank is not an error: the answer and its comment load,
+    # counted in no metric's n.
+    write(tmp_path / "surveys" / "s.csv", csv_bytes(R1, R2, _with(R3, nps="", csat="-",
+                                                                  ces="N/A"), R4))
+    config = write_config(tmp_path, survey_source())
+
+    result = run_all(engine, config)
+
+    assert (result.status, result.read, result.inserted, result.quarantined) == (
+        "success", 4, 4, 0)
+    assert result.notes["rows_without_score"] == 1
+    assert responses(engine)[2] == (*LOADED_R3[:3], None, None, None, *LOADED_R3[6:])
+    assert quarantine(engine) == []
 
 
 @pytest.mark.parametrize("case", list(ROW_CASES))
@@ -138,9 +163,16 @@ def test_bad_row_is_quarantined_and_the_rest_loads(engine: Engine, tmp_path: Pat
 
     result = run_all(engine, config)
 
-    assert (result.status, result.read, result.inserted, result.quarantined) == (
-        "success", 4, 3, 1)
-    assert responses(engine) == [LOADED_R1, LOADED_R2, LOADED_R4]
+    # One row of four with a problem is 25%, above the default max_quarantine_share of 5%.
+    if case in DROPPED:
+        assert (result.status, result.read, result.inserted, result.quarantined,
+                result.partial) == ("warning", 4, 4, 0, 1)
+        assert responses(engine) == [LOADED_R1, LOADED_R2, DROPPED[case], LOADED_R4]
+        assert quarantine(engine)[0]["reason"].endswith(" (value dropped, row loaded)")
+    else:
+        assert (result.status, result.read, result.inserted, result.quarantined) == (
+            "warning", 4, 3, 1)
+        assert responses(engine) == [LOADED_R1, LOADED_R2, LOADED_R4]
     [row] = assert_quarantined(engine, [(str(path), 5, field, value, fragment)])
     assert row["source"] == "surveys"
     assert json.loads(row["raw"]) == dict(zip(HEADER, bad, strict=True))
@@ -157,8 +189,9 @@ def test_each_bad_value_gets_its_own_reason(engine: Engine, tmp_path: Path) -> N
 
     result = run_all(engine, config)
 
-    assert (result.read, result.inserted, result.quarantined) == (6, 1, 5)
-    assert responses(engine) == [LOADED_R1]
+    # The bad NPS values are dropped (their rows load); the bad dates reject theirs.
+    assert (result.read, result.inserted, result.quarantined, result.partial) == (6, 4, 2, 3)
+    assert [r[0] for r in responses(engine)] == ["N1", "N2", "N3", "R1"]
     assert_quarantined(engine, [
         (path, 3, "nps", "11", "out of range (expected 0..10)"),
         (path, 4, "nps", "7.5", "not a whole number"),
@@ -232,15 +265,16 @@ growth = "I can grow here"
 
     result = run_all(engine, config)
 
-    assert (result.read, result.inserted, result.quarantined) == (3, 2, 1)
+    assert (result.read, result.inserted, result.quarantined, result.partial) == (3, 3, 0, 1)
     assert_quarantined(engine, [(str(path), 3, "items.manager", "6",
-                                 "out of range (expected 1..5)")])
+                                 "out of range (expected 1..5) (value dropped, row loaded)")])
     r, s = schema.engagement_response, schema.engagement_score
     with engine.connect() as conn:
         rows = conn.execute(select(r.c.org_unit_id, r.c.enps, s.c.item, s.c.score)
                             .join(s, s.c.response_pk == r.c.id)
                             .order_by(r.c.enps, s.c.item)).all()
     assert [tuple(x) for x in rows] == [("S02", 2, "growth", 2), ("S02", 2, "manager", 1),
+                                        ("S01", 7, "growth", 3),
                                         ("S01", 9, "growth", 4), ("S01", 9, "manager", 5)]
 
 
@@ -289,10 +323,11 @@ wait_minutes = "wait"
 
     result = run_all(engine, config)
 
-    assert (result.read, result.inserted, result.quarantined) == (3, 1, 2)
+    assert (result.read, result.inserted, result.quarantined, result.partial) == (3, 3, 0, 2)
     t = schema.survey_response
     with engine.connect() as conn:
-        assert conn.execute(select(t.c.response_id, t.c.wait_minutes)).all() == [("A1", 2.5)]
+        assert conn.execute(select(t.c.response_id, t.c.wait_minutes).order_by(
+            t.c.response_id)).all() == [("A1", 2.5), ("A2", None), ("A3", None)]
     assert_quarantined(engine, [(str(path), 3, "wait_minutes", "inf", "not a number"),
                                 (str(path), 4, "wait_minutes", "1e400", "not a number")])
 
@@ -312,8 +347,8 @@ def test_line_numbers_are_physical_lines(engine: Engine, tmp_path: Path) -> None
 
     result = run_all(engine, config)
 
-    assert (result.read, result.inserted, result.quarantined) == (4, 3, 1)
-    assert [r[0] for r in responses(engine)] == ["R1", "R2", "R4"]
+    assert (result.read, result.inserted, result.quarantined, result.partial) == (4, 4, 0, 1)
+    assert [r[0] for r in responses(engine)] == ["R1", "R2", "R3", "R4"]
     assert responses(engine)[1][-1] == "one\r\ntwo\r\nthree"
     # header 1, R1 2, blank 3, R2 4-6, bad R3 7
     assert_quarantined(engine, [(str(path), 7, "nps", "12", "out of range")])
@@ -396,7 +431,7 @@ def test_rerun_of_file_with_bad_rows_adds_no_quarantine(engine: Engine, tmp_path
     assert again.notes.get("files_unchanged") == 1
     assert (again.read, again.inserted, again.updated, again.quarantined) == (0, 0, 0, 0)
     assert quarantine(engine) == first
-    assert [r[0] for r in responses(engine)] == ["R1", "R2", "R4"]
+    assert [r[0] for r in responses(engine)] == ["R1", "R2", "R3", "R4"]
 
 
 def test_rerun_of_rejected_file_adds_no_quarantine(engine: Engine, tmp_path: Path) -> None:

@@ -495,11 +495,14 @@ def test_end_to_end_run_source(api: FakeApi, engine: Engine, tmp_path: Path) -> 
     }, base_dir=tmp_path)
 
     first = run_source(engine, cfg)
-    assert (first.status, first.error) == ("success", None)
-    assert (first.read, first.inserted, first.updated, first.quarantined) == (5, 4, 0, 1)
+    # R3's NPS 11 is dropped and recorded; its CSAT loads. 1 of 5 rows is above 5%: warning.
+    assert first.status == "warning" and "1 of 5 rows (20.0%)" in first.error
+    assert (first.read, first.inserted, first.updated, first.quarantined, first.partial) == (
+        5, 5, 0, 0, 1)
     assert first.watermark == "2024-05-01T14:00:00Z"
     assert [s.query for s in api.seen] == [{}, {"page": "2"}, {"page": "3"}]
-    assert _survey_rows(engine) == [("R1", 9, 5), ("R2", 7, 4), ("R4", 10, None), ("R5", 0, 2)]
+    assert _survey_rows(engine) == [("R1", 9, 5), ("R2", 7, 4), ("R3", None, 3),
+                                    ("R4", 10, None), ("R5", 0, 2)]
     q = schema.quarantine
     with engine.connect() as conn:
         bad = [tuple(r) for r in conn.execute(
@@ -520,7 +523,7 @@ def test_end_to_end_run_source(api: FakeApi, engine: Engine, tmp_path: Path) -> 
     assert failed.error is not None and "2 attempt(s) failed" in failed.error
     assert "HTTP 503" in failed.error
     assert len(api.seen) == 2
-    assert len(_survey_rows(engine)) == 4
+    assert len(_survey_rows(engine)) == 5
     assert _count(engine, q) == 1
 
     down["on"] = False
@@ -531,10 +534,10 @@ def test_end_to_end_run_source(api: FakeApi, engine: Engine, tmp_path: Path) -> 
     assert (back.status, back.read, back.inserted, back.updated) == ("success", 2, 1, 1)
     assert [s.query for s in api.seen] == [{"updated_since": "2024-05-01T14:00:00Z"}]
     assert back.watermark == "2024-05-02T09:00:00Z"
-    assert _survey_rows(engine) == [("R1", 9, 5), ("R2", 7, 5), ("R4", 10, None), ("R5", 0, 2),
-                                    ("R6", 8, 4)]
+    assert _survey_rows(engine) == [("R1", 9, 5), ("R2", 7, 5), ("R3", None, 3), ("R4", 10, None),
+                                    ("R5", 0, 2), ("R6", 8, 4)]
     with engine.connect() as conn:
         runs = conn.execute(select(schema.etl_run.c.status, schema.etl_run.c.watermark)
                             .order_by(schema.etl_run.c.id)).all()
-    assert [tuple(r) for r in runs] == [("success", "2024-05-01T14:00:00Z"), ("success", None),
+    assert [tuple(r) for r in runs] == [("warning", "2024-05-01T14:00:00Z"), ("success", None),
                                         ("failed", None), ("success", "2024-05-02T09:00:00Z")]

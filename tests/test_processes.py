@@ -205,19 +205,22 @@ def test_status_and_quarantine_commands(engine: Engine, tmp_path: Path, args) ->
     env = _env(engine, sources, tmp_path)
     run = subprocess.run([sys.executable, "-m", "etl", "run"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "survey" in run.stdout and "success" in run.stdout
+    # 2 of 3 rows with a problem: above max_quarantine_share, so the run warns and exits 1.
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "survey" in run.stdout and "warning" in run.stdout
     out = subprocess.run([sys.executable, "-m", "etl", *args], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     if args == ["status"]:
         line = next(ln for ln in out.stdout.splitlines() if ln.startswith("survey"))
-        # read 3, loaded 1, quarantined 2; two quarantined rows in total
-        assert line.split()[3:7] == ["success", "3", "1", "0"]
+        # read 3, loaded 2 (R2 without its bad NPS), quarantined 1; two records in total
+        assert line.split()[3:8] == ["warning", "3", "2", "0", "1"]
         assert line.split()[-1] == "2"
     else:
-        assert "survey.csv:3 [nps='12']: out of range (expected 0..10)" in out.stdout
-        assert "survey.csv:4 [org_unit_id='S99']: unknown org unit 'S99'" in out.stdout
+        assert ("survey.csv:3 [nps = '12']: out of range (expected 0..10) (value dropped, "
+                "row loaded)") in out.stdout
+        assert ("survey.csv:4 [column 'store' -> org_unit_id = 'S99']: unknown org unit "
+                "'S99'") in out.stdout
 
 
 def test_a_cron_job_fires_in_the_scheduler_and_is_recorded(engine: Engine, tmp_path: Path) -> None:

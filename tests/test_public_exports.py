@@ -61,7 +61,14 @@ def botanic_truth() -> dict[str, object]:
         "detractors": int((scored["nps"] <= 6).sum()),
         "unscored": int(df["nps"].isna().sum()),
         "spend": scored.groupby(group, observed=True)["CaTicket"].mean().to_dict(),
-        "comments": int(scored["explication"].notna().sum()),
+        "visits": scored.groupby(group, observed=True)["NbPassageKS"].mean().to_dict(),
+        "value": (scored["CaTicket"] * scored["NbPassageKS"]).groupby(
+            group, observed=True).mean().to_dict(),
+        "ticket_sd": scored.groupby(group, observed=True)["CaTicket"].std().to_dict(),
+        "ticket_n": scored.groupby(group, observed=True)["CaTicket"].count().to_dict(),
+        "comments": int(df["explication"].notna().sum()),
+        "unscored_comments": int(df.loc[df["nps"].isna(), "explication"].notna().sum()),
+        "rows": len(df),
     }
 
 
@@ -77,6 +84,7 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
         response_id = "id"
         nps = "nps"
         spend = "CaTicket"
+        visits = "NbPassageKS"
         comment = "explication"
         [source.constants]
         # The export carries no date (its `t` is a wave index) and no store.
@@ -86,10 +94,11 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     results = {r.source: r for r in run_sources(engine, load_config(config))}
     run = results["botanic"]
     assert run.status == "success", run.error
-    assert run.read == 13954
-    assert run.inserted == botanic_truth["n"] == 13612
-    # Rows without an NPS answer carry no score at all: quarantined with their line, not lost.
-    assert run.quarantined == botanic_truth["unscored"] == 342
+    assert run.read == botanic_truth["rows"] == 13954
+    # Answers without an NPS score load too (the question was optional): their comments
+    # count, they enter no metric's n.
+    assert run.inserted == 13954 and run.quarantined == 0
+    assert run.notes["rows_without_score"] == botanic_truth["unscored"] == 342
 
     sr = schema.survey_response
     group = case((sr.c.nps >= 9, "promoter"), (sr.c.nps >= 7, "passive"), else_="detractor")
@@ -99,8 +108,11 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
             func.sum(case((sr.c.nps >= 9, 1), else_=0)),
             func.sum(case((sr.c.nps <= 6, 1), else_=0)),
         )).one()
-        spend = dict(conn.execute(select(group, func.avg(sr.c.spend)).group_by(group)).all())
+        spend = dict(conn.execute(select(group, func.avg(sr.c.spend))
+                                  .where(sr.c.nps.is_not(None)).group_by(group)).all())
         comments = conn.execute(select(func.count(sr.c.comment))).scalar_one()
+        unscored_comments = conn.execute(select(func.count(sr.c.comment))
+                                         .where(sr.c.nps.is_(None))).scalar_one()
         accented = conn.execute(select(sr.c.comment).where(sr.c.response_id == "2482")).scalar()
         agg = schema.agg_survey_daily
         rolled = conn.execute(select(func.sum(agg.c.nps_n), func.sum(agg.c.nps_promoters),
@@ -112,6 +124,7 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     for key, mean in botanic_truth["spend"].items():
         assert float(spend[key]) == pytest.approx(mean, abs=1e-6), key
     assert comments == botanic_truth["comments"]
+    assert unscored_comments == botanic_truth["unscored_comments"] == 37
     # The read side on the same data: NPS, n and its margin as the dashboard shows them,
     # against the formula of METRICS.md computed here on the raw file.
     from queries.kpis import Filters, kpis
@@ -128,6 +141,52 @@ def test_botanic_nps_survey_loads_through_config(engine, tmp_path, botanic_truth
     da = (botanic_truth["detractors"] + 0.75) / 13615
     assert nps.moe == pytest.approx(1.959964 * 100 * math.sqrt((pa + da - (pa - da) ** 2)
                                                                / 13615), rel=1e-6)
+    # Ticket and visit frequency by NPS group, from the survey's own fields: frequency, not
+    # basket, separates promoters from passives.
+    from queries.links import value_by_nps_group
+
+    with engine.connect() as conn:
+        value = value_by_nps_group(conn, start=Month(2017, 6).start, end=Month(2017, 6).end)
+    assert value.basis == "survey"
+    ticket = {g: round(value.groups[g].ticket.mean, 2) for g in value.groups}
+    visits = {g: round(value.groups[g].visits.mean, 2) for g in value.groups}
+    assert ticket == {g: round(v, 2) for g, v in botanic_truth["spend"].items()}
+    assert ticket == {"detractor": 64.32, "passive": 76.30, "promoter": 76.18}
+    assert visits == {g: round(v, 2) for g, v in botanic_truth["visits"].items()}
+    assert visits == {"detractor": 6.91, "passive": 7.44, "promoter": 8.98}
+    for g, mean in botanic_truth["value"].items():
+        assert value.groups[g].value.mean == pytest.approx(mean, rel=1e-9)
+    # The interval of promoters' ticket, against the t formula on the raw file.
+    n, sd = botanic_truth["ticket_n"]["promoter"], botanic_truth["ticket_sd"]["promoter"]
+    from scipy import stats as st
+
+    half = st.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    assert value.groups["promoter"].ticket.high - value.groups["promoter"].ticket.mean == (
+        pytest.approx(half, rel=1e-6))
+    assert value.gaps[("ticket", "passive")].significant is False
+    assert value.gaps[("visits", "passive")].significant is True
+    assert value.driver == "frequency"
+    assert value.sentence.startswith(
+        "Visit frequency, not ticket, separates promoters from passives")
+    assert "frequency drives the revenue gap" in value.sentence
+    # The same numbers and words from the command line.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "queries", "links", "--period", "2017-06",
+                          "--months", "1"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "DATABASE_URL": engine.url.render_as_string(
+                             hide_password=False)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    section = json.loads(out.stdout)["ticket_and_visits_by_nps_group"]
+    assert section["sentence"] == value.sentence and section["driver"] == "frequency"
+    shown = {(r["group"], r["measure"]): round(r["mean"], 2) for r in section["groups"]}
+    assert [shown[(g, "ticket")] for g in ("detractor", "passive", "promoter")] == [
+        64.32, 76.30, 76.18]
+    assert [shown[(g, "visits")] for g in ("detractor", "passive", "promoter")] == [
+        6.91, 7.44, 8.98]
     # latin-1 decoded, not mangled: the second row's comment as a person wrote it.
     assert accented == ("Il y a très peu de caisse ouverte et le délai d'attente est "
                         "particulièrement long!!!!")
@@ -205,7 +264,8 @@ def test_qualtrics_non_answers_are_counted_not_loaded(engine, tmp_path) -> None:
     assert run.notes["excluded_test"] == 1
     assert run.notes["excluded_spam"] == 1
     assert run.notes["excluded_unfinished"] == 1
-    assert (run.read, run.inserted, run.skipped) == (2, 2, 4)
+    # read counts every answer row of the file; the excluded ones are reported apart.
+    assert (run.read, run.excluded, run.unchanged, run.inserted) == (6, 4, 0, 2)
     sr = schema.survey_response
     with engine.connect() as conn:
         got = dict(conn.execute(select(sr.c.response_id, sr.c.nps)).all())

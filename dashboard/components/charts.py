@@ -7,13 +7,21 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboard.components.theme import GOOD, NEUTRAL, base_layout, empty_figure, plain
+from queries.formatting import currency_symbol, money_template
+from queries.kpis import MONEY
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
 
 HOVER_FORMAT = {"nps": "%{y:+.1f}", "csat": "%{y:.1f}%", "ces": "%{y:.2f}",
-                "revenue": "£%{y:,.0f}", "active_members": "%{y:,.0f}",
+                "revenue": MONEY, "active_members": "%{y:,.0f}",
                 "retention": "%{y:.1f}%", "engagement": "%{y:.1f}%"}
+
+
+def hover_format(key: str) -> str:
+    """The Plotly template of one KPI's value; money in CX_CURRENCY / CX_LOCALE."""
+    value = HOVER_FORMAT.get(key, "%{y}")
+    return money_template("y:,.0f") if value == MONEY else value
 
 
 def sparkline(trend: pd.DataFrame, key: str, *, x: str = "label") -> go.Figure:
@@ -21,7 +29,7 @@ def sparkline(trend: pd.DataFrame, key: str, *, x: str = "label") -> go.Figure:
     data = trend[[x, key]].dropna()
     fig = go.Figure()
     if not data.empty:
-        value = HOVER_FORMAT.get(key, "%{y}")
+        value = hover_format(key)
         fig.add_trace(go.Scatter(
             x=[plain(v) for v in data[x]], y=[float(v) for v in data[key]], mode="lines",
             line={"color": GOOD, "width": 2},
@@ -48,12 +56,12 @@ def trend_chart(trend: pd.DataFrame, key: str, label: str, unit: str) -> go.Figu
                                            for v in data.get(f"{key}_moe", [])],
                  "color": NEUTRAL, "thickness": 1} if f"{key}_moe" in data else None,
         customdata=data[[f"{key}_n"]].to_numpy() if f"{key}_n" in data else None,
-        hovertemplate=f"%{{x}}<br>{plain(label)}: {HOVER_FORMAT.get(key, '%{y}')}"
+        hovertemplate=f"%{{x}}<br>{plain(label)}: {hover_format(key)}"
                       + ("<br>n = %{customdata[0]:,}" if f"{key}_n" in data else "")
                       + "<extra></extra>",
         name=plain(label),
     ))
-    fig.update_yaxes(title=plain(f"{label} ({unit})"))
+    fig.update_yaxes(title=plain(f"{label} ({currency_symbol() if unit == MONEY else unit})"))
     return base_layout(fig, height=300)
 
 

@@ -7,6 +7,8 @@ import html
 
 import plotly.graph_objects as go
 
+from queries.formatting import plotly_separators
+
 # Meaning, not decoration: the same colour always says the same thing.
 PROMOTER = "#009E73"  # bluish green
 PASSIVE = "#999999"  # grey
@@ -47,6 +49,7 @@ def base_layout(fig: go.Figure, *, title: str | None = None, height: int = 360) 
         colorway=SERIES,
         hoverlabel={"font": {"family": FONT}},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        separators=plotly_separators(),  # decimal and thousands marks of CX_LOCALE
     )
     return fig
 

@@ -29,7 +29,8 @@ dash.register_page(__name__, path="/health", name="Data health",
                    title="Data health · CX dashboard", order=5, roles=("admin", "executive"))
 
 PREFIX = "health"
-STATUS_COLOUR = {"success": "success", "failed": "danger", "running": "info"}
+STATUS_COLOUR = {"success": "success", "warning": "warning", "failed": "danger",
+                 "running": "info"}
 
 
 def layout(**query: str) -> html.Div:
@@ -157,13 +158,15 @@ def render(state: dict[str, str]):
             html.Div(f"last run {_when(r.finished_at or r.started_at)} · last success "
                      f"{_when(r.last_success)}", className="small text-muted"),
             html.Div(f"read {r.rows_read:,} · loaded {r.rows_inserted:,} · updated "
-                     f"{r.rows_updated:,} · quarantined {r.rows_quarantined:,} · skipped "
-                     f"{r.rows_skipped:,}", className="small"),
+                     f"{r.rows_updated:,} · quarantined {r.rows_quarantined:,} · excluded "
+                     f"{r.rows_excluded:,} · unchanged {r.rows_unchanged:,}", className="small"),
         ]
         if r.watermark is not None and not pd.isna(r.watermark):
             body.append(html.Div(f"watermark {r.watermark}", className="small text-muted"))
-        if r.status == "failed" and isinstance(r.error, str):
-            body.append(html.Div(r.error[:400], className="small text-danger"))
+        if r.status in ("failed", "warning") and isinstance(r.error, str):
+            body.append(html.Div(r.error[:400], className="small text-danger"
+                                 if r.status == "failed" else "small text-warning-emphasis",
+                                 id=f"{PREFIX}-{r.status}-{r.source}"))
         cards.append(dbc.Col(dbc.Card(dbc.CardBody(body), className="h-100",
                                       id=f"{PREFIX}-source-{r.source}"),
                              md=6, xl=4, className="mb-2"))
@@ -199,7 +202,9 @@ def render(state: dict[str, str]):
             where=[f"{f}:{int(line)}" if pd.notna(line) else str(f)
                    for f, line in zip(rows["file"], rows["line"], strict=True)],
             created_at=rows["created_at"].map(_when),
-        )[["created_at", "source", "where", "field", "value", "reason"]]
+            column=rows["column"].map(lambda c: "" if c is None or pd.isna(c) else str(c)),
+            value=rows["value"].map(lambda v: "(empty)" if v is None or pd.isna(v) else str(v)),
+        )[["created_at", "source", "where", "column", "field", "value", "reason"]]
         quarantine = panel(f"Quarantined rows (newest {len(rows)})", dbc.Table.from_dataframe(
             shown, size="sm", hover=True, responsive=True, className="mb-0 small",
             id=f"{PREFIX}-quarantine-table"), target="health-quarantine")
@@ -213,6 +218,7 @@ def render(state: dict[str, str]):
         error=runs["error"].map(lambda e: "" if e is None or pd.isna(e) else str(e)[:160]),
     )[["id", "source", "started_at", "status", "rows_read", "rows_inserted", "rows_updated",
        "rows_quarantined", "rows_skipped", "seconds", "notes", "error"]]
+    runs_shown = runs_shown.rename(columns={"rows_skipped": "rows_excluded_or_unchanged"})
     runs_panel = panel("Latest runs", dbc.Table.from_dataframe(
         runs_shown, size="sm", hover=True, responsive=True, className="mb-0 small",
         id=f"{PREFIX}-runs-table"), target="health-runs")

@@ -115,14 +115,20 @@ def _freshness_banner() -> html.Div:
             f"{f.source} {f.last_success:%d %b %H:%M}" if f.last_success else f"{f.source} never"
             for f in items),
         className="cx-freshness small text-muted", id=f"{PREFIX}-freshness-line")
-    bad = [f for f in items if f.failed or f.stale]
+    bad = [f for f in items if f.failed or f.stale or f.warning]
     if not bad:
         return line
-    words = "; ".join(
-        f"{f.source}: " + ("last run failed" + (f" ({f.last_error[:140]})" if f.last_error
-                                                 else "") if f.failed
-                           else f"no successful load for over {s.cx_stale_hours} hours")
-        for f in bad)
+
+    def why(f) -> str:
+        detail = f" ({f.last_error[:140]})" if f.last_error else ""
+        if f.failed:
+            return "last run failed" + detail
+        if f.warning:
+            # Loaded, but so many rows were quarantined that the figures may mislead.
+            return "last run quarantined too many rows" + detail
+        return f"no successful load for over {s.cx_stale_hours} hours"
+
+    words = "; ".join(f"{f.source}: {why(f)}" for f in bad)
     return html.Div([dbc.Alert([html.Strong("Some data may be out of date. "), words],
                                color="warning", className="py-2 mb-1",
                                id=f"{PREFIX}-stale"), line])

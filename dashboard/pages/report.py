@@ -25,10 +25,18 @@ from dashboard.data import cached, kpi_settings
 from dashboard.report_token import ReportRequest, TokenError, read_token
 from dashboard.state import filters_of
 from queries.employees import engagement_by_unit
-from queries.formatting import attribute_label, figure_label, fmt_money
+from queries.formatting import (
+    attribute_label,
+    currency_symbol,
+    figure_label,
+    fmt_money,
+    money,
+    money_affixes,
+    number,
+)
 from queries.health import freshness
 from queries.kpis import kpis, latest_wave, org_units, second_comparison
-from queries.links import key_drivers, revenue_after_survey
+from queries.links import MEASURES, key_drivers, revenue_after_survey, value_by_nps_group
 from queries.scope import ScopeError, apply_scope
 from queries.signals import assess
 from queries.trends import kpi_trend
@@ -92,7 +100,7 @@ def _trend_figure(trend) -> go.Figure:
 
 def _revenue_figure(groups, days: int) -> go.Figure:
     """Revenue per answer by NPS group: value labels inside the bars, at their base, so the
-    error-bar caps at the top never cross them; a £ axis."""
+    error-bar caps at the top never cross them; a money axis (CX_CURRENCY)."""
     fig = go.Figure(go.Bar(
         x=[GROUP_NAMES[g.group] for g in groups], y=[g.mean for g in groups],
         marker_color=[GROUP_COLOURS[g.group] for g in groups],
@@ -101,8 +109,8 @@ def _revenue_figure(groups, days: int) -> go.Figure:
                  "arrayminus": [g.mean - g.low for g in groups]},
         text=[f"{fmt_money(g.mean)}<br>n = {g.n:,}" for g in groups], textposition="inside",
         insidetextanchor="start", textfont={"color": "white", "size": 11}))
-    fig.update_yaxes(title=f"£ per answer, {days} days after", tickprefix="£",
-                     separatethousands=True, rangemode="tozero")
+    fig.update_yaxes(title=f"{currency_symbol()} per answer, {days} days after",
+                     **money_affixes(), separatethousands=True, rangemode="tozero")
     base_layout(fig, height=230)
     fig.update_layout(showlegend=False, bargap=0.35, margin={"l": 64, "r": 12, "t": 8,
                                                              "b": 32})
@@ -154,7 +162,7 @@ def build(req: ReportRequest) -> html.Div:
     if isinstance(filters.unit, str) and filters.unit not in req.scope.units:
         scope_label += f" · showing {names.get(filters.unit, filters.unit)}"
     fresh = cached(freshness, stale_hours=settings.cx_stale_hours)
-    stale = [f for f in fresh if f.failed or f.stale]
+    stale = [f for f in fresh if f.failed or f.stale or f.warning]
     newest = max((f.last_success for f in fresh if f.last_success), default=None)
     graphs: list[dcc.Graph] = []
 
@@ -180,7 +188,7 @@ def build(req: ReportRequest) -> html.Div:
     if stale:
         page1.append(dbc.Alert(
             "Some data may be out of date: " + "; ".join(
-                f"{f.source} ({'last run failed' if f.failed else 'no recent load'})"
+                f"{f.source} ({_why_stale(f)})"
                 for f in stale), color="warning", className="py-1 small",
             id=f"{PREFIX}-stale"))
     # Revenue: answers of the 12 months to the period whose 180-day window is observed.
@@ -238,7 +246,8 @@ def build(req: ReportRequest) -> html.Div:
     sections = [*page1, table,
                 dbc.Row([dbc.Col(trend_block, width=6),
                          dbc.Col(html.Div(rev_children, className="report-section"), width=6)],
-                        className="report-section")]
+                        className="report-section"),
+                _value_section(period, filters, settings.cx_revenue_days)]
     # Employees: the scope's units one level down, with anonymity rules applied.
     emp_children: list = [html.H2("Employee engagement", className="h6")]
     parent = filters.unit if isinstance(filters.unit, str) else None
@@ -325,3 +334,46 @@ def _link_filters(filters) -> dict:
                               ("interaction", filters.interaction),
                               ("touchpoint", filters.touchpoint)) if v}
 
+
+
+def _why_stale(f) -> str:
+    if f.failed:
+        return "last run failed"
+    return "too many rows quarantined" if f.warning else "no recent load"
+
+
+def _value_section(period, filters, window_days: int) -> html.Div:
+    """Ticket, visit frequency and value per customer by NPS group over the 12 months to the
+    period, with 95% intervals, and the sentence saying which of the two drives the gap."""
+    value = cached(value_by_nps_group, start=period.shift(-11).start, end=period.end,
+                   window_days=window_days, **_link_filters(filters))
+    children: list = [html.H2("Ticket and visit frequency by NPS group", className="h6")]
+    if value.basis == "none":
+        children.append(html.P("No ticket or visit data for this scope.",
+                               className="small text-muted", id=f"{PREFIX}-value"))
+        return html.Div(children, className="report-section")
+
+    def cell(measure: str, group: str) -> str:
+        ci = getattr(value.groups[group], measure)
+        if ci.mean is None:
+            return "no data"
+        show = money if measure != "visits" else (lambda v: number(v, 1))
+        interval = (f" ({show(ci.low)}–{show(ci.high)})" if ci.low is not None
+                    and ci.high is not None else "")
+        return show(ci.mean) + interval
+
+    labels = {"ticket": "Ticket", "visits": "Visits", "value": "Value per customer"}
+    children.append(dbc.Table(
+        [html.Thead(html.Tr([html.Th("")] + [html.Th(g.capitalize() + "s") for g in
+                                               ("promoter", "passive", "detractor")])),
+         html.Tbody([html.Tr([html.Td(labels[m])] + [html.Td(cell(m, g)) for g in
+                                                       ("promoter", "passive", "detractor")])
+                     for m in MEASURES])],
+        size="sm", striped=True, className="mb-1", id=f"{PREFIX}-value-table"))
+    children.append(html.P(value.sentence, className="small", id=f"{PREFIX}-value"))
+    children.append(html.Div("Means with 95% intervals; "
+                             + ("from the answers' own ticket and visit count."
+                                if value.basis == "survey" else
+                                f"from loyalty purchases in the {value.window_days} days after "
+                                "each answer."), className="small text-muted"))
+    return html.Div(children, className="report-section")

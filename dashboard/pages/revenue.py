@@ -22,9 +22,23 @@ from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
-from queries.formatting import figure_label, fmt_money, fmt_value
-from queries.kpis import Kpi
-from queries.links import RevenueLink, UnitLink, revenue_after_survey, unit_cx_revenue
+from queries.formatting import (
+    currency_symbol,
+    figure_label,
+    fmt_money,
+    money,
+    money_affixes,
+    money_template,
+)
+from queries.links import (
+    MEASURES,
+    RevenueLink,
+    UnitLink,
+    ValueByGroup,
+    revenue_after_survey,
+    unit_cx_revenue,
+    value_by_nps_group,
+)
 from queries.periods import Month
 
 dash.register_page(__name__, path="/revenue", name="Revenue",
@@ -88,10 +102,10 @@ def units_of(state: dict[str, str]) -> UnitLink | None:
 
 
 def _gbp(value: float | None) -> str:
-    """Money as the rest of the product writes it ('£1,234', '£49.24')."""
+    """Money as the rest of the product writes it ('£1,234', '£49.24'; CX_CURRENCY)."""
     if value is None:
         return "no data"
-    return fmt_value(Kpi("revenue", "Revenue", "£", "", value, 0, None))
+    return money(value)
 
 
 def _pct(share: float | None) -> str:
@@ -155,10 +169,16 @@ def churn_frame(state: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _value_col() -> str:
+    """The money column of a download names its currency: value_gbp, value_eur..."""
+    return f"value_{context.settings().cx_currency.lower()}"
+
+
 @downloadable("revenue-risk")
 def risk_frame(state: dict[str, str]) -> pd.DataFrame:
     """Revenue at risk and the detractors' revenue it is computed from, with the churn gap."""
-    cols = ["measure", "value_gbp", "detractor_answers", "churn_gap_pts", "churn_gap_p",
+    value = _value_col()
+    cols = ["measure", value, "detractor_answers", "churn_gap_pts", "churn_gap_p",
             "churn_gap_significant"]
     link = link_of(state)
     if link is None:
@@ -170,10 +190,10 @@ def risk_frame(state: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame([
         {"measure": figure_label("revenue_at_risk")
          + ": (detractor churn - promoter churn) x revenue from detractors",
-         "value_gbp": link.revenue_at_risk, **common},
+         value: link.revenue_at_risk, **common},
         {"measure": figure_label("detractor_revenue")
          + f" in the {link.window_days} days after answering",
-         "value_gbp": link.detractor_revenue, **common},
+         value: link.detractor_revenue, **common},
     ], columns=cols)
 
 
@@ -258,6 +278,7 @@ def layout(**query: str) -> html.Div:
                 className="g-3",
             ),
             units,
+            value_panel(),
         ]
     )
 
@@ -281,16 +302,18 @@ def groups_figure(frame: pd.DataFrame, days: int) -> go.Figure:
         error_y={"type": "data", "symmetric": False, "array": hi.tolist(),
                  "arrayminus": lo.tolist(), "color": "#343a40", "thickness": 1.5, "width": 8},
         customdata=shown[["answers", "ci95_low", "ci95_high", "total_revenue"]].to_numpy(),
-        texttemplate="£%{y:,.0f}", textposition="inside", insidetextanchor="start",
-        textfont={"color": "white", "size": 13},
-        hovertemplate=("<b>%{x}</b><br>£%{y:,.2f} per answer in the " + str(days)
-                       + " days after<br>95% CI £%{customdata[1]:,.2f} to "
-                         "£%{customdata[2]:,.2f}<br>n = %{customdata[0]:,} answers · "
-                         "£%{customdata[3]:,.0f} in all<extra></extra>"),
+        texttemplate=money_template("y:,.0f"), textposition="inside",
+        insidetextanchor="start", textfont={"color": "white", "size": 13},
+        hovertemplate=("<b>%{x}</b><br>" + money_template("y:,.2f") + " per answer in the "
+                       + str(days) + " days after<br>95% CI "
+                       + money_template("customdata[1]:,.2f") + " to "
+                       + money_template("customdata[2]:,.2f")
+                       + "<br>n = %{customdata[0]:,} answers · "
+                       + money_template("customdata[3]:,.0f") + " in all<extra></extra>"),
         name="Revenue per answer",
     ))
-    fig.update_yaxes(title=f"£ per answer, {days} days after", tickprefix="£",
-                     separatethousands=True, rangemode="tozero")
+    fig.update_yaxes(title=f"{currency_symbol()} per answer, {days} days after",
+                     **money_affixes(), separatethousands=True, rangemode="tozero")
     fig.update_layout(showlegend=False, bargap=0.35)
     return theme.base_layout(fig, height=330)
 
@@ -311,7 +334,8 @@ def _gap_words(link: RevenueLink) -> html.Div:
         verdict = f"Significant: a gap this size is very unlikely to be chance ({_p(gap.p)})."
         tone = ""
     else:
-        verdict = (f"Not significant: the interval includes £0, so the gap could be chance "
+        verdict = (f"Not significant: the interval includes {money(0)}, so the gap could be "
+                   f"chance "
                    f"({_p(gap.p)}).")
         tone = "text-muted"
     return html.Div([html.Strong(head + ci + ". "), html.Span(verdict, className=tone)],
@@ -377,7 +401,7 @@ def _churn_block(frame: pd.DataFrame, link: RevenueLink) -> html.Div:
 
 
 def _risk_block(frame: pd.DataFrame, link: RevenueLink) -> html.Div:
-    at_risk, det_revenue = frame["value_gbp"].tolist()
+    at_risk, det_revenue = frame[_value_col()].tolist()
     at_risk = None if pd.isna(at_risk) else at_risk
     gap = link.churn_gap
     gap_pts = "n/a" if gap.diff is None else f"{100 * gap.diff:+.1f} pts"
@@ -474,7 +498,8 @@ def units_figure(frame: pd.DataFrame, link: UnitLink, metric: str, lag: int) -> 
         customdata=custom,
         hovertemplate=("<b>%{customdata[0]}</b> · %{customdata[1]}<br>" + label + " "
                        + score_fmt + " (%{customdata[2]}, n = %{customdata[3]:,})"
-                       "<br>Revenue growth %{y:+.1%} (£%{customdata[4]:,.0f})<extra></extra>"),
+                       "<br>Revenue growth %{y:+.1%} (" + money_template("customdata[4]:,.0f")
+                       + ")<extra></extra>"),
     ))
     corr = link.correlation
     if corr.slope is not None and corr.intercept is not None:
@@ -575,3 +600,111 @@ def write_toggles(metric: str | None, lag: str | None, search: str | None):
     state["lag"] = "1" if str(lag) == "1" else ""
     new = to_search(state)
     return new if new != (search or "") else no_update
+
+
+# ------------------------------------------- ticket and visit frequency by NPS group
+
+
+MEASURE_LABELS = {"ticket": "Ticket", "visits": "Visits", "value": "Value per customer"}
+
+
+def value_of(state: dict[str, str]) -> ValueByGroup | None:
+    """Ticket, visits and their product by NPS group over the window (cached)."""
+    window = window_of(state)
+    if window is None:
+        return None
+    return cached(value_by_nps_group, start=window[0].start, end=window[1].end,
+                  window_days=context.settings().cx_revenue_days, **_dims(state))
+
+
+@downloadable("revenue-value")
+def value_frame(state: dict[str, str]) -> pd.DataFrame:
+    """Per NPS group and measure (ticket, visits, value): answers, mean and 95% interval."""
+    value = value_of(state)
+    if value is None:
+        return pd.DataFrame(columns=["group", "measure", "n", "mean", "ci95_low", "ci95_high",
+                                     "basis"])
+    return value.frame().assign(basis=value.basis)
+
+
+def value_panel() -> dbc.Card:
+    """Panel: is a promoter worth more because of a bigger basket or more visits?"""
+    return panel(
+        "Ticket and visit frequency by NPS group",
+        graph_slot(f"{PREFIX}-value-graph", 300,
+                   html.Div(id=f"{PREFIX}-value-words", className="mt-1"),
+                   html.Div(id=f"{PREFIX}-value-note",
+                            className="cx-note text-muted small mt-1")),
+        target="revenue-value", id_=f"{PREFIX}-value-panel")
+
+
+def value_figure(value: ValueByGroup) -> go.Figure:
+    """Three small bar charts (ticket, visits, value) of the groups with 95% error bars."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[MEASURE_LABELS[m] for m in MEASURES],
+                        horizontal_spacing=0.09)
+    for col, measure in enumerate(MEASURES, start=1):
+        cis = [getattr(value.groups[g], measure) for g in GROUP_LABELS]
+        keep = [(g, ci) for g, ci in zip(GROUP_LABELS, cis, strict=True) if ci.mean is not None]
+        if not keep:
+            continue
+        money_measure = measure != "visits"
+        fig.add_trace(go.Bar(
+            x=[GROUP_LABELS[g].split(" (")[0] for g, _ in keep],
+            y=[ci.mean for _, ci in keep],
+            marker={"color": [theme.GROUP_COLOURS[g] for g, _ in keep]},
+            error_y={"type": "data", "symmetric": False, "color": "#343a40",
+                     "array": [(ci.high - ci.mean) if ci.high is not None else 0
+                               for _, ci in keep],
+                     "arrayminus": [(ci.mean - ci.low) if ci.low is not None else 0
+                                    for _, ci in keep]},
+            text=[money(ci.mean) if money_measure else f"{ci.mean:.1f}" for _, ci in keep],
+            textposition="inside", insidetextanchor="start",
+            textfont={"color": "white", "size": 12},
+            customdata=[[ci.n] for _, ci in keep],
+            hovertemplate=("<b>%{x}</b><br>" + MEASURE_LABELS[measure] + " "
+                           + (money_template("y:,.2f") if money_measure else "%{y:.2f}")
+                           + "<br>n = %{customdata[0]:,}<extra></extra>"),
+            showlegend=False), row=1, col=col)
+        if money_measure:
+            fig.update_yaxes(**money_affixes(), rangemode="tozero", row=1, col=col)
+        else:
+            fig.update_yaxes(rangemode="tozero", row=1, col=col)
+    return theme.base_layout(fig, height=300)
+
+
+def _value_note(value: ValueByGroup) -> str:
+    if value.basis == "survey":
+        basis = ("From the answers' own ticket and visit count; value = ticket × visits per "
+                 "answer.")
+    elif value.basis == "transactions":
+        basis = (f"From loyalty purchases in the {value.window_days} days after each answer: "
+                 "visits = purchases, ticket = revenue / purchases, value = revenue.")
+    else:
+        basis = ""
+    tests = []
+    for measure in ("ticket", "visits"):
+        t = value.gaps[(measure, "passive")]
+        if t.diff is not None and t.p is not None:
+            tests.append(f"{MEASURE_LABELS[measure].lower()} promoters − passives "
+                         f"{t.diff:+.2f} ({_p(t.p)})")
+    return " ".join([basis, "Error bars: 95% intervals.",
+                     ("Welch tests: " + "; ".join(tests) + ".") if tests else ""]).strip()
+
+
+@callback(
+    Output(f"{PREFIX}-value-graph", "figure"),
+    Output(f"{PREFIX}-value-words", "children"),
+    Output(f"{PREFIX}-value-note", "children"),
+    Input(f"{PREFIX}-state", "data"),
+)
+def render_value(state: dict[str, str] | None):
+    """Ticket, visits and value per customer by NPS group, and what separates them."""
+    value = value_of(state or {})
+    if value is None or value.basis == "none":
+        msg = ("No ticket or visit data: map `spend` and `visits` in the survey source, or "
+               "load loyalty transactions.")
+        return theme.empty_figure(msg, height=300), None, None
+    return (value_figure(value),
+            html.Strong(value.sentence, id=f"{PREFIX}-value-text"), _value_note(value))

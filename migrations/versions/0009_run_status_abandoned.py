@@ -1,7 +1,7 @@
 """etl_run status 'abandoned': a run whose process died, marked when its claim is taken over
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 18:00:00
 """
 from __future__ import annotations
@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
-OLD = "status IN ('running', 'success', 'failed')"
-NEW = "status IN ('running', 'success', 'failed', 'abandoned')"
+OLD = "status IN ('running', 'success', 'warning', 'failed')"
+NEW = "status IN ('running', 'success', 'warning', 'failed', 'abandoned')"
 
 
 def upgrade() -> None:
