@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from etl.comments_nlp import analyse_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
 from etl.load import known_values, now, parent_ids, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
@@ -457,6 +458,8 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
         if result.run_id is not None:
             _finish_run(engine, result)
         release_lock(engine, cfg.name, holder)
+    if cfg.entity_name == "survey_responses" and (result.inserted or result.updated):
+        analyse_after_load(engine)
     return result
 
 

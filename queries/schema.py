@@ -425,3 +425,55 @@ allowed_domain = Table(
     Column("added_by", String(320)),
     Column("added_at", DateTime, nullable=False),
 )
+
+# Comment analytics, computed by the ETL after each load (etl/comments_nlp.py), never at page
+# time. A topic keeps its id across refits (matched on its terms), so an admin's label or
+# merge survives; `merged_into` points at the topic it now counts as (one level, flattened).
+comment_topic = Table(
+    "comment_topic",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("language", String(8), nullable=False),
+    Column("terms", String(500), nullable=False, comment="Top terms, comma-separated"),
+    Column("weights", Text, nullable=False, comment="JSON {term: weight}, to match refits"),
+    Column("label", String(200), comment="An admin's label; NULL: the top terms"),
+    Column("merged_into", Integer, ForeignKey("comment_topic.id"), index=True),
+    Column("active", Boolean, nullable=False, default=True,
+           comment="Part of the language's current topic model"),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+comment_analysis = Table(
+    "comment_analysis",
+    metadata,
+    Column(
+        "response_pk",
+        Integer,
+        ForeignKey("survey_response.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("text_hash", String(64), nullable=False, comment="SHA-256 of the comment analysed"),
+    Column("language", String(8)),
+    Column("lemmas", Text, comment="Content lemmas, space-separated"),
+    Column("topic_id", Integer, ForeignKey("comment_topic.id"), index=True),
+    Column("topic_weight", Float),
+    Column("sentiment", Float, comment="-1 (negative) to 1 (positive)"),
+    Column("sentiment_label", String(8)),
+    Column("analysed_at", DateTime, nullable=False),
+    CheckConstraint("sentiment_label IN ('negative', 'neutral', 'positive')",
+                    name="sentiment_label"),
+)
+
+# The fitted models per language (vocabulary, idf, NMF components or classifier weights as
+# JSON), so new comments are scored without refitting.
+comment_model = Table(
+    "comment_model",
+    metadata,
+    Column("language", String(8), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("n_docs", Integer, nullable=False),
+    Column("fitted_at", DateTime, nullable=False),
+    Column("params", Text, nullable=False),
+    CheckConstraint("kind IN ('topics', 'sentiment')", name="kind"),
+)

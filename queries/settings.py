@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         5, ge=2, description="Employee groups with fewer respondents show no value."
     )
     cx_active_days: int = Field(90, ge=1, description="Window defining an active member.")
+    cx_comment_languages: str = Field(
+        "en,fr,ru", pattern=r"^[a-z]{2}(,[a-z]{2})*$",
+        description="Languages comments are detected among (ISO 639-1, comma-separated).")
+    cx_comment_topics: int = Field(
+        0, ge=0, le=40, description="Topics per language; 0 chooses from the comment count.")
     cx_revenue_days: int = Field(180, ge=1, description="Days of revenue after a survey answer.")
     cx_timezone: str = Field("Europe/London", description="Timezone of schedules and periods.")
     cache_redis_url: str | None = Field(None, description="Redis URL for the dashboard cache.")

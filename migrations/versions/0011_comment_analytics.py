@@ -1,0 +1,73 @@
+"""comment analytics: topics, sentiment, models
+
+Revision ID: 0011
+Revises: 0006
+Create Date: 2026-12-02 18:15:00
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0011'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('comment_model',
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('n_docs', sa.Integer(), nullable=False),
+    sa.Column('fitted_at', sa.DateTime(), nullable=False),
+    sa.Column('params', sa.Text(), nullable=False),
+    sa.CheckConstraint("kind IN ('topics', 'sentiment')", name=op.f('ck_comment_model_kind')),
+    sa.PrimaryKeyConstraint('language', 'kind', name=op.f('pk_comment_model'))
+    )
+    op.create_table('comment_topic',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('terms', sa.String(length=500), nullable=False, comment='Top terms, comma-separated'),
+    sa.Column('weights', sa.Text(), nullable=False, comment='JSON {term: weight}, to match refits'),
+    sa.Column('label', sa.String(length=200), nullable=True, comment="An admin's label; NULL: the top terms"),
+    sa.Column('merged_into', sa.Integer(), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False, comment="Part of the language's current topic model"),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['merged_into'], ['comment_topic.id'], name=op.f('fk_comment_topic_merged_into_comment_topic')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_comment_topic'))
+    )
+    with op.batch_alter_table('comment_topic', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_comment_topic_merged_into'), ['merged_into'], unique=False)
+
+    op.create_table('comment_analysis',
+    sa.Column('response_pk', sa.Integer(), nullable=False),
+    sa.Column('text_hash', sa.String(length=64), nullable=False, comment='SHA-256 of the comment analysed'),
+    sa.Column('language', sa.String(length=8), nullable=True),
+    sa.Column('lemmas', sa.Text(), nullable=True, comment='Content lemmas, space-separated'),
+    sa.Column('topic_id', sa.Integer(), nullable=True),
+    sa.Column('topic_weight', sa.Float(), nullable=True),
+    sa.Column('sentiment', sa.Float(), nullable=True, comment='-1 (negative) to 1 (positive)'),
+    sa.Column('sentiment_label', sa.String(length=8), nullable=True),
+    sa.Column('analysed_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint("sentiment_label IN ('negative', 'neutral', 'positive')", name=op.f('ck_comment_analysis_sentiment_label')),
+    sa.ForeignKeyConstraint(['response_pk'], ['survey_response.id'], name=op.f('fk_comment_analysis_response_pk_survey_response'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['topic_id'], ['comment_topic.id'], name=op.f('fk_comment_analysis_topic_id_comment_topic')),
+    sa.PrimaryKeyConstraint('response_pk', name=op.f('pk_comment_analysis'))
+    )
+    with op.batch_alter_table('comment_analysis', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_comment_analysis_topic_id'), ['topic_id'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('comment_analysis', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_comment_analysis_topic_id'))
+
+    op.drop_table('comment_analysis')
+    with op.batch_alter_table('comment_topic', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_comment_topic_merged_into'))
+
+    op.drop_table('comment_topic')
+    op.drop_table('comment_model')
