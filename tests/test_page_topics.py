@@ -37,7 +37,7 @@ def test_only_admins_reach_the_topics_page(served_demo: str) -> None:
             assert forged.status_code == 403
 
 
-def test_rename_and_merge_are_audited(engine, monkeypatch) -> None:
+def test_rename_and_merge_are_audited(engine, dash_app, monkeypatch) -> None:
     """The page's change function on a database of its own (the demo one is read-only)."""
     import datetime as dt
 
@@ -51,8 +51,7 @@ def test_rename_and_merge_are_audited(engine, monkeypatch) -> None:
             _add(conn, f"r{i}", text, nps)
     analyse_comments(engine, load_settings(cx_comment_topics=3),
                      now=dt.datetime(2026, 11, 30))
-    import dashboard.pages.topics as page
-
+    page = sys.modules["pages.topics"]
     monkeypatch.setattr(page.context, "engine", lambda: engine)
     monkeypatch.setattr(page, "current_principal", lambda: None)
     ct = schema.comment_topic
