@@ -91,3 +91,21 @@ def test_topic_and_tone_controls_write_the_url(drv) -> None:
     assert call("drivers-tone.value", None, "", "?tone=negative&topic=7") == "?topic=7"
     # A control redrawn with the URL's own value changes nothing (keeps "show more").
     assert call("drivers-topic.value", 7, None, "?topic=7&limit=30") is no_update
+
+
+def test_one_pager_lists_what_detractors_talk_about(in_app, dash_app, demo_engine) -> None:
+    report = sys.modules["pages.report"]
+    with demo_engine.connect() as conn:
+        period = latest_full_month(conn)
+        want = topic_summary(conn, start=period.shift(-2).start, end=period.end,
+                             filters=Filters(unit="R-WEST"))
+    block = in_app(report.detractor_topics_block, Filters(unit="R-WEST"), period)
+    assert block.id == "report-detractor-topics"
+    items = block.children[1].children
+    top = (want.frame[want.frame["detractor_comments"] > 0]
+           .sort_values(["detractor_comments", "topic_id"], ascending=[False, True]).head(5))
+    assert [i.children[0].children for i in items] == list(top["label"])
+    first = top.iloc[0]
+    share = 100 * first["detractor_comments"] / want.detractor_comments
+    assert f": {share:.0f}% of detractors' comments" in items[0].children[1]
+    assert f"{want.detractor_comments:,} detractor comments" in block.children[2].children
