@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -90,12 +91,16 @@ def detect_language(text: str, languages: Sequence[str]) -> str | None:
     latin = tuple(lang for lang in languages if lang != "ru") or tuple(languages)
     import simplemma
 
-    scores = simplemma.langdetect(text, lang=latin)
-    best, share = scores[0]
-    if best == "unk" or share <= 0:
-        return None
-    if len(scores) > 1 and scores[1][0] != "unk" and scores[1][1] == share:
-        return None  # a tie says nothing
+    # simplemma's share of words its dictionary knows, averaged with the share of the
+    # language's stopwords: dictionaries overlap on short words ("pas de pb" is all
+    # English to simplemma), function words do not.
+    known = dict(simplemma.langdetect(text, lang=latin))
+    words = [_plain(w.lower()) for w in simplemma.simple_tokenizer(text) if _LETTERS.match(w)]
+    scores = sorted(((known.get(lang, 0.0) + sum(w in stopwords(lang) for w in words)
+                      / max(len(words), 1)) / 2, lang) for lang in latin)[::-1]
+    best, top = scores[0][1], scores[0][0]
+    if top <= 0 or (len(scores) > 1 and scores[1][0] == top):
+        return None  # nothing known, or a tie: says nothing
     return best
 
 
@@ -108,7 +113,14 @@ def stopwords(language: str) -> frozenset[str]:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError):
         return frozenset()
-    return frozenset(w.strip().lower() for w in text.splitlines() if w.strip())
+    words = {w.strip().lower() for w in text.splitlines() if w.strip()}
+    # Comments typed without accents ("tres" for "très") are common: drop those too.
+    return frozenset(words | {_plain(w) for w in words})
+
+
+def _plain(word: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", word)
+                   if not unicodedata.combining(c))
 
 
 def lemmas(text: str, language: str) -> list[str]:
