@@ -477,3 +477,49 @@ comment_model = Table(
     Column("params", Text, nullable=False),
     CheckConstraint("kind IN ('topics', 'sentiment')", name="kind"),
 )
+
+# Closing the loop: a detractor answer (or CSAT 1-2) with a customer id or a comment opens one
+# follow-up case (unique per answer) for the manager of the answer's store.
+CASE_STATUSES = ("open", "contacted", "resolved")
+follow_up_case = Table(
+    "follow_up_case",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("response_pk", Integer, ForeignKey("survey_response.id", ondelete="CASCADE"),
+           nullable=False, unique=True),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False, index=True),
+    Column("reason", String(16), nullable=False),
+    Column("owner_id", Integer, ForeignKey("app_user.id", ondelete="SET NULL"), index=True),
+    Column("owner_email", String(320), comment="Kept when the user is removed"),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("note", Text),
+    Column("opened_at", DateTime, nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Column("closed_at", DateTime),
+    Column("updated_at", DateTime, nullable=False),
+    Column("updated_by", String(320)),
+    Column("notified_at", DateTime, comment="When the owner was emailed about it"),
+    CheckConstraint("status IN ('open', 'contacted', 'resolved')", name="status"),
+    CheckConstraint("reason IN ('detractor', 'csat_low')", name="reason"),
+)
+Index("ix_follow_up_case_status_due", follow_up_case.c.status, follow_up_case.c.due_at)
+
+# Emails about cases, claimed before sending like snapshot deliveries: the unique key
+# (recipient, key) with key 'case:ID' or 'digest:YYYY-MM-DD' makes a second send impossible.
+case_notice = Table(
+    "case_notice",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(200)),
+    Column("claimed_at", DateTime),
+    Column("sent_at", DateTime),
+    Column("cases", Text, comment="Case ids in the email, comma-separated"),
+    Column("error", Text),
+    Column("message_id", String(200)),
+    UniqueConstraint("email", "key"),
+    CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name="status"),
+)

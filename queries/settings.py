@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     cx_comment_topics: int = Field(
         0, ge=0, le=40, description="Topics per language; 0 chooses from the comment count.")
     cx_revenue_days: int = Field(180, ge=1, description="Days of revenue after a survey answer.")
+    cx_case_sla_hours: float = Field(
+        48, gt=0, description="A follow-up case is due this long after it opens.")
+    cx_case_lookback_days: int = Field(
+        14, ge=1, description="Cases open only for answers submitted this recently.")
+    cx_case_digest: bool = Field(
+        False, description="Email case owners one daily digest instead of one email per case.")
     cx_timezone: str = Field("Europe/London", description="Timezone of schedules and periods.")
     cache_redis_url: str | None = Field(None, description="Redis URL for the dashboard cache.")
     cx_targets: str = Field(

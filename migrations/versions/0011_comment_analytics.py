@@ -1,4 +1,4 @@
-"""comment analytics: topics, sentiment, models
+"""comment analytics (topics, sentiment, models) and follow-up cases with their emails
 
 Revision ID: 0011
 Revises: 0006
@@ -59,9 +59,60 @@ def upgrade() -> None:
     with op.batch_alter_table('comment_analysis', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_comment_analysis_topic_id'), ['topic_id'], unique=False)
 
+    op.create_table('case_notice',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_by', sa.String(length=200), nullable=True),
+    sa.Column('claimed_at', sa.DateTime(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.Column('cases', sa.Text(), nullable=True, comment='Case ids in the email, comma-separated'),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('message_id', sa.String(length=200), nullable=True),
+    sa.CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name=op.f('ck_case_notice_status')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_notice')),
+    sa.UniqueConstraint('email', 'key', name=op.f('uq_case_notice_email_key'))
+    )
+    op.create_table('follow_up_case',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('response_pk', sa.Integer(), nullable=False),
+    sa.Column('org_unit_id', sa.String(length=64), nullable=False),
+    sa.Column('reason', sa.String(length=16), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('owner_email', sa.String(length=320), nullable=True, comment='Kept when the user is removed'),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('opened_at', sa.DateTime(), nullable=False),
+    sa.Column('due_at', sa.DateTime(), nullable=False),
+    sa.Column('closed_at', sa.DateTime(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_by', sa.String(length=320), nullable=True),
+    sa.Column('notified_at', sa.DateTime(), nullable=True, comment='When the owner was emailed about it'),
+    sa.CheckConstraint("reason IN ('detractor', 'csat_low')", name=op.f('ck_follow_up_case_reason')),
+    sa.CheckConstraint("status IN ('open', 'contacted', 'resolved')", name=op.f('ck_follow_up_case_status')),
+    sa.ForeignKeyConstraint(['org_unit_id'], ['org_unit.id'], name=op.f('fk_follow_up_case_org_unit_id_org_unit')),
+    sa.ForeignKeyConstraint(['owner_id'], ['app_user.id'], name=op.f('fk_follow_up_case_owner_id_app_user'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['response_pk'], ['survey_response.id'], name=op.f('fk_follow_up_case_response_pk_survey_response'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_follow_up_case')),
+    sa.UniqueConstraint('response_pk', name=op.f('uq_follow_up_case_response_pk'))
+    )
+    with op.batch_alter_table('follow_up_case', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_follow_up_case_org_unit_id'), ['org_unit_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_follow_up_case_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index('ix_follow_up_case_status_due', ['status', 'due_at'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('follow_up_case', schema=None) as batch_op:
+        batch_op.drop_index('ix_follow_up_case_status_due')
+        batch_op.drop_index(batch_op.f('ix_follow_up_case_owner_id'))
+        batch_op.drop_index(batch_op.f('ix_follow_up_case_org_unit_id'))
+
+    op.drop_table('follow_up_case')
+    op.drop_table('case_notice')
     with op.batch_alter_table('comment_analysis', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_comment_analysis_topic_id'))
 
