@@ -90,13 +90,19 @@ def open_cases(engine: Engine, settings: Settings | None = None, *,
     """Open a case for each qualifying answer that has none; the new case ids."""
     settings = settings or get_settings()
     now = now or _now()
-    since = now - dt.timedelta(days=settings.cx_case_lookback_days)
     sla = dt.timedelta(hours=settings.cx_case_sla_hours)
     reachable = or_(sr.c.customer_id.is_not(None),
                     and_(sr.c.comment.is_not(None), func.length(func.trim(sr.c.comment)) > 0))
     unhappy = or_(sr.c.nps <= 6, sr.c.csat <= 2)
     opened = []
     with engine.begin() as conn:
+        # The lookback counts back from the newest answer (now, for a live source), so a
+        # first load of history opens cases only for its last days.
+        newest = conn.execute(select(func.max(sr.c.submitted_at)).where(
+            sr.c.submitted_at <= now)).scalar_one()
+        if newest is None:
+            return []
+        since = newest - dt.timedelta(days=settings.cx_case_lookback_days)
         rows = conn.execute(
             select(sr.c.id, sr.c.org_unit_id, sr.c.nps)
             .select_from(sr.outerjoin(fc, fc.c.response_pk == sr.c.id))

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     cx_case_sla_hours: float = Field(
         48, gt=0, description="A follow-up case is due this long after it opens.")
     cx_case_lookback_days: int = Field(
-        14, ge=1, description="Cases open only for answers submitted this recently.")
+        14, ge=1, description="Cases open for answers this many days before the newest.")
     cx_case_digest: bool = Field(
         False, description="Email case owners one daily digest instead of one email per case.")
     cx_timezone: str = Field("Europe/London", description="Timezone of schedules and periods.")

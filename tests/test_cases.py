@@ -28,7 +28,7 @@ ANSWERS = [
     ("a-passive-csat1", "S1", 3, 8, 1, "C7", None, "m1"),
     ("a-det-anonymous", "S1", 1, 2, None, None, "   ", None),  # no way to reach them
     ("a-promoter", "S1", 1, 10, 5, "C1", "Lovely", None),
-    ("a-old-detractor", "S1", 30, 0, 1, "C2", "Awful", None),  # before the lookback
+    ("a-old-detractor", "S1", 16, 0, 1, "C2", "Awful", None),  # before the lookback
 ]
 
 
