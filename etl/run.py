@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from etl.alerts import alerts_after_load
 from etl.cases import cases_after_load
 from etl.comments_nlp import analyse_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
@@ -462,6 +463,7 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
     if cfg.entity_name == "survey_responses" and (result.inserted or result.updated):
         analyse_after_load(engine)
         cases_after_load(engine)
+        alerts_after_load(engine)
     return result
 
 

@@ -523,3 +523,39 @@ case_notice = Table(
     UniqueConstraint("email", "key"),
     CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name="status"),
 )
+
+# KPI alerts belong to a subscription (its email and scope): an email when a KPI changes
+# significantly or crosses its target, or when a source goes silent. Each alert event is
+# claimed before it is sent (unique per alert and event key), as snapshot deliveries are.
+kpi_alert = Table(
+    "kpi_alert",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer, ForeignKey("subscription.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("kpi", String(32), comment="KPI key (nps, csat, ...); NULL: source silence only"),
+    Column("on_change", Boolean, nullable=False, default=True),
+    Column("on_target", Boolean, nullable=False, default=True),
+    Column("silent_days", Integer, comment="Alert when a source has no new answer this long"),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),
+    CheckConstraint("silent_days IS NULL OR silent_days >= 1", name="silent_days"),
+)
+
+alert_event = Table(
+    "alert_event",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("kpi_alert.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("key", String(120), nullable=False, comment="e.g. nps:change:2026-11"),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(200)),
+    Column("claimed_at", DateTime),
+    Column("sent_at", DateTime),
+    Column("text", Text),
+    Column("error", Text),
+    UniqueConstraint("alert_id", "key"),
+    CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name="status"),
+)

@@ -1,4 +1,4 @@
-"""comment analytics (topics, sentiment, models) and follow-up cases with their emails
+"""comment analytics (topics, sentiment, models), follow-up cases, KPI alerts and their emails
 
 Revision ID: 0011
 Revises: 0006
@@ -59,6 +59,39 @@ def upgrade() -> None:
     with op.batch_alter_table('comment_analysis', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_comment_analysis_topic_id'), ['topic_id'], unique=False)
 
+    op.create_table('kpi_alert',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('subscription_id', sa.Integer(), nullable=False),
+    sa.Column('kpi', sa.String(length=32), nullable=True, comment='KPI key (nps, csat, ...); NULL: source silence only'),
+    sa.Column('on_change', sa.Boolean(), nullable=False),
+    sa.Column('on_target', sa.Boolean(), nullable=False),
+    sa.Column('silent_days', sa.Integer(), nullable=True, comment='Alert when a source has no new answer this long'),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint('silent_days IS NULL OR silent_days >= 1', name=op.f('ck_kpi_alert_silent_days')),
+    sa.ForeignKeyConstraint(['subscription_id'], ['subscription.id'], name=op.f('fk_kpi_alert_subscription_id_subscription'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kpi_alert'))
+    )
+    with op.batch_alter_table('kpi_alert', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kpi_alert_subscription_id'), ['subscription_id'], unique=False)
+
+    op.create_table('alert_event',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('alert_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=120), nullable=False, comment='e.g. nps:change:2026-11'),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_by', sa.String(length=200), nullable=True),
+    sa.Column('claimed_at', sa.DateTime(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.Column('text', sa.Text(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name=op.f('ck_alert_event_status')),
+    sa.ForeignKeyConstraint(['alert_id'], ['kpi_alert.id'], name=op.f('fk_alert_event_alert_id_kpi_alert'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alert_event')),
+    sa.UniqueConstraint('alert_id', 'key', name=op.f('uq_alert_event_alert_id_key'))
+    )
+
     op.create_table('case_notice',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
@@ -106,6 +139,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('alert_event')
+    with op.batch_alter_table('kpi_alert', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kpi_alert_subscription_id'))
+
+    op.drop_table('kpi_alert')
     with op.batch_alter_table('follow_up_case', schema=None) as batch_op:
         batch_op.drop_index('ix_follow_up_case_status_due')
         batch_op.drop_index(batch_op.f('ix_follow_up_case_owner_id'))
