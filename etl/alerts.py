@@ -24,19 +24,14 @@ from email.utils import formatdate, make_msgid
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from etl.delivery import (
-    DeliveryUncertain,
-    get_subscription,
-    holder_id,
-    kpi_settings,
-    scope_name,
-    send,
-)
 from queries import schema
 from queries.formatting import fmt_delta, fmt_value
 from queries.kpis import LABELS, Filters, in_scope, kpis, latest_full_month
 from queries.scope import apply_scope
 from queries.settings import Settings, get_settings
+from reports.delivery import MAX_ATTEMPTS, holder_id
+from reports.mail import DeliveryUncertain, kpi_settings, send
+from reports.subscriptions import Refused, get_subscription, resolve, scope_name
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +132,6 @@ def _claim(engine: Engine, alert_id: int, event: Event, holder: str,
                 claimed_by=holder, claimed_at=now, text=event.text)).inserted_primary_key[0])
     except IntegrityError:
         pass
-    from etl.delivery import MAX_ATTEMPTS
-
     with engine.begin() as conn:
         row = conn.execute(select(ev.c.id, ev.c.status, ev.c.attempts).where(
             ev.c.alert_id == alert_id, ev.c.key == event.key)).first()
@@ -178,10 +171,15 @@ def check_alerts(engine: Engine, settings: Settings | None = None, *,
             sub = get_subscription(conn, alert.subscription_id)
             if sub is None or not sub.active:
                 continue
-            filters = apply_scope(conn, Filters(), sub.scope)
+            try:  # the subscription's scope inside its user's, now (fail closed)
+                scope = resolve(conn, sub).scope
+            except Refused as exc:
+                log.warning("alert %s skipped: %s", alert.id, exc)
+                continue
+            filters = apply_scope(conn, Filters(), scope)
             events = (kpi_events(conn, settings, alert, filters, now)
                       + silence_events(conn, alert, filters, now))
-            where = scope_name(conn, sub.scope)
+            where = scope_name(conn, scope)
         for event in events:
             label = f"{sub.email} {event.key}"
             claimed = _claim(engine, alert.id, event, holder, now)

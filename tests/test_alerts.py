@@ -9,12 +9,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine, insert
 
+from auth.users import add_user
 from etl.alerts import add_alert, check_alerts
-from etl.delivery import add_subscription
 from etl.rollup import refresh_survey
 from queries import schema
 from queries.settings import load_settings
-from tests.test_delivery import smtp_server  # noqa: F401  (the fixture)
+from reports.subscriptions import add_subscription
+from tests.smtp_server import smtp_server  # noqa: F401  (the fixture)
 
 NOW = dt.datetime(2026, 12, 5, 8, 0)
 
@@ -43,8 +44,10 @@ def _setup(engine: Engine, s1_november: tuple[int, int, int]) -> tuple[int, int]
         _answers(conn, "S1", 11, *s1_november, "n")
         _answers(conn, "S2", 11, 20, 30, 50, "n")
         refresh_survey(conn)
-        s1 = add_subscription(conn, email="leeds@example.com", scope="S1")
-        s2 = add_subscription(conn, email="york@example.com", scope="S2")
+        add_user(conn, email="leeds@example.com", role="manager", scope="S1")
+        add_user(conn, email="york@example.com", role="manager", scope="S2")
+        s1 = add_subscription(conn, user="leeds@example.com")
+        s2 = add_subscription(conn, user="york@example.com")
     return s1, s2
 
 

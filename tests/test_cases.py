@@ -9,13 +9,14 @@ import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
 from auth.users import add_user
-from etl.cases import CaseError, notify_cases, open_cases, update_case
+from etl.cases import notify_cases, open_cases
 from queries import schema
 from queries.cases import case_counts, cases
 from queries.kpis import Filters
 from queries.scope import Scope
 from queries.settings import load_settings
-from tests.test_delivery import Inbox, smtp_server  # noqa: F401  (the fixture)
+from reports.cases import CaseError, update_case
+from tests.smtp_server import Inbox, smtp_server  # noqa: F401  (the fixture)
 
 NOW = dt.datetime(2026, 11, 20, 9, 0)
 UNITS = [("C", "company", None), ("R1", "region", "C"), ("S1", "store", "R1"),

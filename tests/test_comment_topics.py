@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import insert, select
 from statsmodels.stats.proportion import proportions_ztest
 
-from etl.comments_nlp import analyse_comments, merge_topics, rename_topic
+from etl.comments_nlp import analyse_comments
 from queries import schema
 from queries.comment_topics import topic_summary, topics
 from queries.comments import comments
 from queries.kpis import Filters
 from queries.settings import load_settings
+from reports.topics import merge_topics, rename_topic
 from tests.test_comments_nlp import UNLABELLED, corpus
 
 NOW = dt.datetime(2026, 12, 1, 8, 0)

@@ -21,12 +21,11 @@ from etl.comments_nlp import (
     analyse_comments,
     detect_language,
     lemmas,
-    merge_topics,
-    rename_topic,
     sentiment_label,
 )
 from queries import schema
 from queries.settings import load_settings
+from reports.topics import merge_topics, rename_topic
 
 NOW = dt.datetime(2026, 11, 30, 12, 0)
 

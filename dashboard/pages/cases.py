@@ -4,7 +4,7 @@ gateway); executives and admins see every case.
 
 Data: `queries.cases.cases` (opened by the ETL, `etl/cases.py`). Page state in the URL
 besides the filters: `status=` (open, contacted or resolved only). A case's status and note
-are changed with `etl.cases.update_case`, which refuses a case outside the person's scope;
+are changed with `reports.cases.update_case`, which refuses a case outside the person's scope;
 each change is audited.
 """
 
@@ -24,8 +24,8 @@ from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached
 from dashboard.state import filters_of, parse_search, to_search
-from etl.cases import CaseError, update_case
 from queries.cases import STATUSES, cases
+from reports.cases import CaseError, update_case
 
 dash.register_page(__name__, path="/cases", name="Cases", title="Cases · CX dashboard",
                    order=5)

@@ -2,8 +2,8 @@
 
 The ETL finds topics and labels them with their top terms; an admin gives them readable names
 and merges near-duplicates here. A topic keeps its id when the ETL refits its language's model,
-so names and merges survive. Changes go through `etl.comments_nlp` (the same functions as
-`python -m etl topics`) and are written to the audit log with the admin's name.
+so names and merges survive. Changes go through `reports.topics` and are written to the
+audit log with the admin's name.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from auth import audit
 from auth.web import current_principal
 from dashboard import context
-from etl.comments_nlp import merge_topics, rename_topic, unmerge_topic
 from queries.comment_topics import topics
+from reports.topics import merge_topics, rename_topic, unmerge_topic
 
 dash.register_page(__name__, path="/topics", name="Topics", title="Topics · CX dashboard",
                    order=9, roles=("admin",))
