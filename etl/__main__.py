@@ -252,6 +252,48 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                          run_now=args.run_now)
 
 
+def cmd_comments(args: argparse.Namespace) -> int:
+    """Analyse new and changed survey comments now (the ETL does it after each load)."""
+    from etl.comments_nlp import analyse_comments
+
+    r = analyse_comments(_engine(), refit=args.refit)
+    print(f"{r.analysed} analysed, {r.unchanged} unchanged, {r.removed} removed; refitted: "
+          f"{', '.join(r.refitted) or 'none'}")
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    """Open follow-up cases, or email their owners."""
+    from etl.cases import notify_cases, open_cases
+
+    engine = _engine()
+    if args.action == "open":
+        print(f"{len(open_cases(engine))} case(s) opened")
+        return 0
+    r = notify_cases(engine, digest=args.digest or None)
+    print(f"{len(r.sent)} sent, {len(r.skipped)} already sent, {len(r.failed)} failed")
+    return 1 if r.failed else 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Add a KPI alert to a subscription, or check the alerts now."""
+    from etl.alerts import add_alert, check_alerts
+
+    engine = _engine()
+    if args.action == "add":
+        if args.subscription is None:
+            raise ValueError("subscription: give --subscription ID")
+        with engine.begin() as conn:
+            alert = add_alert(conn, subscription_id=args.subscription, kpi=args.kpi,
+                              on_change=not args.no_change, on_target=not args.no_target,
+                              silent_days=args.silent_days)
+        print(f"alert {alert} added")
+        return 0
+    r = check_alerts(engine)
+    print(f"{len(r.sent)} sent, {len(r.skipped)} already sent, {len(r.failed)} failed")
+    return 1 if r.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m etl", description=__doc__)
@@ -288,6 +330,21 @@ def main(argv: list[str] | None = None) -> int:
     sched.add_argument("--run-now", action="store_true",
                        help="also run every scheduled source once at start")
     sched.set_defaults(func=cmd_schedule)
+    com = sub.add_parser("comments", help="analyse new and changed survey comments now")
+    com.add_argument("--refit", action="store_true", help="refit every language's models")
+    com.set_defaults(func=cmd_comments)
+    cas = sub.add_parser("cases", help="open follow-up cases, or email their owners")
+    cas.add_argument("action", choices=("open", "notify"))
+    cas.add_argument("--digest", action="store_true", help="one email per owner and day")
+    cas.set_defaults(func=cmd_cases)
+    ale = sub.add_parser("alerts", help="add a KPI alert to a subscription, or check now")
+    ale.add_argument("action", choices=("add", "check"))
+    ale.add_argument("--subscription", type=int, help="subscription id (add)")
+    ale.add_argument("--kpi", help="KPI key: nps, csat, ces, retention, ...")
+    ale.add_argument("--no-change", action="store_true", help="not on significant changes")
+    ale.add_argument("--no-target", action="store_true", help="not on target crossings")
+    ale.add_argument("--silent-days", type=int, help="alert when a source is silent this long")
+    ale.set_defaults(func=cmd_alerts)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.verbose:

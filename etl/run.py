@@ -31,6 +31,9 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from etl.alerts import alerts_after_load
+from etl.cases import cases_after_load
+from etl.comments_nlp import analyse_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
 from etl.load import known_values, now, parent_ids, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
@@ -558,6 +561,10 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
         if result.run_id is not None:
             _finish_run(engine, result)
         release_lock(engine, cfg.name, holder)
+    if cfg.entity_name == "survey_responses" and (result.inserted or result.updated):
+        analyse_after_load(engine)
+        cases_after_load(engine)
+        alerts_after_load(engine)
     return result
 
 

@@ -99,6 +99,9 @@ def run_scheduler(settings: Settings, config: SourcesConfig, *, run_now: bool = 
     from reports.delivery import add_snapshot_jobs
 
     add_snapshot_jobs(scheduler, settings, engine)
+    from etl.alerts import add_follow_up_jobs
+
+    add_follow_up_jobs(scheduler, settings, engine)
     jobs = [j for j in scheduler.get_jobs() if j.id != "catch-up"]
     for job in jobs:
         log.info("scheduled %s (%s)", job.name, job.trigger)

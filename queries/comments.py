@@ -23,7 +23,11 @@ cust = schema.customer
 
 GROUPS = ("promoter", "passive", "detractor")
 COLUMNS = ["id", "submitted_at", "unit", "unit_name", "touchpoint", "channel", "device",
-           "interaction", "segment", "nps", "csat", "ces", "nps_group", "comment"]
+           "interaction", "segment", "nps", "csat", "ces", "nps_group", "comment",
+           "topic_id", "topic", "sentiment", "sentiment_label"]
+TONES = ("negative", "neutral", "positive")
+ca = schema.comment_analysis
+ct = schema.comment_topic
 ESCAPE = "!"
 MAX_SEARCH = 200
 """Longest search term (characters): SQLite refuses LIKE patterns over 50,000 bytes, and no
@@ -53,8 +57,16 @@ def nps_group() -> ColumnElement:
                 (sr.c.nps.is_not(None), "detractor"), else_=None)
 
 
+def selection(start: dt.datetime, end: dt.datetime, filters: Filters) -> list[
+        ColumnElement[bool]]:
+    """Conditions on `survey_response` (joined with `customer` for the segment) keeping the
+    non-empty comments of answers submitted in [start, end) within `filters`."""
+    return _conditions(start, end, filters, None, None)
+
+
 def _conditions(start: dt.datetime, end: dt.datetime, filters: Filters, search: str | None,
-                group: str | None) -> list[ColumnElement[bool]]:
+                group: str | None, topic: int | None = None,
+                tone: str | None = None) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [
         sr.c.submitted_at >= start, sr.c.submitted_at < end, sr.c.comment.is_not(None),
         func.length(func.trim(sr.c.comment)) > 0, in_scope(sr.c.org_unit_id, filters.unit)]
@@ -73,38 +85,59 @@ def _conditions(start: dt.datetime, end: dt.datetime, filters: Filters, search: 
         if group not in GROUPS:
             raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
         conds.append(nps_group() == group)
+    if topic is not None:
+        merged = func.coalesce(ct.c.merged_into, ct.c.id)
+        conds.append(sr.c.id.in_(select(ca.c.response_pk).join(ct, ct.c.id == ca.c.topic_id)
+                                 .where(merged == topic)))
+    if tone:
+        if tone not in TONES:
+            raise ValueError(f"tone must be one of {TONES}, got {tone!r}")
+        conds.append(sr.c.id.in_(select(ca.c.response_pk)
+                                 .where(ca.c.sentiment_label == tone)))
     return conds
 
 
 def comments(conn: Connection, *, start: dt.datetime, end: dt.datetime, filters: Filters,
              search: str | None = None, limit: int = 200, offset: int = 0,
-             group: str | None = None) -> Comments:
+             group: str | None = None, topic: int | None = None,
+             tone: str | None = None) -> Comments:
     """The newest non-empty comments of responses submitted in [start, end) within
     `filters` (the unit with everything below it; segment is the customer's, so a segment
     filter keeps only known customers), optionally only those containing `search` (case
     insensitive, taken literally) or of one NPS `group`; `limit` rows from `offset`, with
     the unit's name, touchpoint, channel, scores and NPS group; `total` counts every match.
+    `topic` (an id; merged topics count as their target) and `tone` (a sentiment label)
+    keep only comments the ETL's analysis put there; each row carries its topic and
+    sentiment (None until analysed).
     """
     if limit < 0 or offset < 0:
         raise ValueError("limit and offset must not be negative")
-    conds = _conditions(start, end, filters, search, group)
+    conds = _conditions(start, end, filters, search, group, topic, tone)
     joined = sr.join(ou, ou.c.id == sr.c.org_unit_id).outerjoin(
         cust, cust.c.id == sr.c.customer_id)
     total = int(conn.execute(select(func.count()).select_from(joined).where(*conds))
                 .scalar_one())
+    own = ct.alias("own_topic")
+    shown = ct.alias("shown_topic")
+    joined = (joined.outerjoin(ca, ca.c.response_pk == sr.c.id)
+              .outerjoin(own, own.c.id == ca.c.topic_id)
+              .outerjoin(shown, shown.c.id == func.coalesce(own.c.merged_into, own.c.id)))
     rows = conn.execute(
         select(sr.c.id, sr.c.submitted_at, sr.c.org_unit_id.label("unit"),
                ou.c.name.label("unit_name"), sr.c.touchpoint, sr.c.channel, sr.c.device,
                sr.c.interaction, cust.c.segment, sr.c.nps, sr.c.csat, sr.c.ces,
-               nps_group().label("nps_group"), sr.c.comment)
+               nps_group().label("nps_group"), sr.c.comment,
+               shown.c.id.label("topic_id"),
+               func.coalesce(shown.c.label, shown.c.terms).label("topic"),
+               ca.c.sentiment, ca.c.sentiment_label)
         .select_from(joined).where(*conds)
         .order_by(sr.c.submitted_at.desc(), sr.c.id.desc())
         .limit(limit).offset(offset)
     ).mappings().all()
     frame = pd.DataFrame([dict(r) for r in rows], columns=COLUMNS)
-    for col in ("nps", "csat", "ces"):
+    for col in ("nps", "csat", "ces", "topic_id"):
         frame[col] = frame[col].astype("Int64")
     return Comments(frame, total)
 
 
-__all__ = ["GROUPS", "MAX_SEARCH", "Comments", "comments", "like_pattern"]
+__all__ = ["GROUPS", "MAX_SEARCH", "TONES", "Comments", "comments", "like_pattern", "selection"]

@@ -213,3 +213,21 @@ def attribute_label(name: str) -> str:
     """A rating attribute as every surface names it: 'digital_ease' -> 'Ease of website/app',
     'staff_friendliness' -> 'Staff friendliness'."""
     return ATTRIBUTE_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def fmt_nps_estimate(value: float | None, moe: float | None, n: int, min_n: int = 30) -> str:
+    """An NPS with its margin and sample: '+34 ±9 (n 255)'; 'low sample (n 12)' under
+    `min_n`; '–' without answers."""
+    if value is None or n <= 0:
+        return "–"
+    if n < min_n:
+        return f"low sample (n {n:,})"
+    margin = f" ±{moe:.0f}" if moe is not None else ""
+    return f"{value:+.0f}{margin} (n {n:,})"
+
+
+def fmt_p(p: float | None) -> str:
+    """A p-value as read: 'p < 0.001', 'p = 0.03'; '–' when there is no test."""
+    if p is None:
+        return "–"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"

@@ -452,3 +452,137 @@ allowed_domain = Table(
     Column("added_by", String(320)),
     Column("added_at", DateTime, nullable=False),
 )
+
+# Comment analytics, computed by the ETL after each load (etl/comments_nlp.py), never at page
+# time. A topic keeps its id across refits (matched on its terms), so an admin's label or
+# merge survives; `merged_into` points at the topic it now counts as (one level, flattened).
+comment_topic = Table(
+    "comment_topic",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("language", String(8), nullable=False),
+    Column("terms", String(500), nullable=False, comment="Top terms, comma-separated"),
+    Column("weights", Text, nullable=False, comment="JSON {term: weight}, to match refits"),
+    Column("label", String(200), comment="An admin's label; NULL: the top terms"),
+    Column("merged_into", Integer, ForeignKey("comment_topic.id"), index=True),
+    Column("active", Boolean, nullable=False, default=True,
+           comment="Part of the language's current topic model"),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+comment_analysis = Table(
+    "comment_analysis",
+    metadata,
+    Column(
+        "response_pk",
+        Integer,
+        ForeignKey("survey_response.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("text_hash", String(64), nullable=False, comment="SHA-256 of the comment analysed"),
+    Column("language", String(8)),
+    Column("lemmas", Text, comment="Content lemmas, space-separated"),
+    Column("topic_id", Integer, ForeignKey("comment_topic.id"), index=True),
+    Column("topic_weight", Float),
+    Column("sentiment", Float, comment="-1 (negative) to 1 (positive)"),
+    Column("sentiment_label", String(8)),
+    Column("analysed_at", DateTime, nullable=False),
+    CheckConstraint("sentiment_label IN ('negative', 'neutral', 'positive')",
+                    name="sentiment_label"),
+)
+
+# The fitted models per language (vocabulary, idf, NMF components or classifier weights as
+# JSON), so new comments are scored without refitting.
+comment_model = Table(
+    "comment_model",
+    metadata,
+    Column("language", String(8), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("n_docs", Integer, nullable=False),
+    Column("fitted_at", DateTime, nullable=False),
+    Column("params", Text, nullable=False),
+    CheckConstraint("kind IN ('topics', 'sentiment')", name="kind"),
+)
+
+# Closing the loop: a detractor answer (or CSAT 1-2) with a customer id or a comment opens one
+# follow-up case (unique per answer) for the manager of the answer's store.
+CASE_STATUSES = ("open", "contacted", "resolved")
+follow_up_case = Table(
+    "follow_up_case",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("response_pk", Integer, ForeignKey("survey_response.id", ondelete="CASCADE"),
+           nullable=False, unique=True),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False, index=True),
+    Column("reason", String(16), nullable=False),
+    Column("owner_id", Integer, ForeignKey("app_user.id", ondelete="SET NULL"), index=True),
+    Column("owner_email", String(320), comment="Kept when the user is removed"),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("note", Text),
+    Column("opened_at", DateTime, nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Column("closed_at", DateTime),
+    Column("updated_at", DateTime, nullable=False),
+    Column("updated_by", String(320)),
+    Column("notified_at", DateTime, comment="When the owner was emailed about it"),
+    CheckConstraint("status IN ('open', 'contacted', 'resolved')", name="status"),
+    CheckConstraint("reason IN ('detractor', 'csat_low')", name="reason"),
+)
+Index("ix_follow_up_case_status_due", follow_up_case.c.status, follow_up_case.c.due_at)
+
+# Emails about cases, claimed before sending like snapshot deliveries: the unique key
+# (recipient, key) with key 'case:ID' or 'digest:YYYY-MM-DD' makes a second send impossible.
+case_notice = Table(
+    "case_notice",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(200)),
+    Column("claimed_at", DateTime),
+    Column("sent_at", DateTime),
+    Column("cases", Text, comment="Case ids in the email, comma-separated"),
+    Column("error", Text),
+    Column("message_id", String(200)),
+    UniqueConstraint("email", "key"),
+    CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name="status"),
+)
+
+# KPI alerts belong to a subscription (its email and scope): an email when a KPI changes
+# significantly or crosses its target, or when a source goes silent. Each alert event is
+# claimed before it is sent (unique per alert and event key), as snapshot deliveries are.
+kpi_alert = Table(
+    "kpi_alert",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer, ForeignKey("subscription.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("kpi", String(32), comment="KPI key (nps, csat, ...); NULL: source silence only"),
+    Column("on_change", Boolean, nullable=False, default=True),
+    Column("on_target", Boolean, nullable=False, default=True),
+    Column("silent_days", Integer, comment="Alert when a source has no new answer this long"),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),
+    CheckConstraint("silent_days IS NULL OR silent_days >= 1", name="silent_days"),
+)
+
+alert_event = Table(
+    "alert_event",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("kpi_alert.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("key", String(120), nullable=False, comment="e.g. nps:change:2026-11"),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(200)),
+    Column("claimed_at", DateTime),
+    Column("sent_at", DateTime),
+    Column("text", Text),
+    Column("error", Text),
+    UniqueConstraint("alert_id", "key"),
+    CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed')", name="status"),
+)

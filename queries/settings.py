@@ -82,7 +82,18 @@ class Settings(BaseSettings):
         5, ge=2, description="Employee groups with fewer respondents show no value."
     )
     cx_active_days: int = Field(90, ge=1, description="Window defining an active member.")
+    cx_comment_languages: str = Field(
+        "en,fr,ru", pattern=r"^[a-z]{2}(,[a-z]{2})*$",
+        description="Languages comments are detected among (ISO 639-1, comma-separated).")
+    cx_comment_topics: int = Field(
+        0, ge=0, le=40, description="Topics per language; 0 chooses from the comment count.")
     cx_revenue_days: int = Field(180, ge=1, description="Days of revenue after a survey answer.")
+    cx_case_sla_hours: float = Field(
+        48, gt=0, description="A follow-up case is due this long after it opens.")
+    cx_case_lookback_days: int = Field(
+        14, ge=1, description="Cases open for answers this many days before the newest.")
+    cx_case_digest: bool = Field(
+        False, description="Email case owners one daily digest instead of one email per case.")
     cx_timezone: str = Field("Europe/London", description="Timezone of schedules and periods.")
     cache_redis_url: str | None = Field(None, description="Redis URL for the dashboard cache.")
     cx_targets: str = Field(

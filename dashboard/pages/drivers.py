@@ -6,7 +6,10 @@ the mean 1-5 rating) and `queries.comments.comments`, both over the survey answe
 window ending with the view's period, within the filters. Page state in the URL besides
 the filters: `outcome=csat` (default NPS), `months=1|3|12` (the window, default 3: drivers
 need a few hundred complete answers), `q=` (comment search), `group=` (promoter, passive
-or detractor comments only) and `limit=` (comments shown, "show more" adds 10).
+or detractor comments only), `topic=` (a topic id) and `tone=` (negative, neutral or
+positive comments only), and `limit=` (comments shown, "show more" adds 10).
+Topics and sentiment: `queries.comment_topics.topic_summary` over the analyses the ETL stored
+(`etl/comments_nlp.py`), drawn by `dashboard.components.topics`.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
+from dashboard import context
 from dashboard.components import theme
 from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.components.filter_bar import pretty
+from dashboard.components.topics import topics_figure, topics_table
 from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
-from queries.comments import GROUPS, MAX_SEARCH, Comments, comments
+from queries.comment_topics import TopicSummary, topic_summary
+from queries.comments import GROUPS, MAX_SEARCH, TONES, Comments, comments
 from queries.formatting import attribute_label
 from queries.kpis import SURVEY_DIMS
 from queries.links import Drivers, key_drivers
@@ -172,7 +178,8 @@ def comments_of(state: dict) -> Comments | None:
         return None
     return cached(comments, start=window[0].start, end=window[1].end,
                   filters=filters_of(state or {}), search=_get(state, "q"),
-                  limit=limit_of(state), offset=0, group=group_of(state))
+                  limit=limit_of(state), offset=0, group=group_of(state),
+                  topic=topic_of(state), tone=tone_of(state))
 
 
 @downloadable("drivers-comments")
@@ -429,6 +436,132 @@ def comments_block(state: dict) -> tuple[object, str, str | None]:
     return items, count, more
 
 
+# --------------------------------------------------------------------------- topics
+
+
+TONE_WORDS = {"": "Any sentiment", "negative": "Negative", "neutral": "Neutral",
+              "positive": "Positive"}
+
+
+def topic_of(state: dict) -> int | None:
+    """Only the comments of this topic (an id; None: all)."""
+    value = _get(state, "topic")
+    return int(value) if value and value.isdigit() else None
+
+
+def tone_of(state: dict) -> str | None:
+    """Only the comments of this sentiment (None: all)."""
+    value = _get(state, "tone")
+    return value if value in TONES else None
+
+
+def compare_window_of(state: dict) -> tuple[Month, Month] | None:
+    """The comparison window: as long as the view's, ending with the comparison period."""
+    _, compare = resolve_period(state or {})
+    if compare is None:
+        return None
+    return compare.shift(-(months_of(state) - 1)), compare
+
+
+def topics_of(state: dict) -> TopicSummary | None:
+    """The topics of the view's comments, with the comparison window (cached)."""
+    window = window_of(state)
+    if window is None:
+        return None
+    cmp = compare_window_of(state)
+    return cached(topic_summary, start=window[0].start, end=window[1].end,
+                  filters=filters_of(state or {}),
+                  compare_start=cmp[0].start if cmp else None,
+                  compare_end=cmp[1].end if cmp else None)
+
+
+@downloadable("drivers-topics")
+def topics_frame(state: dict) -> pd.DataFrame:
+    """The topics as shown in the chart and table, most talked-about first."""
+    result = topics_of(state)
+    if result is None:
+        return pd.DataFrame(columns=["topic_id", "label", "comments"])
+    return result.frame
+
+
+def topics_section(query: dict) -> object:
+    """The panel "What comments are about" (chart and table; filled by `render_topics`)."""
+    return panel(
+        "What comments are about",
+        html.Div([
+            dcc.Loading(dcc.Graph(id=f"{PREFIX}-topics-chart",
+                                  config={"displayModeBar": False, "responsive": True}),
+                        type="dot", delay_show=300),
+            dcc.Loading(html.Div(id=f"{PREFIX}-topics-box"), type="dot", delay_show=300),
+        ]),
+        target="drivers-topics", id_=f"{PREFIX}-topics-panel",
+        note="Topics and sentiment are found by the ETL in the comments' own words "
+             "(docs/COMMENTS.md). NPS is that of the customers who wrote them. Change: against "
+             "the comparison window of the same length; * significant at 95%. Detractors · "
+             "promoters: the share of each group's comments on the topic, compared by a "
+             "two-proportion z-test.")
+
+
+def comment_filters(query: dict) -> object:
+    """Topic and sentiment filters of the comment list."""
+    return dbc.Row(
+        [
+            dbc.Col(dcc.Dropdown(id=f"{PREFIX}-topic", value=topic_of(query), options=[],
+                                 placeholder="Any topic", clearable=True),
+                    xs=12, md=5, className="mb-1"),
+            dbc.Col(toggle(f"{PREFIX}-tone", TONE_WORDS, tone_of(query) or ""),
+                    xs="auto", className="mb-1 d-print-none"),
+        ],
+        className="g-2 align-items-center mb-2",
+    )
+
+
+@callback(
+    Output(f"{PREFIX}-topics-chart", "figure"),
+    Output(f"{PREFIX}-topics-box", "children"),
+    Output(f"{PREFIX}-topic", "options"),
+    Input(f"{PREFIX}-state", "data"),
+)
+def render_topics(state: dict):
+    """The topics chart and table, and the topic filter's options, for the view state."""
+    state = state or {}
+    window = window_of(state)
+    if window is None:
+        return theme.empty_figure("No survey data has been loaded yet."), None, []
+    result = topics_of(state)
+    min_n = context.settings().cx_min_n
+    where = f"{_scope(state)}, {window_label(*window)}"
+    options = ([] if result is None else
+               [{"label": f"{r.label} ({r.comments:,})", "value": int(r.topic_id)}
+                for r in result.frame.itertuples()])
+    return (topics_figure(result, where=where, min_n=min_n),
+            topics_table(result, id_=f"{PREFIX}-topics-table", min_n=min_n,
+                         compared=compare_window_of(state) is not None), options)
+
+
+@callback(
+    Output("app-url", "search", allow_duplicate=True),
+    Input(f"{PREFIX}-topic", "value"),
+    Input(f"{PREFIX}-tone", "value"),
+    State("app-url", "search"),
+    prevent_initial_call=True,
+)
+def navigate_topics(topic: int | None, tone: str | None, search: str | None):
+    """Write the comment list's topic and sentiment filters into the URL."""
+    state = parse_search(search)
+    new = dict(state)
+    if ctx.triggered_id == f"{PREFIX}-topic":
+        new["topic"] = str(int(topic)) if topic is not None else ""
+    elif ctx.triggered_id == f"{PREFIX}-tone":
+        new["tone"] = tone if tone in TONES else ""
+    else:
+        return no_update
+    if to_search(new) == to_search(state):
+        return no_update  # a control redrawn with the URL's own value: keep "show more"
+    new.pop("limit", None)
+    return to_search(new)
+
+
 # --------------------------------------------------------------------------- the layout
 
 
@@ -477,9 +610,11 @@ def layout(**query: str) -> html.Div:
                 ],
                 className="g-3",
             ),
+            topics_section(query),
             panel(
                 "What customers say",
                 html.Div([
+                    comment_filters(query),
                     dbc.Row(
                         [
                             dbc.Col(dbc.Input(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
@@ -21,6 +23,7 @@ from dashboard.data import (
 )
 from dashboard.state import filters_of
 from queries.benchmark import company_benchmark
+from queries.cases import case_counts
 from queries.formatting import fmt_significance, fmt_value
 from queries.health import freshness
 from queries.kpis import kpis, org_units
@@ -59,6 +62,7 @@ def layout(**query: str) -> html.Div:
             dcc.Loading(html.Div(id=f"{PREFIX}-kpis", className="mb-3"), type="dot",
                         delay_show=300),
             dcc.Loading(html.Div(id=f"{PREFIX}-more"), type="dot", delay_show=300),
+            html.Div(id=f"{PREFIX}-cases", className="small mt-2"),
         ]
     )
 
@@ -236,3 +240,22 @@ def download_pdf(clicks: int | None, state: dict[str, str]):
         return dash.no_update, f"The PDF could not be made: {exc}"
     name = "-".join(["cx-snapshot", str(period), *filters.values()]) + ".pdf"
     return dcc.send_bytes(pdf, name), None
+
+
+@callback(Output(f"{PREFIX}-cases", "children"), Input(f"{PREFIX}-state", "data"))
+def render_cases(state: dict[str, str]):
+    """Follow-up of detractors in the view's scope: open and overdue cases now, and the
+    median time to close over the last 90 days."""
+    counts = cached(case_counts, filters=filters_of(state or {}),
+                    as_of=dt.datetime.now().replace(second=0, microsecond=0))
+    median = (f"median time to close {counts.median_hours_to_close:.0f} h "
+              f"({counts.closed:,} closed in {counts.days} days)"
+              if counts.median_hours_to_close is not None
+              else f"none closed in {counts.days} days")
+    return html.Div([
+        html.Span("Follow-up of detractors: ", className="fw-semibold"),
+        html.Span(f"{counts.open:,} open", id=f"{PREFIX}-cases-open"), " · ",
+        html.Span(f"{counts.overdue:,} overdue", id=f"{PREFIX}-cases-overdue",
+                  className="text-danger fw-semibold" if counts.overdue else ""),
+        f" · {median} · ", dcc.Link("Cases", href="/cases"),
+    ])

@@ -21,9 +21,11 @@ from dashboard import context
 from dashboard.components.kpi_card import kpi_card
 from dashboard.components.kpi_table import TABLE_NOTE, kpi_table, signals_box
 from dashboard.components.theme import GOOD, GROUP_COLOURS, NEUTRAL, base_layout, plain
+from dashboard.components.topics import detractor_topics
 from dashboard.data import cached, kpi_settings
 from dashboard.report_token import ReportRequest, TokenError, read_token
 from dashboard.state import filters_of
+from queries.comment_topics import topic_summary
 from queries.employees import engagement_by_unit
 from queries.formatting import (
     attribute_label,
@@ -304,6 +306,7 @@ def build(req: ReportRequest) -> html.Div:
     else:
         drv_children.append(html.P("Too few rated answers for a driver analysis.",
                                    className="small text-muted"))
+    drv_children.append(detractor_topics_block(filters, period))
     sections.append(dbc.Row([dbc.Col(html.Div(emp_children, className="report-section"),
                                      width=6),
                              dbc.Col(html.Div(drv_children, className="report-section"),
@@ -326,6 +329,14 @@ def _graphs_in(component: object) -> list[dcc.Graph]:
     if not isinstance(children, list | tuple):
         children = [children]
     return [g for c in children for g in _graphs_in(c)]
+
+
+def detractor_topics_block(filters, period) -> html.Div:
+    """"What detractors talk about" over the last 3 months, within the report's filters
+    (self-contained: place it anywhere in the one-pager)."""
+    summary = cached(topic_summary, start=period.shift(-2).start, end=period.end,
+                     filters=filters)
+    return detractor_topics(summary, id_=f"{PREFIX}-detractor-topics")
 
 
 def _link_filters(filters) -> dict:
