@@ -117,8 +117,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         quarantined = quarantine_counts(conn).groupby("source")["rows"].sum()
     tz = ZoneInfo(settings.cx_timezone)
     now = dt.datetime.now(tz)
+    # One quarantine column: the rows waiting in quarantine (the last run's own count is in
+    # `etl run`'s summary and on the Data health page).
     print(f"{'source':<22}{'last run':<18}{'outcome':<9}{'read':>8}{'loaded':>8}{'updated':>8}"
-          f"{'quar.':>7}  {'watermark':<20}{'next run':<18}{'quarantined':>11}")
+          f"  {'watermark':<20}{'next run':<18}{'quarantined':>11}")
     for src in config.sources:
         row = runs.loc[src.name] if src.name in runs.index else None
         next_run = "disabled" if not src.enabled else "not scheduled"
@@ -127,13 +129,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             next_run = f"{fire:%Y-%m-%d %H:%M}"
         holder = lock_holder(engine, src.name)
         if row is None:
-            print(f"{src.name:<22}{'never':<18}{'-':<9}{'':>8}{'':>8}{'':>8}{'':>7}  {'':<20}"
+            print(f"{src.name:<22}{'never':<18}{'-':<9}{'':>8}{'':>8}{'':>8}  {'':<20}"
                   f"{next_run:<18}{int(quarantined.get(src.name, 0)):>11}")
             continue
         when = row["finished_at"] or row["started_at"]
         status = "running" if holder else row["status"]
         print(f"{src.name:<22}{when:%Y-%m-%d %H:%M}  {status:<9}{row['rows_read']:>8}"
-              f"{row['rows_inserted']:>8}{row['rows_updated']:>8}{row['rows_quarantined']:>7}  "
+              f"{row['rows_inserted']:>8}{row['rows_updated']:>8}  "
               f"{_text(row['watermark'])[:19]:<20}{next_run:<18}"
               f"{int(quarantined.get(src.name, 0)):>11}")
         if row["status"] == "failed" and row["error"]:

@@ -275,6 +275,7 @@ SOURCES_TOML = """\
 
 [[source]]
 name = "org_units"
+title = "Stores and regions"
 kind = "org"
 adapter = "csv"
 location = "org_units.csv"
@@ -291,6 +292,7 @@ Store = "store"
 
 [[source]]
 name = "loyalty_members"
+title = "Loyalty members"
 kind = "loyalty"
 entity = "customers"
 adapter = "sql"
@@ -309,6 +311,7 @@ loyalty_member = true
 
 [[source]]
 name = "loyalty_transactions"
+title = "Loyalty transactions"
 kind = "loyalty"
 entity = "transactions"
 adapter = "sql"
@@ -332,6 +335,7 @@ App = "app"
 
 [[source]]
 name = "customer_survey"
+title = "Customer survey"
 kind = "survey"
 adapter = "csv"
 location = "surveys/*.csv"
@@ -395,6 +399,7 @@ Phone = "phone"
 
 [[source]]
 name = "engagement_waves"
+title = "Employee engagement waves"
 kind = "engagement"
 adapter = "file"
 location = "engagement/wave_*.*"
@@ -416,6 +421,7 @@ intent_to_stay = "I see myself working here in two years"
 
 [[source]]
 name = "headcount"
+title = "Headcount"
 kind = "engagement"
 entity = "headcount"
 adapter = "csv"

@@ -5,18 +5,42 @@ from __future__ import annotations
 from queries.kpis import Kpi
 
 SIGNED = {"nps", "enps"}  # net scores: the sign is half the message
+# Money per person (an average ticket or spend) is read to the penny; every other amount
+# (totals, revenue, revenue at risk, their changes) in whole pounds. The kind of measure
+# decides, never the size of the number: "-£614.71" beside "£39,174" read as two precisions.
+PER_HEAD_MONEY = {"spend_per_member", "member_ticket", "non_member_ticket", "per_answer"}
 
 
-def _money(v: float, signed: bool = False) -> str:
+def decimals(key: str, unit: str) -> int:
+    """Decimal places a measure is shown with, one rule per kind of measure: net scores and
+    percentages 1, 1-7 means 2, money per person 2 and other money 0, counts 0."""
+    if key in SIGNED or unit in ("%", "pts"):
+        return 1
+    if unit == "/7":
+        return 2
+    if unit == "£":
+        return 2 if key in PER_HEAD_MONEY else 0
+    return 0
+
+
+def fmt_money(v: float | None, signed: bool = False, *, per_head: bool = False) -> str:
+    """Money as every surface writes it: totals in whole pounds ('£1,234', '-£615'), money per
+    person or per answer to the penny (`per_head`: '£49.24'); 'n/a' for None."""
+    if v is None:
+        return NOT_APPLICABLE
     sign = ("+" if v >= 0 else "-") if signed else ("-" if v < 0 else "")
-    body = f"{abs(v):,.2f}" if abs(v) < 1000 else f"{abs(v):,.0f}"
-    return f"{sign}£{body}"
+    return f"{sign}£{abs(v):,.{2 if per_head else 0}f}"
+
+
+def _money(kpi: Kpi, v: float, signed: bool = False) -> str:
+    return fmt_money(v, per_head=decimals(kpi.key, kpi.unit) == 2, signed=signed)
 
 
 def fmt_value(kpi: Kpi, value: float | None = None) -> str:
-    """A KPI's value as shown: '+34.2', '78.4%', '5.62', '12,345', '£49.24', '£1,234,567';
-    'n/a' when it cannot be computed for the filters (`fmt_reason` says why), 'no data'
-    when nothing was counted, 'hidden' below the anonymity minimum."""
+    """A KPI's value as shown: '+34.2', '78.4%', '5.62', '12,345', '£49.24' (money per
+    member), '£1,234,567' (other money); 'n/a' when it cannot be computed for the filters
+    (`fmt_reason` says why), 'no data' when nothing was counted, 'hidden' below the
+    anonymity minimum."""
     v = kpi.value if value is None else value
     if v is None:
         if kpi.hidden:
@@ -29,7 +53,7 @@ def fmt_value(kpi: Kpi, value: float | None = None) -> str:
     if kpi.unit == "/7":
         return f"{v:.2f}"
     if kpi.unit == "£":
-        return _money(v)
+        return _money(kpi, v)
     return f"{v:,.0f}"
 
 
@@ -43,7 +67,7 @@ def fmt_delta(kpi: Kpi) -> str:
     if kpi.unit == "/7":
         return f"{d:+.2f}"
     if kpi.unit == "£":
-        return _money(d, signed=True)
+        return _money(kpi, d, signed=True)
     return f"{d:+,.0f}"
 
 
@@ -59,7 +83,7 @@ def fmt_moe(kpi: Kpi) -> str:
     if kpi.unit == "/7":
         return f"±{kpi.moe:.2f}"
     if kpi.unit == "£":
-        return f"±{_money(kpi.moe)}"
+        return f"±{_money(kpi, kpi.moe)}"
     return f"±{kpi.moe:.1f} pts"
 
 
@@ -114,12 +138,6 @@ FIGURE_LABELS = {
 def figure_label(key: str) -> str:
     """The one label of a shared figure ('Revenue at risk')."""
     return FIGURE_LABELS[key]
-
-
-def fmt_money(v: float | None, signed: bool = False) -> str:
-    """Money as the KPIs write it: '£49.24' below £1,000, '£1,234,567' above; 'n/a' for
-    None."""
-    return NOT_APPLICABLE if v is None else _money(v, signed)
 
 
 # Rating attributes by their column names; names not listed read as 'Staff friendliness'.

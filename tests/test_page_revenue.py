@@ -62,9 +62,8 @@ def text(node) -> str:
 
 
 def _money(v: float) -> str:
-    """How the product writes money: pence below £1,000, whole pounds above."""
-    body = f"{abs(v):,.2f}" if abs(v) < 1000 else f"{abs(v):,.0f}"
-    return ("-" if v < 0 else "") + "£" + body
+    """How the product writes a money total: whole pounds, whatever its size."""
+    return ("-" if v < 0 else "") + "£" + f"{abs(round(v)):,}"
 
 
 def _link(demo_engine, days, **filters):

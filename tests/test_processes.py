@@ -212,9 +212,11 @@ def test_status_and_quarantine_commands(engine: Engine, tmp_path: Path, args) ->
     assert out.returncode == 0, out.stderr
     if args == ["status"]:
         line = next(ln for ln in out.stdout.splitlines() if ln.startswith("survey"))
-        # read 3, loaded 1, quarantined 2; two quarantined rows in total
+        # read 3, loaded 1, updated 0; two rows wait in quarantine, said in one column
         assert line.split()[3:7] == ["success", "3", "1", "0"]
         assert line.split()[-1] == "2"
+        header = out.stdout.splitlines()[0]
+        assert header.count("quar") == 1 and header.split()[-1] == "quarantined"
     else:
         assert "survey.csv:3 [nps='12']: out of range (expected 0..10)" in out.stdout
         assert "survey.csv:4 [org_unit_id='S99']: unknown org unit 'S99'" in out.stdout

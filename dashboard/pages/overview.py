@@ -22,7 +22,7 @@ from dashboard.data import (
 from dashboard.state import filters_of
 from queries.benchmark import company_benchmark
 from queries.formatting import fmt_significance, fmt_value
-from queries.health import freshness
+from queries.health import freshness, source_title, source_titles
 from queries.kpis import kpis, org_units
 from queries.signals import assess
 from queries.trends import kpi_trend
@@ -109,19 +109,25 @@ def _freshness_banner() -> html.Div:
         return dbc.Alert("No data has been loaded yet: run `python -m etl run`.", color="info",
                          id=f"{PREFIX}-no-data")
     newest = max((f.last_success for f in items if f.last_success), default=None)
+    titles = source_titles(s.cx_sources)
+    parts: list = []
+    for f in items:
+        # The display name people know; the source id (what `etl run` takes) on hover.
+        parts += [", " if parts else "", html.Span(
+            f"{source_title(f.source, titles)} "
+            + (f"{f.last_success:%d %b %H:%M}" if f.last_success else "never"),
+            title=f"source {f.source}")]
     line = html.Div(
-        ("Data loaded " + newest.strftime("%d %b %Y %H:%M") if newest else "No successful load")
-        + " · " + ", ".join(
-            f"{f.source} {f.last_success:%d %b %H:%M}" if f.last_success else f"{f.source} never"
-            for f in items),
+        [("Data loaded " + newest.strftime("%d %b %Y %H:%M") if newest
+          else "No successful load") + " · ", *parts],
         className="cx-freshness small text-muted", id=f"{PREFIX}-freshness-line")
     bad = [f for f in items if f.failed or f.stale]
     if not bad:
         return line
     words = "; ".join(
-        f"{f.source}: " + ("last run failed" + (f" ({f.last_error[:140]})" if f.last_error
-                                                 else "") if f.failed
-                           else f"no successful load for over {s.cx_stale_hours} hours")
+        f"{source_title(f.source, titles)}: "
+        + ("last run failed" + (f" ({f.last_error[:140]})" if f.last_error else "")
+           if f.failed else f"no successful load for over {s.cx_stale_hours} hours")
         for f in bad)
     return html.Div([dbc.Alert([html.Strong("Some data may be out of date. "), words],
                                color="warning", className="py-2 mb-1",

@@ -22,8 +22,7 @@ from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period, scope_name
 from dashboard.state import filters_of, parse_search, to_search
-from queries.formatting import figure_label, fmt_money, fmt_value
-from queries.kpis import Kpi
+from queries.formatting import figure_label, fmt_money
 from queries.links import RevenueLink, UnitLink, revenue_after_survey, unit_cx_revenue
 from queries.periods import Month
 
@@ -87,11 +86,11 @@ def units_of(state: dict[str, str]) -> UnitLink | None:
 # ------------------------------------------------------------------------- formatting
 
 
-def _gbp(value: float | None) -> str:
-    """Money as the rest of the product writes it ('£1,234', '£49.24')."""
+def _gbp(value: float | None, *, per_head: bool = False) -> str:
+    """Money as the rest of the product writes it: totals '£1,234', per answer '£49.24'."""
     if value is None:
         return "no data"
-    return fmt_value(Kpi("revenue", "Revenue", "£", "", value, 0, None))
+    return fmt_money(value, per_head=per_head)
 
 
 def _pct(share: float | None) -> str:
@@ -281,7 +280,7 @@ def groups_figure(frame: pd.DataFrame, days: int) -> go.Figure:
         error_y={"type": "data", "symmetric": False, "array": hi.tolist(),
                  "arrayminus": lo.tolist(), "color": "#343a40", "thickness": 1.5, "width": 8},
         customdata=shown[["answers", "ci95_low", "ci95_high", "total_revenue"]].to_numpy(),
-        texttemplate="£%{y:,.0f}", textposition="inside", insidetextanchor="start",
+        texttemplate="£%{y:,.2f}", textposition="inside", insidetextanchor="start",
         textfont={"color": "white", "size": 13},
         hovertemplate=("<b>%{x}</b><br>£%{y:,.2f} per answer in the " + str(days)
                        + " days after<br>95% CI £%{customdata[1]:,.2f} to "
@@ -301,9 +300,11 @@ def _gap_words(link: RevenueLink) -> html.Div:
         return html.Div("Too few answers in a group to compare promoters with detractors.",
                         className="text-muted", id=f"{PREFIX}-gap-text")
     more = "more" if gap.diff >= 0 else "less"
-    head = (f"Promoters spent {_gbp(abs(gap.diff))} {more} per answer than detractors "
+    head = (f"Promoters spent {_gbp(abs(gap.diff), per_head=True)} {more} per answer than "
+            "detractors "
             f"in the {link.window_days} days after answering")
-    ci = (f" (95% CI {_gbp(gap.low)} to {_gbp(gap.high)})"
+    ci = (f" (95% CI {_gbp(gap.low, per_head=True)} to "
+          f"{_gbp(gap.high, per_head=True)})"
           if gap.low is not None and gap.high is not None else "")
     if gap.significant is None:
         verdict, tone = "Too few answers to test the gap.", "text-muted"
