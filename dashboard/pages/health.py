@@ -34,6 +34,18 @@ dash.register_page(__name__, path="/health", name="Data health",
 PREFIX = "health"
 STATUS_COLOUR = {"success": "success", "failed": "danger", "running": "info"}
 WRAPPED = ("error", "reason", "notes", "value", "where")  # long text: wraps, never cut
+# In a panel about runs "Read" says enough; the downloads keep the full names.
+SHORT = {"holds": "Holds", "notes": "Notes or error", "rows_read": "Read",
+         "rows_inserted": "Loaded", "rows_updated": "Updated",
+         "rows_quarantined": "Quarantined", "rows_skipped": "Skipped", "seconds": "Seconds"}
+TABLE_LABELS = {
+    "org_unit": "Org units", "customer": "Customers", "survey_response": "Survey answers",
+    "survey_rating": "Attribute ratings", "loyalty_transaction": "Loyalty transactions",
+    "engagement_response": "Engagement answers", "engagement_score": "Engagement item scores",
+    "headcount": "Headcount", "agg_survey_daily": "Survey totals per day",
+    "agg_txn_daily": "Transaction totals per day", "agg_engagement": "Engagement totals",
+    "quarantine": "Quarantined rows",
+}
 RUN_COUNTS = ("rows_read", "rows_inserted", "rows_updated", "rows_quarantined", "rows_skipped")
 
 
@@ -128,7 +140,8 @@ def _count(value: object) -> str:
 
 
 def _table(frame: pd.DataFrame, id_: str, numeric: tuple[str, ...] = (),
-           height: int | None = None) -> dag.AgGrid:
+           height: int | None = None, hidden: tuple[str, ...] = (),
+           tooltips: dict[str, str] | None = None) -> dag.AgGrid:
     """The rows as one grid component with the headings a person reads.
 
     One component, not a cell per value: 250 rows of html cells were ~3,000 components,
@@ -136,17 +149,20 @@ def _table(frame: pd.DataFrame, id_: str, numeric: tuple[str, ...] = (),
     headings wrap, so at 1024 px no column is cut; `height` caps a long list (it scrolls
     down inside the panel, never sideways)."""
     columns = list(frame.columns)
+    tooltips = tooltips or {}
     defs = []
     for c in columns:
-        col = {"field": c, "headerName": column_label(c, columns), "tooltipField": c}
+        if c in hidden:  # in the row data for a tooltip, not a column of its own
+            continue
+        label = SHORT.get(c) or column_label(c, columns)
+        col = {"field": c, "headerName": label, "tooltipField": tooltips.get(c, c)}
         if c in numeric:
-            col.update(type="rightAligned", minWidth=70, maxWidth=120)
-        elif c in WRAPPED:
-            col.update(minWidth=160, flex=2, wrapText=True, autoHeight=True,
-                       cellStyle={"lineHeight": "1.35", "paddingTop": "4px",
-                                  "paddingBottom": "4px"})
+            # Wide enough for its heading and its longest number: never cut to '24,…'.
+            chars = max([len(label), *(len(str(v)) for v in frame[c])])
+            col.update(type="rightAligned", minWidth=int(20 + 7.5 * chars), flex=0)
         else:
-            col.update(minWidth=90, flex=1)
+            col.update(minWidth=160 if c in WRAPPED else 110, flex=2 if c in WRAPPED else 1,
+                       wrapText=True, autoHeight=True, cellClass="cx-wrap-cell")
         defs.append(col)
     records = frame.astype(object).where(frame.notna(), "").to_dict("records")
     return dag.AgGrid(
@@ -240,8 +256,11 @@ def render(state: dict[str, str]):
 
     tables = tables_frame(state)
     tables_panel = panel("Rows per table", _table(
-        tables.assign(rows=tables["rows"].map(_count)), f"{PREFIX}-tables-table",
-        numeric=("rows",)), target="health-tables")
+        pd.DataFrame({"holds": [TABLE_LABELS.get(t, t.replace("_", " ").capitalize())
+                                for t in tables["table"]],
+                      "table": tables["table"], "rows": tables["rows"].map(_count)}),
+        f"{PREFIX}-tables-table", numeric=("rows",), hidden=("table",),
+        tooltips={"holds": "table"}), target="health-tables")
 
     rows = quarantine_frame(state)
     if rows.empty:
@@ -257,7 +276,8 @@ def render(state: dict[str, str]):
             source=rows["source"].map(lambda v: source_title(v, titles)),
         )[["created_at", "source", "where", "field", "value", "reason"]]
         quarantine = panel(f"Quarantined rows (newest {len(rows):,})",
-                           _table(shown, f"{PREFIX}-quarantine-table", height=420),
+                           _table(shown, f"{PREFIX}-quarantine-table",
+                                  height=420 if len(shown) > 12 else None),
                            target="health-quarantine")
 
     runs = runs_frame(state)
@@ -267,12 +287,14 @@ def render(state: dict[str, str]):
         seconds=[f"{(pd.Timestamp(f) - pd.Timestamp(s)).total_seconds():,.1f}"
                  if pd.notna(f) else "—"
                  for s, f in zip(runs["started_at"], runs["finished_at"], strict=True)],
-        notes=runs["notes"].map(_notes),
-        error=runs["error"].map(lambda e: "" if e is None or pd.isna(e) else str(e)[:160]),
+        # One text column: a failed run's error, else what the run noted.
+        notes=[str(e)[:160] if e is not None and not pd.isna(e) else _notes(n)
+               for e, n in zip(runs["error"], runs["notes"], strict=True)],
         **{c: runs[c].map(_count) for c in RUN_COUNTS},
-    )[["source", "started_at", "status", *RUN_COUNTS, "seconds", "notes", "error"]]
+    )[["source", "started_at", "status", *RUN_COUNTS, "seconds", "notes"]]
     runs_panel = panel("Latest runs", _table(runs_shown, f"{PREFIX}-runs-table",
-                                             numeric=(*RUN_COUNTS, "seconds"), height=420),
+                                             numeric=(*RUN_COUNTS, "seconds"),
+                                             height=420 if len(runs_shown) > 12 else None),
                        target="health-runs")
     options = [{"label": f"{source_title(s, titles)} ({s})", "value": s} for s in src["source"]]
     return sources, reasons_panel, tables_panel, quarantine, runs_panel, options
