@@ -14,6 +14,7 @@ import pytest
 from dash import no_update
 from playwright.sync_api import Page, expect
 
+from dashboard.components.download import file_frame
 from queries.employees import engagement_by_unit
 from queries.kpis import latest_full_month, latest_wave
 from queries.links import engagement_vs_cx
@@ -230,9 +231,11 @@ def test_employees_page_in_a_browser(page: Page, served_demo: str, demo_engine, 
         page.locator("#employees-chain-panel .cx-downloads button", has_text="CSV").click()
     got = pd.read_csv(info.value.path())
     shown = in_app(employees.chain_frame, {"outcome": "nps"})
-    pd.testing.assert_frame_equal(got, pd.read_csv(io.StringIO(shown.to_csv(index=False))))
-    assert got["score"].tolist() == pytest.approx(
-        _chain_points(demo_engine, wave, "nps")["score"].tolist())
+    pd.testing.assert_frame_equal(
+        got, pd.read_csv(io.StringIO(file_frame(shown).to_csv(index=False))))
+    # The customer score as the chart's hover writes it: one decimal.
+    assert got["Customer score"].tolist() == pytest.approx(
+        [round(v, 1) for v in _chain_points(demo_engine, wave, "nps")["score"]], abs=1e-9)
     assert errors == []
 
 
@@ -261,7 +264,9 @@ def test_a_link_restores_hidden_groups_at_1024_px(page: Page, served_demo: str, 
         page.locator("#employees-units-panel .cx-downloads button", has_text="CSV").click()
     got = pd.read_csv(info.value.path())
     shown = in_app(employees.units_frame, {"unit": "R-WEST", "wave": "2026-03-01"})
-    pd.testing.assert_frame_equal(got, pd.read_csv(io.StringIO(shown.to_csv(index=False))))
-    assert got.loc[got["hidden"], "engagement"].isna().all()
+    pd.testing.assert_frame_equal(
+        got, pd.read_csv(io.StringIO(file_frame(shown).to_csv(index=False))))
+    assert got.loc[got["Hidden"], "Engagement (% favourable)"].isna().all()
+    assert info.value.suggested_filename == "employees-units-R-WEST-wave-2026-03-01.csv"
     assert page.evaluate("document.documentElement.scrollWidth") <= 1024
     assert errors == []
