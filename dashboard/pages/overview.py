@@ -21,7 +21,7 @@ from dashboard.data import (
 )
 from dashboard.state import filters_of
 from queries.benchmark import company_benchmark
-from queries.formatting import fmt_significance, fmt_value
+from queries.formatting import decimals, fmt_significance, fmt_value
 from queries.health import freshness, source_title, source_titles
 from queries.kpis import kpis, org_units
 from queries.signals import assess
@@ -89,7 +89,10 @@ def kpi_frame(state: dict[str, str]) -> pd.DataFrame:
             "low_sample": k.low_sample, "hidden": k.hidden,
             "filters_not_applied": ", ".join(k.ignored_filters),
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # Each row its own measure: the file rounds each as its card shows it.
+    frame.attrs["row_decimals"] = [decimals(k.key, k.unit) for k in kpi_set(state)]
+    return frame
 
 
 @downloadable("overview-trend")
