@@ -74,7 +74,10 @@ COLUMNS: dict[str, tuple[str, int | None, str]] = {
     "respondents": ("Respondents", 0, "Staff who answered."),
     "headcount": ("Headcount", 0, "Staff of the unit."),
     "reason": ("Reason", None, ""),
-    "outcome": ("Customer score", None, ""), "waves": ("Waves", 0, ""),
+    "outcome": ("Customer measure", None, "NPS or CSAT: which customer score is shown."),
+    "score": ("Customer score", 1, "The customer score (NPS, or CSAT %) over the months "
+                                   "shown."),
+    "waves": ("Waves", 0, ""),
     "group": ("NPS group", None, "Promoter (9–10), passive (7–8) or detractor (0–6)."),
     "answers": ("Answers", 0, "Survey answers in the group."),
     "revenue_per_answer": ("Revenue per answer (£)", 2,
@@ -204,6 +207,8 @@ def _measure_of(columns: list[str]) -> str | None:
 
 def _decimals(name: str, columns: list[str]) -> int | None:
     spec = COLUMNS.get(name)
+    if spec is not None and spec[1] == ROW:
+        return None  # mixed measures and no per-row decimals given: leave them exact
     if spec is not None and spec[1] is not None:
         if spec[1] == SAME:
             measure = _measure_of(columns)
