@@ -77,6 +77,12 @@ def test_overview_matches_the_cli_without_console_errors(page: Page, served_demo
         expect(page.locator(f"#overview-{key}-value")).to_have_text(
             _shown(k), timeout=30_000)
         expect(page.locator(f"#overview-{key}-n")).to_contain_text(_n_shown(k))
+    # Sources by the names people know (the demo config's titles), ids only on hover.
+    line = page.locator("#overview-freshness-line")
+    expect(line).to_contain_text("Customer survey")
+    expect(line).to_contain_text("Stores and regions")
+    expect(line).not_to_contain_text("customer_survey")
+    assert line.locator("span[title='source org_units']").count() == 1
     wait_for_graphs(page, ".kpi-spark")
     expect(page.locator("#overview-caption")).to_contain_text(
         Month.parse(report["period"]).label)

@@ -108,8 +108,13 @@ def test_hidden_units_show_no_number_and_say_why(employees, in_app, demo_engine)
     # every unit keeps its row on the axis; the hidden ones say so, with the query's reason
     assert list(fig.layout.yaxis.categoryarray) == exp["name"].tolist()
     notes = [a.text for a in fig.layout.annotations]
+    assert len(notes) == 1  # one note for every hidden group, not one label each
     for row in hidden.itertuples():
-        assert any(row.reason in n for n in notes)
+        assert f"{row.name}: {row.reason}" in notes[0]
+    # Each panel its own titled axis, so "100%" and "-100" never read as one scale.
+    assert fig.layout.xaxis.title.text == "Engagement, % favourable"
+    assert fig.layout.xaxis2.title.text == "eNPS, −100 to +100"
+    for row in hidden.itertuples():
         cells = find(table, f"employees-row-{row.unit}").children
         assert row.reason in text(cells[0])
         assert [text(c) for c in cells[1:]] == ["hidden"] * 3
@@ -136,6 +141,8 @@ def test_trend_equals_the_query_with_hidden_waves_as_gaps(employees, in_app,
                             for v in exp["enps"]]
     assert eng.connectgaps is False
     assert "March 2026 hidden (fewer than 5 respondents)" in note
+    hidden_notes = [a.text for a in fig.layout.annotations if "hidden" in a.text]
+    assert len(hidden_notes) == 1 and "Mar 2026" in hidden_notes[0]
 
 
 def test_a_store_hidden_among_its_siblings_stays_hidden_in_its_trend(employees, in_app,
