@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 
 from dashboard.components.download import column_label, file_frame, file_name, neutralise
 from queries.settings import ROOT
-from tests.conftest import free_port
+from tests.conftest import TEST_USERS, free_port, sign_in
 
 EVIL = '=HYPERLINK("http://evil","x")'
 # Comments as a survey export can carry them (the ETL trims outer whitespace, so a leading
@@ -145,6 +145,11 @@ def attacked(engine: Engine, tmp_path: Path) -> Iterator[str]:
     config.write_text(textwrap.dedent(SOURCES))
     results = run_sources(engine, load_config(config))
     assert all(r.ok for r in results), results
+    from auth.users import add_user
+
+    email, role, scope, password = TEST_USERS["admin"]
+    with engine.begin() as conn:
+        add_user(conn, email=email, role=role, scope=scope, password=password)
 
     port = free_port()
     env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False),
@@ -181,7 +186,14 @@ def _download(page: Page, fmt: str):
 
 
 @pytest.mark.browser
-def test_a_formula_in_a_comment_is_inert_in_csv_and_xlsx(page: Page, attacked: str) -> None:
+def test_a_formula_in_a_comment_is_inert_in_csv_and_xlsx(browser: Browser,
+                                                         attacked: str) -> None:
+    # Signed in to this server (its own database, its own sessions) as an admin.
+    http = sign_in(attacked, "admin")
+    context = browser.new_context()
+    context.add_cookies([{"name": c.name, "value": c.value, "domain": "127.0.0.1",
+                          "path": "/"} for c in http.cookies])
+    page = context.new_page()
     page.goto(attacked + "/drivers?period=2026-03&months=1&limit=20")
     expect(page.locator(".cx-comment")).to_have_count(len(ATTACKS) + 1, timeout=30_000)
     # On screen the comment is text, as the customer typed it.
@@ -223,3 +235,4 @@ def test_a_formula_in_a_comment_is_inert_in_csv_and_xlsx(page: Page, attacked: s
     fresh = {r[0]: r[1] for r in lines[heads[1] + 1:] if r[0]}
     assert fresh["Web survey (survey)"].startswith(time.strftime("%Y-"))
     assert fresh["Org (org)"].startswith(time.strftime("%Y-"))
+    context.close()
