@@ -356,7 +356,7 @@ def units_figure(frame: pd.DataFrame, highlight: str | None) -> go.Figure:
     names = frame["name"].tolist()
     visible = frame[~frame["hidden"].astype(bool)]
     # Wide gap between the panels: their tick labels must not read as one axis.
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.16)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.2)
     opacity = [1.0 if highlight in (None, u) else 0.45 for u in visible["unit"]]
     custom = visible[["respondents", "headcount", "participation"]].astype(float).to_numpy()
     for col, key, fmt in ((1, "engagement", "%{x:.1f}%"), (2, "enps", "%{x:+.1f}")):
