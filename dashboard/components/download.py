@@ -65,6 +65,11 @@ COLUMNS: dict[str, tuple[str, int | None, str]] = {
     "yoy_period": ("Same month last year", None, ""),
     "yoy_change": ("Change vs last year", ROW, ""),
     "yoy_significant": ("Significant vs last year", None, ""),
+    "test": ("Test", None, "The verdict on the change: significant, not significant, or too "
+                           "few answers to test."),
+    "yoy_test": ("Test vs last year", None, ""),
+    "not_applicable": ("Not applicable because", None,
+                       "Why the measure cannot be computed for these filters."),
     "low_sample": ("Low sample", None, "Fewer answers than the minimum n: read with care."),
     "hidden": ("Hidden", None, "Hidden to protect the anonymity of a small group."),
     "filters_not_applied": ("Filters not applied", None,
