@@ -19,7 +19,7 @@ from flask import Flask, abort, jsonify, redirect, request
 
 from auth.web import Principal, audit_request, current_principal, init_auth
 from dashboard import context, guard
-from dashboard.components.download import DOWNLOADS
+from dashboard.components.download import DOWNLOADS, download_file, file_name
 from dashboard.components.filter_bar import IDS, filter_bar
 from dashboard.data import cached, init_cache, visible
 from dashboard.state import FILTER_KEYS, parse_search, to_search
@@ -164,13 +164,9 @@ def register_shell_callbacks(app: Dash) -> None:
             raise BadRequest(f"unknown download target {str(trigger.get('target'))[:80]!r}")
         state = parse_search(search)
         frame = DOWNLOADS[trigger["target"]](state)
-        stem = "-".join([trigger["target"], *[state[k] for k in FILTER_KEYS if k in state]])
-        audit_request(context.engine(), "export", target=f"{stem}.{trigger['fmt']}",
-                      detail=f"{len(frame)} rows")
-        if trigger["fmt"] == "xlsx":
-            return dcc.send_data_frame(frame.to_excel, f"{stem}.xlsx", index=False,
-                                       sheet_name="data")
-        return dcc.send_data_frame(frame.to_csv, f"{stem}.csv", index=False)
+        name = file_name(trigger["target"], state, trigger["fmt"])
+        audit_request(context.engine(), "export", target=name, detail=f"{len(frame)} rows")
+        return download_file(trigger["target"], frame, state, trigger["fmt"])
 
 
 def create_app(settings: Settings | None = None) -> Dash:

@@ -149,8 +149,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         quarantined = quarantine_counts(conn).groupby("source")["rows"].sum()
     tz = ZoneInfo(settings.cx_timezone)
     now = dt.datetime.now(tz)
+    # One quarantine column: the rows waiting in quarantine (the last run's own count is in
+    # `etl run`'s summary and on the Data health page).
     print(f"{'source':<22}{'last run':<18}{'outcome':<9}{'read':>8}{'loaded':>8}{'updated':>8}"
-          f"{'quar.':>7}  {'watermark':<20}{'next run':<18}{'quarantined':>11}")
+          f"  {'watermark':<20}{'next run':<18}{'quarantined':>11}")
     for src in config.sources:
         row = runs.loc[src.name] if src.name in runs.index else None
         next_run = "disabled" if not src.enabled else "not scheduled"
@@ -159,7 +161,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             next_run = f"{fire:%Y-%m-%d %H:%M}"
         holder = lock_holder(engine, src.name)
         if row is None:
-            print(f"{src.name:<22}{'never':<18}{'-':<9}{'':>8}{'':>8}{'':>8}{'':>7}  {'':<20}"
+            print(f"{src.name:<22}{'never':<18}{'-':<9}{'':>8}{'':>8}{'':>8}  {'':<20}"
                   f"{next_run:<18}{int(quarantined.get(src.name, 0)):>11}")
             continue
         unfinished = row["status"] == "running"
@@ -169,11 +171,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         status = ("running" if unfinished and alive is not False
                   else ABANDONED if unfinished else row["status"])
         when = row["started_at"] if unfinished else row["finished_at"]
-        counts = ["", "", "", ""] if unfinished else [
-            _count(row[c]) for c in ("rows_read", "rows_inserted", "rows_updated",
-                                     "rows_quarantined")]
-        print(f"{src.name:<22}{_stamp(when):<18}{status:<9} {counts[0]:>7}{counts[1]:>8}"
-              f"{counts[2]:>8}{counts[3]:>7}  {_text(row['watermark'])[:19]:<20}"
+        counts = ["", "", ""] if unfinished else [
+            _count(row[c]) for c in ("rows_read", "rows_inserted", "rows_updated")]
+        print(f"{src.name:<22}{_stamp(when):<18}{status:<9}{counts[0]:>8}{counts[1]:>8}"
+              f"{counts[2]:>8}  {_text(row['watermark'])[:19]:<20}"
               f"{next_run:<18}{int(quarantined.get(src.name, 0)):>11}")
         if status == "running":
             print(f"  running since {_stamp(row['started_at'])} in {holder or 'another process'}")

@@ -100,6 +100,8 @@ class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # What people call the source; screens show it beside the name ("Customer survey").
+    title: str | None = Field(None, min_length=1, max_length=80, pattern=r"^[^\r\n]*$")
     kind: Literal["org", "survey", "loyalty", "engagement"]
     entity: str | None = None
     adapter: Adapter

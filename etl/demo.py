@@ -192,64 +192,179 @@ _ATTR_OFFSET = np.array([0.15, 0.0, -0.05, -0.25, 0.0])
 # purpose: real survey exports do, and the CSV reader must cope.
 # --------------------------------------------------------------------------
 
+# Where an answer comes from decides what its comment can talk about: nobody parks for a web
+# order or waits at a till on the phone. Comments are composed from an opening that fits
+# the touchpoint and channel, a sentence on the part of the experience that was best
+# (praise) or worst (complaint), and sometimes a closing line; one in eight is in French.
+_CONTEXTS = ("store", "web", "app", "delivery", "phone", "chat", "return_store", "return_web",
+             "return_app", "overall")
+# Words that fill the theme sentences, per context: who served, where, what the wait was.
+_WHO = {"store": "the assistant", "web": "customer services", "app": "customer services",
+        "delivery": "the driver", "phone": "the adviser", "chat": "the chat agent",
+        "return_store": "the lady at the returns desk", "return_web": "customer services",
+        "return_app": "customer services", "overall": "the team in {city}"}
+_WAIT = {"store": "at the till", "web": "for the order to be confirmed",
+         "app": "for the order to be confirmed", "delivery": "for the van",
+         "phone": "on hold", "chat": "in the chat queue", "return_store": "at the returns desk",
+         "return_web": "for my refund", "return_app": "for my refund",
+         "overall": "at the tills"}
+_PLACE = {"store": "the {city} store", "web": "the website", "app": "the app",
+          "delivery": "the order", "phone": "the phone line", "chat": "the chat",
+          "return_store": "the {city} store", "return_web": "the website",
+          "return_app": "the app", "overall": "Acme"}
+_OPENERS = {
+    "store": {"low": ("Visited the {city} store on Saturday.", "Popped into {city} for compost.",
+                      "Went to the {city} branch after work."),
+              "high": ("Lovely visit to the {city} store.", "Called in at {city} today.",
+                       "Great trip to the garden centre in {city}."),
+              "mid": ("Quick visit to {city}.", "Went in for a few bits.")},
+    "web": {"low": ("Ordered online last week.", "Tried ordering on the website."),
+            "high": ("Ordered on the website.", "First online order with you."),
+            "mid": ("Ordered a few things online.",)},
+    "app": {"low": ("Ordered through the app.", "Used the app for a click & collect order."),
+            "high": ("Ordered on the app on my phone.", "Used the app for the first time."),
+            "mid": ("Ordered through the app.",)},
+    "delivery": {"low": ("My delivery was due on Tuesday.", "Ordered a shed for delivery."),
+                 "high": ("Delivery came this morning.", "Had a big delivery of paving."),
+                 "mid": ("Delivery arrived.",)},
+    "phone": {"low": ("Rang customer services about a missing item.",
+                      "Phoned about my order."),
+              "high": ("Called about a damaged pot.", "Rang with a question about my order."),
+              "mid": ("Phoned customer services.",)},
+    "chat": {"low": ("Used the web chat about my refund.", "Tried the online chat."),
+             "high": ("Used the chat on the website.", "Asked a question on the live chat."),
+             "mid": ("Used the chat.",)},
+    "return_store": {"low": ("Took a broken hose back to {city}.",
+                             "Returned a faulty mower in store."),
+                     "high": ("Returned a pot in {city}.", "Brought some plants back in store."),
+                     "mid": ("Returned an item in store.",)},
+    "return_web": {"low": ("Returned an order through the website.",),
+                   "high": ("Returned an order online.",),
+                   "mid": ("Sent an order back.",)},
+    "return_app": {"low": ("Had to return a parasol through the app.",
+                           "Returned a lamp with the app."),
+                   "high": ("Returned something with the app.",),
+                   "mid": ("Returned an item through the app.",)},
+    "overall": {"low": ("Been a member for years.", "Shop with you most months."),
+                "high": ("Been a loyal customer for years.", "Love shopping with Acme."),
+                "mid": ("Shop here now and then.", "Member for a couple of years.")},
+}
+# A sentence may be tagged "ctx,ctx|text": it is said only in those contexts.
+_SHOP = "store,return_store,overall"
+_DIGITAL = "web,app,return_web,return_app"
 _PRAISE = {
-    "staff": (
-        "Lovely staff in {city}, really helpful with my garden plans.",
-        'The young man in the paint aisle went "above and beyond" for me. Thank you!',
-        "Staff were friendly, knowledgeable and patient – couldn’t ask for more.",
-    ),
-    "speed": (
-        "In and out in ten minutes, brilliant.",
-        "Quick service at the till, even on a busy Saturday.",
-        "Super fast, no fuss.\nWill definitely be back.",
-    ),
-    "stock": (
-        "Always find what I need at the {city} store.",
-        "Great range of plants, bulbs and tools, all in stock.",
-        "Everything I ordered was available, even the café furniture.",
-    ),
-    "value": (
-        "Good value – paid £12 less than elsewhere for the same compost.",
-        "Fair prices and the loyalty points add up nicely.",
-    ),
-    "app": (
-        "The app is brilliant, ordering took two minutes.",
-        "Website is easy to use, and click & collect was ready in an hour.",
-    ),
+    "staff": ("{Who} was lovely and really helpful with my garden plans.",
+              f'{_SHOP}|The young man in the paint aisle went "above and beyond" for me.',
+              "{Who} was friendly, knowledgeable and patient – couldn’t ask for more.",
+              "{Who} knew exactly what I needed."),
+    "speed": ("No wait {wait}, brilliant.", f"{_SHOP}|Quick service, even on a busy Saturday.",
+              "Super fast, no fuss.", "Everything done quicker than I expected.",
+              "delivery|Came a day early, and the driver carried it round the back."),
+    "stock": ("store,overall,web,app|Always find what I need at {place}.",
+              "Great range of plants, bulbs and tools, all in stock.",
+              "web,app,delivery,overall|Everything I ordered was available, even the café "
+              "furniture.",
+              "Got the compost and the seed trays I wanted."),
+    "value": ("Good value – paid £12 less than elsewhere for the same compost.",
+              "Fair prices and the loyalty points add up nicely.",
+              "The member offers made it a bargain."),
+    "app": (f"{_DIGITAL}|{{Place}} is brilliant, it took two minutes.",
+            f"{_DIGITAL}|So easy to use, well done.",
+            "app,web,overall|Click & collect was ready in an hour, and the app told me.",
+            "chat|The chat answered straight away and sorted it there and then.",
+            "delivery,overall|The tracking emails were spot on.",
+            "store,return_store,phone|Checking stock on the app first saved me a trip."),
 }
 _COMPLAINT = {
-    "staff": (
-        "Staff were rude and seemed uninterested.",
-        'Asked for help and was told "not my department". Not good enough.',
-        "Nobody around to help in {city}, had to go and find someone myself.",
-    ),
-    "speed": (
-        "Waited far too long at the till, only one checkout open.",
-        "On hold for ages, then cut off. Had to call back twice.",
-        'Queue was "out the door" on a Saturday morning.\nPlease open more tills.',
-    ),
-    "stock": (
-        "Out of stock again, third time this month.",
-        "Website said in stock, but the shelf in {city} was empty.",
-        "Compost, seeds and pots all sold out – very disappointing.",
-    ),
-    "value": (
-        "Prices have gone up a lot, £5 more for the same bag of compost.",
-        "Too expensive compared with other garden centres, sorry.",
-    ),
-    "app": (
-        "The app keeps crashing at checkout.",
-        "Returns through the app are a nightmare, so many steps.\n"
-        "Why can’t I just go to the store?",
-        "Couldn’t log in to the app, had to reset my password twice.",
-    ),
+    "staff": ("{Who} was rude and seemed uninterested.",
+              f'{_SHOP},phone|Asked for help and was told "not my department". Not good '
+              "enough.",
+              f"{_SHOP}|Nobody around to help, had to go and find someone myself.",
+              "web,app,delivery,phone,chat,return_web,return_app|{Who} didn’t seem to know "
+              "anything about the order."),
+    "speed": (f"{_SHOP},phone,chat|Waited {{minutes}} minutes {{wait}}, far too long.",
+              "Waited far too long {wait}.", "Took too long to sort out.",
+              f'{_SHOP}|It was "out the door" busy and one till open.\nPlease open more tills.',
+              "delivery|Came three days late and nobody told me."),
+    "stock": ("Out of stock again, third time this month.",
+              "{Place} said in stock, but there was none.",
+              "Compost, seeds and pots all sold out – very disappointing."),
+    "value": ("Prices have gone up a lot, £5 more for the same bag of compost.",
+              "Too expensive compared with other garden centres, sorry.",
+              "web,app,delivery|A £7.95 delivery charge is steep for a small order."),
+    "app": ("web,app|{Place} keeps crashing at checkout.",
+            "return_app,overall|Returns through the app are a nightmare, so many steps.\n"
+            "Why can’t I just go to the store?",
+            "app,return_app,overall|Couldn’t log in to the app, had to reset my password "
+            "twice.",
+            "web,app|{Place} kept timing out when I tried to pay.",
+            "chat|The chat kept dropping and I had to start again.",
+            "delivery|The tracking link in the email didn’t work.",
+            "return_web|The returns form on the website kept failing.",
+            "store,return_store,phone|The app said one thing and the shop another."),
 }
-_NEUTRAL = (
-    "It was fine, nothing special.",
-    "OK overall, but parking was a pain.",
-    "Decent, though the signage in store could be clearer.",
-    'Fine. The "new look" store is nice, prices a bit high.',
-)
+_NEUTRAL = {
+    "store": ("It was fine, nothing special.", "OK overall, but parking was a pain.",
+              "Decent, though the signage in store could be clearer.",
+              'Fine. The "new look" store is nice, prices a bit high.'),
+    "web": ("Did the job.", "Fine, the website could show more photos."),
+    "app": ("Worked OK, a bit slow to load.", "Fine. Would like to save my favourites."),
+    "delivery": ("Arrived on the day, no time slot though.", "Fine, box was a bit battered."),
+    "phone": ("Got there in the end.", "Answered my question, took a while."),
+    "chat": ("Helpful enough.", "Got an answer, had to repeat my order number."),
+    "return_store": ("Refund done, queue was slow.", "Fine, took my receipt."),
+    "return_web": ("Refund came through after a week.", "OK, label was easy to print."),
+    "return_app": ("Refund came through eventually.", "OK once I found the returns page."),
+    "overall": ("It was fine, nothing special.", "Average, some visits better than others."),
+}
+_CLOSERS = {"low": ("Please sort it out.", "Not impressed.", "Will shop elsewhere next time.",
+                    "Expected better from Acme."),
+            "high": ("Thank you!", "Will definitely be back.", "Keep it up.",
+                     "Recommended to my neighbour already."),
+            "mid": ("Might come back.",)}
+# French-speaking customers (border stores, tourists, expats) answer in French.
+_FR_OPENERS = {"store": "Passage au magasin de {city}.", "web": "Commande sur le site.",
+               "app": "Commande sur l’appli.", "delivery": "Livraison à domicile.",
+               "phone": "Appel au service client.", "chat": "Question posée sur le chat.",
+               "return_store": "Retour d’un article en magasin.",
+               "return_web": "Retour d’une commande.", "return_app": "Retour via l’appli.",
+               "overall": "Client depuis des années."}
+_FR_PRAISE = {
+    "staff": ("Personnel très aimable et de bon conseil.", "Conseiller souriant et patient."),
+    "speed": ("Service rapide, aucune attente.", "Tout a été réglé en cinq minutes."),
+    "stock": ("Tout était en stock, même le terreau que je cherchais.",),
+    "value": ("Bon rapport qualité-prix, et les points fidélité sont appréciables.",),
+    "app": (f"{_DIGITAL}|Très pratique, commande en deux minutes.",
+            "Simple et efficace, bravo."),
+}
+_FR_COMPLAINT = {
+    "staff": ("Personne pour m’aider, accueil désagréable.",),
+    "speed": ("Attente beaucoup trop longue.",
+              f"{_SHOP}|Une seule caisse ouverte, vingt minutes de queue.",
+              "phone|Resté en attente au téléphone pendant vingt minutes."),
+    "stock": ("Rupture de stock encore une fois, très déçu.",),
+    "value": ("Les prix ont beaucoup augmenté, c’est dommage.",),
+    "app": ("app,return_app|L’application plante au moment de valider.",
+            "return_app|Le retour via l’appli est compliqué, trop d’étapes.",
+            "Le site ne fonctionne pas bien, j’ai dû recommencer."),
+}
+_FR_NEUTRAL = ("Correct, sans plus.", "Rien à signaler.", "Bien dans l’ensemble.")
+_FR_CLOSERS = {"low": ("Dommage.", "À améliorer."), "high": ("Merci !", "Je reviendrai."),
+               "mid": ("Ça ira.",)}
+
+
+def _fitting(pool: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """The sentences of `pool` that can be said in context `where` (untagged ones always)."""
+    out = []
+    for text in pool:
+        tags, sep, body = text.partition("|")
+        if not sep:
+            out.append(text)
+        elif where in tags.split(","):
+            out.append(body)
+    return tuple(out)
+
+
 _THEMES = ("staff", "speed", "stock", "value", "app")
 _EMPLOYEE_COMMENTS = {
     "positive": (
@@ -275,6 +390,7 @@ SOURCES_TOML = """\
 
 [[source]]
 name = "org_units"
+title = "Stores and regions"
 kind = "org"
 adapter = "csv"
 location = "org_units.csv"
@@ -291,6 +407,7 @@ Store = "store"
 
 [[source]]
 name = "loyalty_members"
+title = "Loyalty members"
 kind = "loyalty"
 entity = "customers"
 adapter = "sql"
@@ -309,6 +426,7 @@ loyalty_member = true
 
 [[source]]
 name = "loyalty_transactions"
+title = "Loyalty transactions"
 kind = "loyalty"
 entity = "transactions"
 adapter = "sql"
@@ -332,6 +450,7 @@ App = "app"
 
 [[source]]
 name = "customer_survey"
+title = "Customer survey"
 kind = "survey"
 adapter = "csv"
 location = "surveys/*.csv"
@@ -395,6 +514,7 @@ Phone = "phone"
 
 [[source]]
 name = "engagement_waves"
+title = "Employee engagement waves"
 kind = "engagement"
 adapter = "file"
 location = "engagement/wave_*.*"
@@ -416,6 +536,7 @@ intent_to_stay = "I see myself working here in two years"
 
 [[source]]
 name = "headcount"
+title = "Headcount"
 kind = "engagement"
 entity = "headcount"
 adapter = "csv"
@@ -959,7 +1080,7 @@ def _survey_responses(
     ratings[~applicable | (rng.random((n, len(ATTRIBUTES))) < 0.03)] = np.nan
 
     comment = _comments(
-        rng, nps, csat, attrs, applicable, wait, store, west_launch & (tp == _TP_RETURNS)
+        rng, nps, csat, attrs, applicable, wait, store, west_launch & (tp == _TP_RETURNS), tp, ch
     )
 
     submitted = cal.seconds(day, minute * 60)
@@ -1037,6 +1158,21 @@ def _channels(
     return ch, dev, inter
 
 
+def _context(tp: int, ch: int) -> str:
+    """Which of `_CONTEXTS` an answer's touchpoint and channel are."""
+    if tp == _TP_STORE:
+        return "store"
+    if tp == _TP_ONLINE:
+        return "app" if ch == _CH_APP else "web"
+    if tp == _TP_DELIVERY:
+        return "delivery"
+    if tp == _TP_SUPPORT:
+        return "chat" if ch == _CH_CHAT else "phone"
+    if tp == _TP_RETURNS:
+        return {_CH_STORE: "return_store", _CH_APP: "return_app"}.get(ch, "return_web")
+    return "overall"
+
+
 def _comments(
     rng: np.random.Generator,
     nps: np.ndarray,
@@ -1046,8 +1182,12 @@ def _comments(
     wait: np.ndarray,
     store: np.ndarray,
     app_returns: np.ndarray,
+    tp: np.ndarray,
+    ch: np.ndarray,
 ) -> list[str]:
-    """Free-text comments whose tone and topic follow the scores."""
+    """Free-text comments whose tone follows the scores, whose topic is the best (praise) or
+    worst (complaint) part of the experience, and whose words fit the touchpoint and
+    channel; about one in eight in French."""
     n = len(nps)
     low = (nps <= 6) | (csat <= 2)
     high = ~low & ((nps >= 9) | (np.isnan(nps) & (csat >= 4)))
@@ -1060,19 +1200,42 @@ def _comments(
     worst = np.where(wait > 15, 1, worst)
     worst = np.where(app_returns, 4, worst)
     pick = rng.random(n)
+    # The wording draws come from their own generator, seeded from the main one's draws:
+    # the words can change without moving any number generated after them.
+    words = np.random.default_rng([int(v * 2**32) for v in pick[:8]])
     cities = [s[1] for s in STORES]
     out: list[str] = []
     for i in range(n):
         if not has[i]:
             out.append("")
             continue
-        if low[i]:
-            pool = _COMPLAINT[_THEMES[worst[i]]]
-        elif high[i]:
-            pool = _PRAISE[_THEMES[best[i]]]
+        tone = "low" if low[i] else ("high" if high[i] else "mid")
+        where = _context(int(tp[i]), int(ch[i]))
+        theme = _THEMES[worst[i]] if tone == "low" else _THEMES[best[i]]
+        u = words.random(4)
+
+        def one(pool: tuple[str, ...], x: float) -> str:
+            return pool[int(x * len(pool))]
+
+        if u[0] < 0.12:  # French
+            pool = (_FR_COMPLAINT[theme] if tone == "low" else
+                    _FR_PRAISE[theme] if tone == "high" else _FR_NEUTRAL)
+            parts = [_FR_OPENERS[where] if u[1] < 0.5 else "",
+                     one(_fitting(pool, where), u[2]),
+                     one(_FR_CLOSERS[tone], u[3]) if u[3] < 0.4 else ""]
         else:
-            pool = _NEUTRAL
-        out.append(pool[int(pick[i] * len(pool))].format(city=cities[store[i]]))
+            pool = (_COMPLAINT[theme] if tone == "low" else
+                    _PRAISE[theme] if tone == "high" else _NEUTRAL[where])
+            parts = [one(_OPENERS[where][tone], u[1]) if u[1] < 0.55 else "",
+                     one(_fitting(pool, where), u[2]),
+                     one(_CLOSERS[tone], u[3]) if u[3] < 0.45 else ""]
+        text = " ".join(part for part in parts if part)
+        minutes = int(wait[i]) if not np.isnan(wait[i]) and wait[i] > 15 else 20 + int(u[3] * 25)
+        who, place = _WHO[where], _PLACE[where]
+        text = text.format(Who=who[0].upper() + who[1:], who=who, wait=_WAIT[where],
+                           Place=place[0].upper() + place[1:], place=place, minutes=minutes,
+                           city="{city}")
+        out.append(text.format(city=cities[store[i]]))
     return out
 
 

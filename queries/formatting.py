@@ -13,6 +13,10 @@ from functools import lru_cache
 from queries.kpis import MONEY, Kpi
 
 SIGNED = {"nps", "enps"}  # net scores: the sign is half the message
+# Money per person (an average ticket or spend) is read to the penny; every other amount
+# (totals, revenue, revenue at risk, their changes) in whole pounds. The kind of measure
+# decides, never the size of the number: "-£614.71" beside "£39,174" read as two precisions.
+PER_HEAD_MONEY = {"spend_per_member", "member_ticket", "non_member_ticket", "per_answer"}
 
 
 def _currency() -> tuple[str, str]:
@@ -32,23 +36,20 @@ def _patterns(locale: str) -> tuple[str, str]:
 
 
 def money(value: float, *, signed: bool = False, currency: str | None = None,
-          locale: str | None = None) -> str:
+          locale: str | None = None, cents: bool | None = None) -> str:
     """`value` as money in the configured currency and locale: '£49.24', '£1,234,567',
-    '49,24 €', '1 234 567 €'; `signed` adds '+' to gains."""
+    '49,24 €', '1 234 567 €'; `signed` adds '+' to gains; `cents` forces (True) or drops
+    (False) the minor unit, which otherwise shows below 1,000 only."""
     from babel.numbers import format_currency
 
     cur, loc = _currency()
     cur, loc = currency or cur, locale or loc
-    cents, whole = _patterns(loc)
-    body = format_currency(abs(value), cur, locale=loc,
-                           format=cents if abs(value) < 1000 else whole,
-                           currency_digits=abs(value) < 1000)
+    with_cents, whole = _patterns(loc)
+    minor = abs(value) < 1000 if cents is None else cents
+    body = format_currency(abs(value), cur, locale=loc, format=with_cents if minor else whole,
+                           currency_digits=minor)
     sign = ("+" if value >= 0 else "-") if signed else ("-" if value < 0 else "")
     return sign + body
-
-
-def _money(v: float, signed: bool = False) -> str:
-    return money(v, signed=signed)
 
 
 def money_affixes() -> dict[str, str]:
@@ -96,10 +97,36 @@ def number(value: float, decimals: int = 1) -> str:
                           locale=loc)
 
 
+def decimals(key: str, unit: str) -> int:
+    """Decimal places a measure is shown with, one rule per kind of measure: net scores and
+    percentages 1, 1-7 means 2, money per person 2 and other money 0, counts 0."""
+    if key in SIGNED or unit in ("%", "pts"):
+        return 1
+    if unit == "/7":
+        return 2
+    if unit == MONEY:
+        return 2 if key in PER_HEAD_MONEY else 0
+    return 0
+
+
+def fmt_money(v: float | None, signed: bool = False, *, per_head: bool = False) -> str:
+    """Money as every surface writes it, in CX_CURRENCY / CX_LOCALE: totals in whole units
+    ('£1,234', '-£615'), money per person or per answer to the penny (`per_head`: '£49.24');
+    'n/a' for None."""
+    if v is None:
+        return NOT_APPLICABLE
+    return money(v, signed=signed, cents=per_head)
+
+
+def _money(kpi: Kpi, v: float, signed: bool = False) -> str:
+    return fmt_money(v, per_head=decimals(kpi.key, kpi.unit) == 2, signed=signed)
+
+
 def fmt_value(kpi: Kpi, value: float | None = None) -> str:
-    """A KPI's value as shown: '+34.2', '78.4%', '5.62', '12,345', '£49.24', '£1,234,567';
-    'n/a' when it cannot be computed for the filters (`fmt_reason` says why), 'no data'
-    when nothing was counted, 'hidden' below the anonymity minimum."""
+    """A KPI's value as shown: '+34.2', '78.4%', '5.62', '12,345', '£49.24' (money per
+    member), '£1,234,567' (other money); 'n/a' when it cannot be computed for the filters
+    (`fmt_reason` says why), 'no data' when nothing was counted, 'hidden' below the
+    anonymity minimum."""
     v = kpi.value if value is None else value
     if v is None:
         if kpi.hidden:
@@ -112,7 +139,7 @@ def fmt_value(kpi: Kpi, value: float | None = None) -> str:
     if kpi.unit == "/7":
         return f"{v:.2f}"
     if kpi.unit == MONEY:
-        return _money(v)
+        return _money(kpi, v)
     return f"{v:,.0f}"
 
 
@@ -126,7 +153,7 @@ def fmt_delta(kpi: Kpi) -> str:
     if kpi.unit == "/7":
         return f"{d:+.2f}"
     if kpi.unit == MONEY:
-        return _money(d, signed=True)
+        return _money(kpi, d, signed=True)
     return f"{d:+,.0f}"
 
 
@@ -142,7 +169,7 @@ def fmt_moe(kpi: Kpi) -> str:
     if kpi.unit == "/7":
         return f"±{kpi.moe:.2f}"
     if kpi.unit == MONEY:
-        return f"±{_money(kpi.moe)}"
+        return f"±{_money(kpi, kpi.moe)}"
     return f"±{kpi.moe:.1f} pts"
 
 
@@ -197,12 +224,6 @@ FIGURE_LABELS = {
 def figure_label(key: str) -> str:
     """The one label of a shared figure ('Revenue at risk')."""
     return FIGURE_LABELS[key]
-
-
-def fmt_money(v: float | None, signed: bool = False) -> str:
-    """Money as the KPIs write it (`money()`: '£49.24' below 1,000, '£1,234,567' above, in
-    CX_CURRENCY / CX_LOCALE); 'n/a' for None."""
-    return NOT_APPLICABLE if v is None else _money(v, signed)
 
 
 # Rating attributes by their column names; names not listed read as 'Staff friendliness'.

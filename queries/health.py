@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection, Select, func, select
@@ -106,3 +108,28 @@ def table_counts(conn: Connection) -> pd.DataFrame:
     rows = [{"table": t.name, "rows": conn.execute(select(func.count()).select_from(t))
              .scalar_one()} for t in tables]
     return pd.DataFrame(rows)
+
+
+def source_titles(path: Path | str) -> dict[str, str]:
+    """Display name of each source of the sources config at `path` (its `title`, else its
+    name in words: 'customer_survey' -> 'Customer survey'). An unreadable config gives {}:
+    names are then shown in words, and the ETL reports the config's problem itself."""
+    try:
+        with open(path, "rb") as fh:
+            entries = tomllib.load(fh).get("source", [])
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    out = {}
+    for entry in entries if isinstance(entries, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str):
+            title = entry.get("title")
+            out[name] = title if isinstance(title, str) and title else source_title(name)
+    return out
+
+
+def source_title(name: str, titles: dict[str, str] | None = None) -> str:
+    """How a source is named on screen: its configured title, else its name in words."""
+    if titles and name in titles:
+        return titles[name]
+    return name.replace("_", " ").replace("-", " ").strip().capitalize() or name

@@ -12,7 +12,9 @@ import sys
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
 
+from queries import schema
 from queries.formatting import fmt_value
 from queries.kpis import Filters, kpis, latest_full_month
 from queries.periods import Month
@@ -75,6 +77,12 @@ def test_overview_matches_the_cli_without_console_errors(page: Page, served_demo
         expect(page.locator(f"#overview-{key}-value")).to_have_text(
             _shown(k), timeout=30_000)
         expect(page.locator(f"#overview-{key}-n")).to_contain_text(_n_shown(k))
+    # Sources by the names people know (the demo config's titles), ids only on hover.
+    line = page.locator("#overview-freshness-line")
+    expect(line).to_contain_text("Customer survey")
+    expect(line).to_contain_text("Stores and regions")
+    expect(line).not_to_contain_text("customer_survey")
+    assert line.locator("span[title='source org_units']").count() == 1
     wait_for_graphs(page, ".kpi-spark")
     expect(page.locator("#overview-caption")).to_contain_text(
         Month.parse(report["period"]).label)
@@ -138,25 +146,37 @@ def test_download_returns_the_rows_shown(page: Page, served_demo: str, demo_url:
     with page.expect_download() as info:
         download_button(page, "overview-kpis").click()
     rows = list(csv.DictReader(io.StringIO(info.value.path().read_text())))
+    assert info.value.suggested_filename == "overview-kpis-R-WEST.csv"
     report = _cli_kpis(demo_url, "--unit", "R-WEST")
     assert len(rows) == shown_rows == len(report["kpis"])
     for row, k in zip(rows, report["kpis"], strict=True):
-        assert row["kpi"] == k["label"] and int(row["n"]) == k["n"]
-        assert row["shown"] == _shown(k)
+        assert row["Measure"] == k["label"] and int(row["n"]) == k["n"]
+        assert row["As shown"] == _shown(k)
+        # The value column holds the number as shown: "+43.8" -> 43.8, "£76,227" -> 76227.
+        if k["value"] is not None:
+            shown = _shown(k).replace("£", "").replace(",", "").rstrip("%")
+            assert float(row["Value"]) == pytest.approx(float(shown), abs=1e-9), k["key"]
     with page.expect_download() as info:
         download_button(page, "overview-trend").click()
-    months = [r["month"] for r in csv.DictReader(io.StringIO(info.value.path().read_text()))]
+    months = [r["Month"] for r in csv.DictReader(io.StringIO(info.value.path().read_text()))]
     assert len(months) == 13 and months[-1] == report["period"]
 
 
 @pytest.mark.browser
-def test_data_health_page(page: Page, served_demo: str) -> None:
+def test_data_health_page(page: Page, served_demo: str, demo_engine) -> None:
     errors = collect_errors(page)
     page.set_viewport_size({"width": 1366, "height": 900})
     page.goto(served_demo + "/health")
     expect(page.locator("#health-source-customer_survey")).to_contain_text("success",
                                                                           timeout=30_000)
-    expect(page.locator("#health-tables-table")).to_contain_text("survey_response")
+    expect(page.locator("#health-tables-table")).to_contain_text("Survey answers")
+    expect(page.locator("#health-source-customer_survey")).to_contain_text("Customer survey")
+    with demo_engine.connect() as conn:
+        txns = conn.execute(select(func.count()).select_from(schema.loyalty_transaction)
+                            ).scalar_one()
+    assert txns > 1000
+    expect(page.locator("#health-tables-table")).to_contain_text(f"{txns:,}")  # separators
+    expect(page.locator("#health-runs-table")).to_contain_text("Quarantined")
     page.screenshot(path=str(SHOTS / "health.png"), full_page=True)
     page.set_viewport_size({"width": 1024, "height": 800})
     page.goto(served_demo + "/?unit=R-WEST")

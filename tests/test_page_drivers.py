@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
+from dashboard.components.download import neutralise
 from queries.comments import comments
 from queries.kpis import Filters, latest_full_month
 from queries.links import key_drivers
@@ -138,7 +139,10 @@ def test_drivers_page_search_more_and_screenshot(page: Page, served_demo: str,
     with page.expect_download() as info:
         page.locator("#drivers-comments-panel").get_by_text("CSV").click()
     rows = list(csv.DictReader(io.StringIO(info.value.path().read_text())))
-    assert [r["comment"] for r in rows] == page.locator(".cx-comment-text").all_inner_texts()
+    # The file says "Comment" and carries each comment as shown, made formula-safe.
+    assert [r["Comment"] for r in rows] == [
+        neutralise(t) for t in page.locator(".cx-comment-text").all_inner_texts()]
+    assert info.value.suggested_filename == "drivers-comments.csv"
 
     page.locator("#drivers-group label", has_text="Detractors").click()
     page.wait_for_url("**group=detractor**", timeout=15_000)

@@ -14,6 +14,7 @@ import pytest
 from dash import no_update
 from playwright.sync_api import Page, expect
 
+from dashboard.components.download import file_frame
 from queries.employees import engagement_by_unit
 from queries.kpis import latest_full_month, latest_wave
 from queries.links import engagement_vs_cx
@@ -107,8 +108,13 @@ def test_hidden_units_show_no_number_and_say_why(employees, in_app, demo_engine)
     # every unit keeps its row on the axis; the hidden ones say so, with the query's reason
     assert list(fig.layout.yaxis.categoryarray) == exp["name"].tolist()
     notes = [a.text for a in fig.layout.annotations]
+    assert len(notes) == 1  # one note for every hidden group, not one label each
     for row in hidden.itertuples():
-        assert any(row.reason in n for n in notes)
+        assert f"{row.name}: {row.reason}" in notes[0]
+    # Each panel its own titled axis, so "100%" and "-100" never read as one scale.
+    assert fig.layout.xaxis.title.text == "Engagement, % favourable"
+    assert fig.layout.xaxis2.title.text == "eNPS, −100 to +100"
+    for row in hidden.itertuples():
         cells = find(table, f"employees-row-{row.unit}").children
         assert row.reason in text(cells[0])
         assert [text(c) for c in cells[1:]] == ["hidden"] * 3
@@ -135,6 +141,8 @@ def test_trend_equals_the_query_with_hidden_waves_as_gaps(employees, in_app,
                             for v in exp["enps"]]
     assert eng.connectgaps is False
     assert "March 2026 hidden (fewer than 5 respondents)" in note
+    hidden_notes = [a.text for a in fig.layout.annotations if "hidden" in a.text]
+    assert len(hidden_notes) == 1 and "Mar 2026" in hidden_notes[0]
 
 
 def test_a_store_hidden_among_its_siblings_stays_hidden_in_its_trend(employees, in_app,
@@ -230,9 +238,11 @@ def test_employees_page_in_a_browser(page: Page, served_demo: str, demo_engine, 
         page.locator("#employees-chain-panel .cx-downloads button", has_text="CSV").click()
     got = pd.read_csv(info.value.path())
     shown = in_app(employees.chain_frame, {"outcome": "nps"})
-    pd.testing.assert_frame_equal(got, pd.read_csv(io.StringIO(shown.to_csv(index=False))))
-    assert got["score"].tolist() == pytest.approx(
-        _chain_points(demo_engine, wave, "nps")["score"].tolist())
+    pd.testing.assert_frame_equal(
+        got, pd.read_csv(io.StringIO(file_frame(shown).to_csv(index=False))))
+    # The customer score as the chart's hover writes it: one decimal.
+    assert got["Customer score"].tolist() == pytest.approx(
+        [round(v, 1) for v in _chain_points(demo_engine, wave, "nps")["score"]], abs=1e-9)
     assert errors == []
 
 
@@ -261,7 +271,9 @@ def test_a_link_restores_hidden_groups_at_1024_px(page: Page, served_demo: str, 
         page.locator("#employees-units-panel .cx-downloads button", has_text="CSV").click()
     got = pd.read_csv(info.value.path())
     shown = in_app(employees.units_frame, {"unit": "R-WEST", "wave": "2026-03-01"})
-    pd.testing.assert_frame_equal(got, pd.read_csv(io.StringIO(shown.to_csv(index=False))))
-    assert got.loc[got["hidden"], "engagement"].isna().all()
+    pd.testing.assert_frame_equal(
+        got, pd.read_csv(io.StringIO(file_frame(shown).to_csv(index=False))))
+    assert got.loc[got["Hidden"], "Engagement (% favourable)"].isna().all()
+    assert info.value.suggested_filename == "employees-units-R-WEST-wave-2026-03-01.csv"
     assert page.evaluate("document.documentElement.scrollWidth") <= 1024
     assert errors == []

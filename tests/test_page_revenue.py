@@ -12,6 +12,7 @@ import pytest
 from dash import no_update
 from playwright.sync_api import Page, expect
 
+from dashboard.components.download import file_frame
 from queries.kpis import latest_full_month
 from queries.links import revenue_after_survey, unit_cx_revenue
 from queries.settings import ROOT
@@ -62,9 +63,8 @@ def text(node) -> str:
 
 
 def _money(v: float) -> str:
-    """How the product writes money: pence below £1,000, whole pounds above."""
-    body = f"{abs(v):,.2f}" if abs(v) < 1000 else f"{abs(v):,.0f}"
-    return ("-" if v < 0 else "") + "£" + body
+    """How the product writes a money total: whole pounds, whatever its size."""
+    return ("-" if v < 0 else "") + "£" + f"{abs(round(v)):,}"
 
 
 def _link(demo_engine, days, **filters):
@@ -206,7 +206,9 @@ def test_revenue_page_in_a_browser(page: Page, served_demo: str, demo_engine, in
         page.locator("#revenue-units-panel .cx-downloads button", has_text="CSV").click()
     got = pd.read_csv(info.value.path())
     shown = in_app(revenue.units_frame, {"lag": "1"})
-    pd.testing.assert_frame_equal(got, pd.read_csv(io.StringIO(shown.to_csv(index=False))))
+    pd.testing.assert_frame_equal(
+        got, pd.read_csv(io.StringIO(file_frame(shown).to_csv(index=False))))
+    assert info.value.suggested_filename == "revenue-units-lag-1.csv"
     assert len(got) == lag1.n
     assert errors == []
 

@@ -213,9 +213,12 @@ def test_status_and_quarantine_commands(engine: Engine, tmp_path: Path, args) ->
     assert out.returncode == 0, out.stderr
     if args == ["status"]:
         line = next(ln for ln in out.stdout.splitlines() if ln.startswith("survey"))
-        # read 3, loaded 2 (R2 without its bad NPS), quarantined 1; two records in total
-        assert line.split()[3:8] == ["warning", "3", "2", "0", "1"]
+        # read 3, loaded 2 (R2 without its bad NPS), updated 0; two quarantine records, said
+        # in the one quarantine column
+        assert line.split()[3:7] == ["warning", "3", "2", "0"] and line.split()[-1] == "2"
         assert line.split()[-1] == "2"
+        header = out.stdout.splitlines()[0]
+        assert header.count("quar") == 1 and header.split()[-1] == "quarantined"
     else:
         assert ("survey.csv:3 [nps = '12']: out of range (expected 0..10) (value dropped, "
                 "row loaded)") in out.stdout

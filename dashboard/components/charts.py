@@ -70,3 +70,51 @@ def graph_slot(id_: str, height: int, *text: html.Div) -> dcc.Loading:
     graph = dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
                       figure=empty_figure("Loading…", height=height))
     return dcc.Loading(html.Div([graph, *text]), type="dot", delay_show=300)
+
+
+LABEL_SPOTS = ("top center", "bottom center", "middle right", "middle left", "top right",
+               "top left", "bottom right", "bottom left")
+
+
+def place_labels(names: list[str], xs: list[float], ys: list[float], *,
+                 first: list[int] | None = None, width_px: float = 640,
+                 height_px: float = 240, font_px: float = 10,
+                 marker_px: float = 6) -> tuple[list[str], list[str]]:
+    """Text and text position of each point of a scatter so that no two labels overlap and
+    no label covers a marker. Points are served in order (`first`, then farthest from the
+    median score first, so the top and bottom few are named); a point whose label finds no
+    free spot is named on hover only. The plot is assumed `width_px` x `height_px` (small
+    on purpose: on a wider screen labels only get more room)."""
+    n = len(xs)
+    if n == 0:
+        return [], []
+    span_x = (max(xs) - min(xs)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    px = [(x - min(xs)) / span_x * width_px * 0.9 for x in xs]
+    py = [(y - min(ys)) / span_y * height_px * 0.9 for y in ys]
+    r = marker_px  # marker radius, and the gap between a marker and its label
+    boxes = [(px[i] - r, py[i] - r, px[i] + r, py[i] + r) for i in range(n)]
+    mid = sorted(ys)[n // 2]
+    order = list(dict.fromkeys([*(first or []),
+                                *sorted(range(n), key=lambda i: -abs(ys[i] - mid))]))
+    texts, spots = [""] * n, ["top center"] * n
+
+    def box(i: int, spot: str) -> tuple[float, float, float, float]:
+        w, h = 0.62 * font_px * len(names[i]), 1.3 * font_px
+        vertical, horizontal = spot.split()
+        cx = {"center": px[i], "right": px[i] + r + w / 2, "left": px[i] - r - w / 2}[horizontal]
+        cy = {"top": py[i] + r + h / 2, "bottom": py[i] - r - h / 2, "middle": py[i]}[vertical]
+        return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+    def free(b: tuple[float, float, float, float]) -> bool:
+        return not any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3]
+                       for o in boxes)
+
+    for i in order:
+        for spot in LABEL_SPOTS:
+            b = box(i, spot)
+            if free(b):
+                texts[i], spots[i] = names[i], spot
+                boxes.append(b)
+                break
+    return texts, spots

@@ -21,20 +21,27 @@ def pretty(value: str) -> str:
     return value.replace("_", " ").capitalize()
 
 
+LABELS = {"period": "Period", "compare": "Compared with", "unit": "Unit", "segment": "Segment",
+          "channel": "Channel", "device": "Device", "interaction": "Interaction",
+          "touchpoint": "Touchpoint"}
+
+
 def _dropdown(key: str, options: list[dict], placeholder: str) -> dbc.Col:
-    # Two rows of four on a laptop or tablet, one row of eight on a wide screen.
+    # Two rows of four from a tablet up: one row of eight cut "September 2026" and "Same
+    # month last year" at 1440 px. The label sits above, so the box holds only the value.
     return dbc.Col(
-        dcc.Dropdown(id=IDS[key], options=options, placeholder=placeholder, clearable=True,
-                     className="cx-filter", persistence=False, optionHeight=30),
-        xs=6, md=3, xxl=True, className="mb-1",
+        [html.Label(LABELS[key], htmlFor=IDS[key], className="cx-filter-label"),
+         dcc.Dropdown(id=IDS[key], options=options, placeholder=placeholder, clearable=True,
+                      className="cx-filter", persistence=False, optionHeight=30)],
+        xs=6, md=3, className="mb-1",
     )
 
 
 def filter_bar(options: FilterOptions, latest: Month | None, *,
                unit_placeholder: str = "Whole company") -> html.Div:
-    """Period, comparison, org unit and the survey dimensions, as dropdowns."""
+    """Period, comparison, org unit and the survey dimensions, as labelled dropdowns."""
     months = [{"label": Month.parse(m).label, "value": m} for m in options.months]
-    latest_label = f"Latest full month ({latest.label})" if latest else "Latest full month"
+    latest_label = f"Latest ({latest.start:%b %Y})" if latest else "Latest full month"
     units = [{"label": "\u2003" * DEPTH.get(str(u["kind"]), 2) + str(u["name"]),
               "value": u["id"], "search": f"{u['name']} {u['id']}"} for u in options.units]
     simple = {
@@ -45,12 +52,11 @@ def filter_bar(options: FilterOptions, latest: Month | None, *,
         dbc.Row(
             [
                 _dropdown("period", months, latest_label),
-                _dropdown("compare", [{"label": "vs previous month", "value": "prev"},
-                                      {"label": "vs same month last year", "value": "yoy"}],
-                          "vs previous month"),
+                _dropdown("compare", [{"label": "Previous month", "value": "prev"},
+                                      {"label": "Same month last year", "value": "yoy"}],
+                          "Previous month"),
                 _dropdown("unit", units, unit_placeholder),
-                *[_dropdown(k, [{"label": pretty(v), "value": v} for v in vals],
-                            f"All {k}s" if k != "interaction" else "Self-service & assisted")
+                *[_dropdown(k, [{"label": pretty(v), "value": v} for v in vals], f"All {k}s")
                   for k, vals in simple.items()],
             ],
             className="g-2",

@@ -24,6 +24,7 @@ from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from dashboard import context
 from dashboard.components import theme
+from dashboard.components.charts import place_labels
 from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.components.filter_bar import pretty
@@ -194,22 +195,6 @@ def comments_frame(state: dict) -> pd.DataFrame:
 # --------------------------------------------------------------------------- the figures
 
 
-def _label_positions(data: pd.DataFrame) -> dict[str, str]:
-    """Where each point's label goes: above, unless a point close by claims that space (the
-    lower of two neighbours is labelled below it)."""
-    x = data["importance"].astype(float)
-    y = data["performance"].astype(float)
-    dx = max(float(x.max() - x.min()), 1e-9) * 0.22
-    dy = max(float(y.max() - y.min()), 1e-9) * 0.25
-    out = {}
-    for i, a in zip(data.index, data["attribute"], strict=True):
-        near = [j for j in data.index if j != i and abs(x[j] - x[i]) < dx
-                and abs(y[j] - y[i]) < dy]
-        below = any(y[j] > y[i] or (y[j] == y[i] and j < i) for j in near)
-        out[a] = "bottom center" if below else "top center"
-    return out
-
-
 def matrix_figure(state: dict) -> go.Figure:
     """The priority matrix: importance across, performance up, quadrants at the means."""
     result = drivers_of(state)
@@ -231,7 +216,12 @@ def matrix_figure(state: dict) -> go.Figure:
     x_mid, y_mid = float(data["importance"].mean()), float(data["performance"].mean())
     moes = [t_margin(int(n), None if pd.isna(sd) else float(sd)) or 0.0
             for n, sd in zip(data["n"], data["sd"], strict=True)]
-    positions = _label_positions(data)
+    labels = [attribute_label(a) for a in data["attribute"]]
+    texts, spots = place_labels(labels, data["importance"].astype(float).tolist(),
+                                data["performance"].astype(float).tolist(),
+                                width_px=380, height_px=250, font_px=12, marker_px=8)
+    text_of = dict(zip(data["attribute"], texts, strict=True))
+    spot_of = dict(zip(data["attribute"], spots, strict=True))
     fig = go.Figure()
     for name, colour, _advice in QUADRANTS.values():
         part = data["quadrant"] == name
@@ -241,14 +231,15 @@ def matrix_figure(state: dict) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=[float(v) for v in sub["importance"]], y=[float(v) for v in sub["performance"]],
             mode="markers+text", name=name,
-            text=[theme.plain(attribute_label(a)) for a in sub["attribute"]],
-            textposition=[positions[a] for a in sub["attribute"]],
+            text=[theme.plain(text_of[a]) for a in sub["attribute"]],
+            textposition=[spot_of[a] for a in sub["attribute"]],
+            hovertext=[theme.plain(attribute_label(a)) for a in sub["attribute"]],
             textfont={"size": 12, "color": "#212529"},
             marker={"size": 13, "color": colour, "line": {"color": "white", "width": 1}},
             error_y={"type": "data", "array": [m for m, p in zip(moes, part, strict=True) if p],
                      "color": colour, "thickness": 1, "width": 3},
             customdata=list(zip(sub["r"].astype(float), sub["n"].astype(int), strict=True)),
-            hovertemplate=("<b>%{text}</b><br>importance %{x:.1f}% of R²<br>"
+            hovertemplate=("<b>%{hovertext}</b><br>importance %{x:.1f}% of R²<br>"
                            "performance %{y:.2f} of 5<br>r = %{customdata[0]:.2f} · "
                            "%{customdata[1]:,} ratings<extra>" + name + "</extra>"),
         ))
@@ -601,12 +592,12 @@ def layout(**query: str) -> html.Div:
                         target="drivers-table",
                         note="Fix first: what matters most to customers and is rated worst. "
                              "Lines are the averages; whiskers are 95% margins of the "
-                             "ratings.", fill=True), xs=12, lg=6, className="mb-3"),
+                             "ratings.", fill=True), xs=12, xl=6, className="mb-3"),
                     dbc.Col(panel(
                         "Drivers",
                         dcc.Loading(html.Div(id=f"{PREFIX}-table-box"), type="dot",
                                     delay_show=300),
-                        target="drivers-table", fill=True), xs=12, lg=6, className="mb-3"),
+                        target="drivers-table", fill=True), xs=12, xl=6, className="mb-3"),
                 ],
                 className="g-3",
             ),

@@ -11,7 +11,6 @@ and complementary suppression), `queries.trends.engagement_trend` and
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
 import dash
 import dash_bootstrap_components as dbc
@@ -22,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from dashboard import context
 from dashboard.components import theme
-from dashboard.components.charts import GRAPH_CONFIG, graph_slot
+from dashboard.components.charts import GRAPH_CONFIG, graph_slot, place_labels
 from dashboard.components.controls import toggle
 from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period
@@ -349,8 +348,9 @@ def render_header(state: dict[str, str] | None):
 
 
 def units_figure(frame: pd.DataFrame, highlight: str | None) -> go.Figure:
-    """Horizontal bars of engagement and eNPS with 95% margins; hidden units named, greyed,
-    with the reason, and no bar."""
+    """Horizontal bars of engagement and eNPS with 95% margins, each panel with its own titled
+    axis; hidden units keep their row (named, greyed, no bar) and one note under the chart
+    says which are hidden and why."""
     if frame.empty:
         return theme.empty_figure("No unit below this one answered in this wave", height=260)
     # Unit names are source text: escaped once here, they are the categories of the y axis
@@ -358,9 +358,8 @@ def units_figure(frame: pd.DataFrame, highlight: str | None) -> go.Figure:
     frame = frame.assign(name=[theme.plain(n) for n in frame["name"]])
     names = frame["name"].tolist()
     visible = frame[~frame["hidden"].astype(bool)]
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.12,
-                        subplot_titles=("Engagement, % favourable", "eNPS"))
-    fig.update_annotations(font={"size": 13})
+    # Wide gap between the panels: their tick labels must not read as one axis.
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.2)
     opacity = [1.0 if highlight in (None, u) else 0.45 for u in visible["unit"]]
     custom = visible[["respondents", "headcount", "participation"]].astype(float).to_numpy()
     for col, key, fmt in ((1, "engagement", "%{x:.1f}%"), (2, "enps", "%{x:+.1f}")):
@@ -375,32 +374,51 @@ def units_figure(frame: pd.DataFrame, highlight: str | None) -> go.Figure:
                              "%{customdata[1]:,.0f} staff (%{customdata[2]:.0f}%)"
                              "<extra></extra>"),
         ), row=1, col=col)
-    for i, row in enumerate(frame.itertuples()):
-        if not row.hidden:
-            continue
-        reason = str(row.reason or "")
-        text = reason if reason.startswith("hidden") else f"hidden: {reason}"
+    hidden = [(i, row) for i, row in enumerate(frame.itertuples()) if row.hidden]
+    for i, _row in hidden:
         fig.add_shape(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=i - 0.4, y1=i + 0.4,
                       fillcolor="#eef0f2", line={"width": 0}, layer="below")
-        fig.add_annotation(x=0.01, xref="paper", y=row.name, yref="y", xanchor="left",
-                           showarrow=False, text=f"<i>{theme.plain(text)}</i>",
+    lines = hidden_note_lines([(row.name, row.reason) for _i, row in hidden])
+    if lines:
+        fig.add_annotation(x=0, xref="paper", xanchor="left", y=0, yref="paper",
+                           yanchor="top", yshift=-UNITS_AXIS_ROOM, showarrow=False,
+                           align="left", text="<br>".join(lines),
                            font={"color": HIDDEN_GREY, "size": 12})
-    ticks = [f"<span style='color:{HIDDEN_GREY}'>{n}</span>" if h
+    ticks = [f"<span style='color:{HIDDEN_GREY}'>{n} (hidden)</span>" if h
              else (f"<b>{n}</b>" if u == highlight else n)
              for n, u, h in zip(names, frame["unit"], frame["hidden"], strict=True)]
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=names,
                      tickvals=names, ticktext=ticks, autorange="reversed")
-    fig.update_xaxes(range=[0, 100], ticksuffix="%", row=1, col=1)
-    fig.update_xaxes(range=[-100, 100], zeroline=True, zerolinecolor="#adb5bd", row=1, col=2)
+    fig.update_xaxes(range=[0, 100], ticksuffix="%", title="Engagement, % favourable",
+                     row=1, col=1)
+    fig.update_xaxes(range=[-100, 100], zeroline=True, zerolinecolor="#adb5bd",
+                     tickvals=[-100, -50, 0, 50, 100], ticktext=["−100", "−50", "0", "+50", "+100"],
+                     title="eNPS, −100 to +100", row=1, col=2)
+    fig.update_xaxes(title_font={"size": 12}, title_standoff=6)
     fig.update_layout(showlegend=False, bargap=0.3)
     theme.base_layout(fig, height=units_height(frame))
-    fig.update_layout(margin={"l": 120, "t": 36})
+    fig.update_layout(margin={"l": 140, "t": 16, "b": UNITS_AXIS_ROOM + 18 * len(lines) + 8})
     return fig
 
 
+UNITS_AXIS_ROOM = 46  # tick labels and the axis title under each panel, in px
+
+
+def hidden_note_lines(rows: list[tuple[str, object]]) -> list[str]:
+    """One note for a chart's hidden groups: a heading line, then 'name: why' per group."""
+    if not rows:
+        return []
+    return ["<i>Hidden to protect anonymity:</i>"] + [
+        f"<i>{theme.plain(name)}: {theme.plain(str(why or 'hidden').removeprefix('hidden: '))}</i>"
+        for name, why in rows]
+
+
 def units_height(frame: pd.DataFrame) -> int:
-    """Height of the units chart: room for every row, hidden ones included."""
-    return 90 + 44 * len(frame) if not frame.empty else 260
+    """Height of the units chart: room for every row, hidden ones included, and the note."""
+    if frame.empty:
+        return 260
+    hidden = int(frame["hidden"].astype(bool).sum())
+    return 100 + 44 * len(frame) + (18 * (hidden + 1) if hidden else 0)
 
 
 def units_table(frame: pd.DataFrame, highlight: str | None) -> dbc.Table | html.Div:
@@ -507,17 +525,21 @@ def trend_figure(frame: pd.DataFrame, wave: dt.date | None) -> go.Figure:
             customdata=resp, name="Engagement" if col == 1 else "eNPS",
             hovertemplate="%{x}: " + fmt + "<br>n = %{customdata:,.0f}<extra></extra>",
         ), row=1, col=col)
-    for label, h in zip(labels, hidden, strict=True):
-        if h:
-            for xref, yref in (("x", "y domain"), ("x2", "y2 domain")):
-                fig.add_annotation(x=label, xref=xref, y=0.5, yref=yref, text="<i>hidden</i>",
-                                   showarrow=False, font={"color": HIDDEN_GREY, "size": 12})
-    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
+    gaps = [label for label, h in zip(labels, hidden, strict=True) if h]
+    if gaps:
+        # One note for the chart, not a "hidden" per wave and panel printed over each other.
+        fig.add_annotation(x=0.5, xref="paper", xanchor="center", y=1, yref="paper",
+                           yanchor="bottom", yshift=22, showarrow=False,
+                           text="<i>Gaps: " + ", ".join(gaps) + " hidden to protect "
+                                "anonymity</i>", font={"color": HIDDEN_GREY, "size": 12})
+    # Half a category of room at each end: the first wave's label clears the y ticks.
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels,
+                     range=[-0.5, len(labels) - 0.5])
     fig.update_yaxes(range=[0, 100], ticksuffix="%", row=1, col=1)
     fig.update_yaxes(range=[-100, 100], zeroline=True, zerolinecolor="#adb5bd", row=1, col=2)
     fig.update_layout(showlegend=False)
     theme.base_layout(fig, height=300)
-    fig.update_layout(margin={"t": 36})
+    fig.update_layout(margin={"t": 56 if gaps else 36})
     return fig
 
 
@@ -553,15 +575,18 @@ def chain_figure(shown: pd.DataFrame, corr: stats.Correlation, outcome: str,
                                   "customer answers", height=340)
     score_fmt = "%{y:+.1f}" if outcome == "nps" else "%{y:.1f}%"
     colours = [theme.GOOD if highlight in (None, u) else "#9ecae1" for u in shown["unit"]]
+    xs, ys = shown["engagement"].astype(float).tolist(), shown["score"].astype(float).tolist()
+    names = shown["name"].tolist()
+    texts, spots = place_labels(names, xs, ys, first=[i for i, u in enumerate(shown["unit"])
+                                                      if u == highlight])
     fig = go.Figure(go.Scatter(
-        x=shown["engagement"].astype(float).tolist(), y=shown["score"].astype(float).tolist(),
-        mode="markers+text", text=[theme.plain(n) for n in shown["name"]],
-        textposition=_label_positions(shown["engagement"].astype(float).tolist(),
-                                      shown["score"].astype(float).tolist()),
+        x=xs, y=ys, mode="markers+text", text=[theme.plain(t) for t in texts],
+        textposition=spots, hovertext=[theme.plain(n) for n in names],
         textfont={"size": 10, "color": "#6c757d"},
         marker={"color": colours, "size": 11, "line": {"width": 1, "color": "white"}},
         customdata=shown[["respondents", "n"]].astype(float).to_numpy(), name="Stores",
-        hovertemplate=("<b>%{text}</b><br>Engagement %{x:.1f}% (%{customdata[0]:,.0f} staff)"
+        hovertemplate=("<b>%{hovertext}</b><br>Engagement %{x:.1f}% (%{customdata[0]:,.0f} "
+                       "staff)"
                        "<br>" + label + " " + score_fmt + " (n = %{customdata[1]:,.0f} "
                        "customers)<extra></extra>"),
     ))
@@ -577,19 +602,6 @@ def chain_figure(shown: pd.DataFrame, corr: stats.Correlation, outcome: str,
                      + (" (% answering 4–5)" if outcome == "csat" else ""))
     fig.update_layout(showlegend=False)
     return theme.base_layout(fig, title=r_title(corr), height=340)
-
-
-def _label_positions(xs: list[float], ys: list[float]) -> list[str]:
-    """Above each point, or below it when a neighbour is close, so names rarely collide."""
-    span_x = (max(xs) - min(xs)) or 1.0
-    span_y = (max(ys) - min(ys)) or 1.0
-    out = ["top center"] * len(xs)
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    for a, b in itertools.pairwise(order):
-        close = abs(xs[a] - xs[b]) < 0.08 * span_x and abs(ys[a] - ys[b]) < 0.08 * span_y
-        if close and out[a] == "top center":
-            out[b] = "bottom center"
-    return out
 
 
 def r_title(corr: stats.Correlation) -> str:

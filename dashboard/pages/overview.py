@@ -24,8 +24,8 @@ from dashboard.data import (
 from dashboard.state import filters_of
 from queries.benchmark import company_benchmark
 from queries.cases import case_counts
-from queries.formatting import fmt_significance, fmt_value
-from queries.health import freshness
+from queries.formatting import decimals, fmt_significance, fmt_value
+from queries.health import freshness, source_title, source_titles
 from queries.kpis import kpis, org_units
 from queries.signals import assess
 from queries.trends import kpi_trend
@@ -93,7 +93,10 @@ def kpi_frame(state: dict[str, str]) -> pd.DataFrame:
             "low_sample": k.low_sample, "hidden": k.hidden,
             "filters_not_applied": ", ".join(k.ignored_filters),
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # Each row its own measure: the file rounds each as its card shows it.
+    frame.attrs["row_decimals"] = [decimals(k.key, k.unit) for k in kpi_set(state)]
+    return frame
 
 
 @downloadable("overview-trend")
@@ -113,11 +116,17 @@ def _freshness_banner() -> html.Div:
         return dbc.Alert("No data has been loaded yet: run `python -m etl run`.", color="info",
                          id=f"{PREFIX}-no-data")
     newest = max((f.last_success for f in items if f.last_success), default=None)
+    titles = source_titles(s.cx_sources)
+    parts: list = []
+    for f in items:
+        # The display name people know; the source id (what `etl run` takes) on hover.
+        parts += [", " if parts else "", html.Span(
+            f"{source_title(f.source, titles)} "
+            + (f"{f.last_success:%d %b %H:%M}" if f.last_success else "never"),
+            title=f"source {f.source}")]
     line = html.Div(
-        ("Data loaded " + newest.strftime("%d %b %Y %H:%M") if newest else "No successful load")
-        + " · " + ", ".join(
-            f"{f.source} {f.last_success:%d %b %H:%M}" if f.last_success else f"{f.source} never"
-            for f in items),
+        [("Data loaded " + newest.strftime("%d %b %Y %H:%M") if newest
+          else "No successful load") + " · ", *parts],
         className="cx-freshness small text-muted", id=f"{PREFIX}-freshness-line")
     bad = [f for f in items if f.failed or f.stale or f.warning]
     if not bad:
@@ -132,7 +141,7 @@ def _freshness_banner() -> html.Div:
             return "last run quarantined too many rows" + detail
         return f"no successful load for over {s.cx_stale_hours} hours"
 
-    words = "; ".join(f"{f.source}: {why(f)}" for f in bad)
+    words = "; ".join(f"{source_title(f.source, titles)}: {why(f)}" for f in bad)
     return html.Div([dbc.Alert([html.Strong("Some data may be out of date. "), words],
                                color="warning", className="py-2 mb-1",
                                id=f"{PREFIX}-stale"), line])

@@ -109,7 +109,8 @@ def _revenue_figure(groups, days: int) -> go.Figure:
         error_y={"type": "data", "symmetric": False, "color": "#343a40", "thickness": 1.5,
                  "width": 6, "array": [g.high - g.mean for g in groups],
                  "arrayminus": [g.mean - g.low for g in groups]},
-        text=[f"{fmt_money(g.mean)}<br>n = {g.n:,}" for g in groups], textposition="inside",
+        text=[f"{fmt_money(g.mean, per_head=True)}<br>n = {g.n:,}" for g in groups],
+        textposition="inside",
         insidetextanchor="start", textfont={"color": "white", "size": 11}))
     fig.update_yaxes(title=f"{currency_symbol()} per answer, {days} days after",
                      **money_affixes(), separatethousands=True, rangemode="tozero")
@@ -224,9 +225,9 @@ def build(req: ReportRequest) -> html.Div:
         rev_children.append(graph(_revenue_figure(groups, days), "revenue"))
         gap = link.gap
         rev_children.append(html.P(
-            f"Promoters spent {fmt_money(abs(gap.diff or 0))} "
+            f"Promoters spent {fmt_money(abs(gap.diff or 0), per_head=True)} "
             f"{'more' if (gap.diff or 0) >= 0 else 'less'} per answer than detractors (95% CI "
-            f"{fmt_money(gap.low)} to {fmt_money(gap.high)}, "
+            f"{fmt_money(gap.low, per_head=True)} to {fmt_money(gap.high, per_head=True)}, "
             + ("significant)." if gap.significant else "not significant).")
             if gap.diff is not None else "Too few linked answers to compare promoters with "
                                          "detractors.", className="small mb-1",

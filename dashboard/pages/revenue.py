@@ -101,11 +101,11 @@ def units_of(state: dict[str, str]) -> UnitLink | None:
 # ------------------------------------------------------------------------- formatting
 
 
-def _gbp(value: float | None) -> str:
-    """Money as the rest of the product writes it ('£1,234', '£49.24'; CX_CURRENCY)."""
+def _gbp(value: float | None, *, per_head: bool = False) -> str:
+    """Money as the rest of the product writes it: totals '£1,234', per answer '£49.24'."""
     if value is None:
         return "no data"
-    return money(value)
+    return fmt_money(value, per_head=per_head)
 
 
 def _pct(share: float | None) -> str:
@@ -302,7 +302,7 @@ def groups_figure(frame: pd.DataFrame, days: int) -> go.Figure:
         error_y={"type": "data", "symmetric": False, "array": hi.tolist(),
                  "arrayminus": lo.tolist(), "color": "#343a40", "thickness": 1.5, "width": 8},
         customdata=shown[["answers", "ci95_low", "ci95_high", "total_revenue"]].to_numpy(),
-        texttemplate=money_template("y:,.0f"), textposition="inside",
+        texttemplate=money_template("y:,.2f"), textposition="inside",
         insidetextanchor="start", textfont={"color": "white", "size": 13},
         hovertemplate=("<b>%{x}</b><br>" + money_template("y:,.2f") + " per answer in the "
                        + str(days) + " days after<br>95% CI "
@@ -324,9 +324,11 @@ def _gap_words(link: RevenueLink) -> html.Div:
         return html.Div("Too few answers in a group to compare promoters with detractors.",
                         className="text-muted", id=f"{PREFIX}-gap-text")
     more = "more" if gap.diff >= 0 else "less"
-    head = (f"Promoters spent {_gbp(abs(gap.diff))} {more} per answer than detractors "
+    head = (f"Promoters spent {_gbp(abs(gap.diff), per_head=True)} {more} per answer than "
+            "detractors "
             f"in the {link.window_days} days after answering")
-    ci = (f" (95% CI {_gbp(gap.low)} to {_gbp(gap.high)})"
+    ci = (f" (95% CI {_gbp(gap.low, per_head=True)} to "
+          f"{_gbp(gap.high, per_head=True)})"
           if gap.low is not None and gap.high is not None else "")
     if gap.significant is None:
         verdict, tone = "Too few answers to test the gap.", "text-muted"

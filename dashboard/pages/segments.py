@@ -536,8 +536,11 @@ def layout(**query: str) -> html.Div:
                     dag.AgGrid(
                         id=f"{PREFIX}-grid", rowData=[], columnDefs=[],
                         getRowId="params.data.row_id",
+                        # Headings wrap rather than end in "…": at 1024 px
+                        # "NPS vs Sep 2026" did not fit its column.
                         defaultColDef={"sortable": True, "resizable": True,
-                                       "suppressMovable": True},
+                                       "suppressMovable": True, "wrapHeaderText": True,
+                                       "autoHeaderHeight": True},
                         dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 300,
                                          "suppressCellFocus": True, "animateRows": False},
                         columnSize="responsiveSizeToFit",
