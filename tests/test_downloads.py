@@ -154,7 +154,7 @@ def attacked(engine: Engine, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False),
            "CX_SOURCES": str(config), "CX_DATA_DIR": str(tmp_path / "data"),
-           "SECRET_KEY": "test-secret-key", "CX_BASE_URL": f"http://127.0.0.1:{port}"}
+           "SECRET_KEY": "test-secret-key-0123456789abcdefghij", "CX_BASE_URL": f"http://127.0.0.1:{port}"}
     log = (tmp_path / "gunicorn.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),

@@ -10,7 +10,7 @@ import pytest
 from dashboard.components.charts import place_labels
 from queries.formatting import decimals, fmt_delta, fmt_moe, fmt_money, fmt_value
 from queries.health import source_title, source_titles
-from queries.kpis import Comparison, Kpi
+from queries.kpis import MONEY, Comparison, Kpi
 
 
 def _kpi(key: str, unit: str, value: float, delta: float | None = None,
@@ -22,24 +22,24 @@ def _kpi(key: str, unit: str, value: float, delta: float | None = None,
 
 def test_money_totals_are_whole_pounds_whatever_their_size() -> None:
     # The pair: "-£614.71" beside "£39,174". A total and its change: both whole.
-    revenue = _kpi("revenue", "£", 39174.2, delta=-614.71)
+    revenue = _kpi("revenue", MONEY, 39174.2, delta=-614.71)
     assert fmt_value(revenue) == "£39,174"
     assert fmt_delta(revenue) == "-£615"
-    assert fmt_value(_kpi("revenue", "£", 614.71)) == "£615"
-    assert fmt_value(_kpi("revenue", "£", 0.4)) == "£0"
+    assert fmt_value(_kpi("revenue", MONEY, 614.71)) == "£615"
+    assert fmt_value(_kpi("revenue", MONEY, 0.4)) == "£0"
 
 
 def test_money_per_person_is_to_the_penny_whatever_its_size() -> None:
-    spend = _kpi("spend_per_member", "£", 43.956, delta=-0.7)
+    spend = _kpi("spend_per_member", MONEY, 43.956, delta=-0.7)
     assert fmt_value(spend) == "£43.96"
     assert fmt_delta(spend) == "-£0.70"
-    assert fmt_value(_kpi("member_ticket", "£", 1234.5)) == "£1,234.50"
-    assert fmt_moe(_kpi("member_ticket", "£", 51.6, moe=2.519)) == "±£2.52"
+    assert fmt_value(_kpi("member_ticket", MONEY, 1234.5)) == "£1,234.50"
+    assert fmt_moe(_kpi("member_ticket", MONEY, 51.6, moe=2.519)) == "±£2.52"
 
 
 @pytest.mark.parametrize(("key", "unit", "places"), [
-    ("nps", "pts", 1), ("csat", "%", 1), ("ces", "/7", 2), ("revenue", "£", 0),
-    ("spend_per_member", "£", 2), ("active_members", "members", 0), ("enps", "pts", 1),
+    ("nps", "pts", 1), ("csat", "%", 1), ("ces", "/7", 2), ("revenue", MONEY, 0),
+    ("spend_per_member", MONEY, 2), ("active_members", "members", 0), ("enps", "pts", 1),
 ])
 def test_one_precision_per_kind(key: str, unit: str, places: int) -> None:
     assert decimals(key, unit) == places

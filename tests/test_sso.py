@@ -126,7 +126,8 @@ def test_the_renderers_loopback_port_opens_only_report_tokens(demo_url, tmp_path
 
     add_test_users(demo_url)
     settings = load_settings(_env_file=None, database_url=demo_url, cx_data_dir=str(tmp_path),
-                             secret_key="test-secret-key", cx_auth_header="X-Forwarded-Email")
+                             secret_key="test-secret-key-0123456789abcdefghij",
+                             cx_auth_header="X-Forwarded-Email")
     app = create_app(settings)
     with LoopbackServer(app.server) as loopback, serve(
             demo_url, tmp_path, cx_auth_header="X-Forwarded-Email") as base:

@@ -166,7 +166,7 @@ def test_settings_refuse_unknown_currency_and_locale() -> None:
 @pytest.mark.browser
 def test_pdf_writes_money_in_euros_the_french_way(demo_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": demo_url, "CX_CURRENCY": "EUR", "CX_LOCALE": "fr_FR",
-           "SECRET_KEY": "eur-test-secret", "CX_DATA_DIR": str(tmp_path)}
+           "SECRET_KEY": "eur-test-secret-0123456789abcdefghijkl", "CX_DATA_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "queries", "kpis", "--json", "--period",
                           "2026-10"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)

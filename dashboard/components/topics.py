@@ -94,22 +94,23 @@ def topics_table(summary: TopicSummary | None, *, id_: str, min_n: int = 30,
         cells = [
             html.Td(r["label"]),
             html.Td(f"{int(r['comments']):,} ({r['share_pct']:.0f}%)", className="text-end"),
-            html.Td(tone + neg, className="text-nowrap",
+            html.Td(tone + neg,
                     style={"color": sentiment_colour(r["sentiment"])}),
             html.Td(fmt_nps_estimate(None if pd.isna(r["nps"]) else float(r["nps"]),
                                      None if pd.isna(r["nps_moe"]) else float(r["nps_moe"]),
-                                     int(r["nps_n"]), min_n), className="text-nowrap"),
+                                     int(r["nps_n"]), min_n)),
         ]
         if compared:
-            cells += [html.Td(_change(r), className="text-nowrap"),
-                      html.Td(_nps_change(r), className="text-nowrap")]
-        cells += [html.Td([f"{det} · {pro}", driver], className="text-nowrap"),
+            cells += [html.Td(_change(r)),
+                      html.Td(_nps_change(r))]
+        cells += [html.Td([f"{det} · {pro}", driver]),
                   html.Td(fmt_p(None if pd.isna(r["detractor_p"]) else float(r["detractor_p"])),
-                          className="text-nowrap small text-muted")]
+                          className="small text-muted")]
         body.append(html.Tr(cells, **{"data-topic": str(int(r["topic_id"]))}))
     return html.Div(html.Table(
         [html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(body)],
-        className="table table-sm cx-table mb-1"), className="table-responsive", id=id_)
+        # Cells wrap: every column stays in view at 1024 px, nothing scrolls sideways.
+        className="table table-sm cx-table mb-1 small"), id=id_)
 
 
 def detractor_topics(summary: TopicSummary | None, *, limit: int = 5,
