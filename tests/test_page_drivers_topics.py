@@ -106,7 +106,7 @@ def test_one_pager_lists_what_detractors_talk_about(in_app, dash_app, demo_engin
     assert block.id == "report-detractor-topics"
     items = block.children[1].children
     top = (want.frame[want.frame["detractor_comments"] > 0]
-           .sort_values(["detractor_comments", "topic_id"], ascending=[False, True]).head(5))
+           .sort_values(["detractor_comments", "topic_id"], ascending=[False, True]).head(3))
     assert [i.children[0].children for i in items] == list(top["label"])
     first = top.iloc[0]
     share = 100 * first["detractor_comments"] / want.detractor_comments

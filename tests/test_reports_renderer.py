@@ -103,6 +103,7 @@ def test_a_region_pdf_holds_only_that_region(renderer, demo_url: str, tmp_path: 
         assert "compared with September 2026 and October 2025" in page_text, i
     # Page 1 is the one-pager: the cards and the signals; the every-measure table after.
     assert "Signals" in pages_text[0] and "Every measure" not in pages_text[0]
+    assert "What detractors talk about" in pages_text[0]
     assert "Every measure" in pages_text[1]
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("snapshot-west-*.png"):

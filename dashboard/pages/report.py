@@ -205,12 +205,16 @@ def build(req: ReportRequest) -> html.Div:
     cards.append(dbc.Col(_risk_card(link), width=3, className="mb-2"))
     page1.append(dbc.Row(cards, className="g-2 report-cards"))
     sparks = sum(len(_graphs_in(c)) for c in cards)
-    page1.append(signals_box(assess(items), f"{PREFIX}-signals", expanded=True))
-    page1.append(html.Div(TABLE_NOTE, className="small text-muted"))
+    # Side by side, so the one-pager stays one page.
+    page1.append(dbc.Row([
+        dbc.Col(signals_box(assess(items), f"{PREFIX}-signals", expanded=True), width=7),
+        dbc.Col(detractor_topics_block(filters, period), width=5, className="small"),
+    ], className="g-3"))
 
     table = html.Div([
         html.H2(f"Every measure · {period.label}", className="h6"),
         kpi_table(items, id_=f"{PREFIX}-kpis", compact=True),
+        html.Div(TABLE_NOTE, className="small text-muted"),
     ], className="report-section report-break")
     trend_block = html.Div([
         html.H2("NPS and CSAT, last 13 months", className="h6"),
@@ -307,7 +311,6 @@ def build(req: ReportRequest) -> html.Div:
     else:
         drv_children.append(html.P("Too few rated answers for a driver analysis.",
                                    className="small text-muted"))
-    drv_children.append(detractor_topics_block(filters, period))
     sections.append(dbc.Row([dbc.Col(html.Div(emp_children, className="report-section"),
                                      width=6),
                              dbc.Col(html.Div(drv_children, className="report-section"),
@@ -337,7 +340,8 @@ def detractor_topics_block(filters, period) -> html.Div:
     (self-contained: place it anywhere in the one-pager)."""
     summary = cached(topic_summary, start=period.shift(-2).start, end=period.end,
                      filters=filters)
-    return detractor_topics(summary, id_=f"{PREFIX}-detractor-topics")
+    # Three on the one-pager: more would push the page's end onto a second sheet.
+    return detractor_topics(summary, limit=3, id_=f"{PREFIX}-detractor-topics")
 
 
 def _link_filters(filters) -> dict:
