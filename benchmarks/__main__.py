@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the work folder and the PostgreSQL database")
     parser.add_argument("--backends", default="sqlite,postgresql",
                         help="which backends to measure")
+    parser.add_argument("--pg-name", help="name of the PostgreSQL benchmark database "
+                        "(default cx_bench_<scale>); two runs at once need different names")
     args = parser.parse_args(argv)
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     databases: dict[str, str] = {}
     if "sqlite" in backends:
         databases["sqlite"] = f"sqlite:///{work / 'cx.db'}"
-    pg_name = f"cx_bench_{scale.name}"
+    pg_name = args.pg_name or f"cx_bench_{scale.name}"
     admin = args.database or DEFAULT_PG
     if "postgresql" in backends and admin != "none":
         url = _fresh_pg(admin, pg_name) if "etl" in parts else \
