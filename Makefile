@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8050
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev system-deps lint migrate demo clean
+.PHONY: run test bench install install-dev system-deps lint migrate demo clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -64,6 +64,12 @@ run: install
 test: install-dev system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The small scale (about two minutes); `BENCH_ARGS="--scale large --json bench.json"` for the
+# issue's large company. Needs Chromium for the PDF part.
+BENCH_ARGS ?=
+bench: install-dev system-deps
+	$(BIN)/python -m benchmarks --scale small $(BENCH_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .
