@@ -185,7 +185,6 @@ def _floors(conn: Connection, *, month: Any, unit: str | None, active_days: int,
     asd, atd, tx = schema.agg_survey_daily, schema.agg_txn_daily, schema.loyalty_transaction
     cust, sr, rating = schema.customer, schema.survey_response, schema.survey_rating
     cases, ca = schema.follow_up_case, schema.comment_analysis
-    ou = schema.org_unit
     key = str(month)
     months = [str(month.shift(-i)) for i in range(13)]
     start, end = month.start, month.end
@@ -199,7 +198,9 @@ def _floors(conn: Connection, *, month: Any, unit: str | None, active_days: int,
                            func.sum(asd.c.ces_sum))
                     .where(asd.c.month == key, in_scope(asd.c.org_unit_id, unit)))
     active = (select(func.count(func.distinct(tx.c.customer_id)))
-              .where(tx.c.occurred_at >= end - dt.timedelta(days=active_days),
+              .select_from(tx.join(cust, cust.c.id == tx.c.customer_id))
+              .where(cust.c.loyalty_member.is_(True),
+                     tx.c.occurred_at >= end - dt.timedelta(days=active_days),
                      tx.c.occurred_at < end, tx.c.customer_id.is_not(None),
                      in_scope(tx.c.org_unit_id, unit)))
     sums = survey_month.subquery()
@@ -226,15 +227,11 @@ def _floors(conn: Connection, *, month: Any, unit: str | None, active_days: int,
                     func.avg(sr.c.visits))
              .where(sr.c.submitted_at >= start, sr.c.submitted_at < end,
                     in_scope(sr.c.org_unit_id, unit)).group_by(group))
-    child = ou.alias("child")
-    children = (select(child.c.id).where(child.c.parent_id == unit) if unit else
-                select(ou.c.id).where(ou.c.kind == "region"))
     segments = (select(asd.c.org_unit_id, func.sum(asd.c.nps_n), func.sum(asd.c.nps_promoters),
                        func.sum(asd.c.nps_detractors), func.sum(asd.c.csat_n),
                        func.sum(asd.c.csat_top2))
                 .where(asd.c.month == key, in_scope(asd.c.org_unit_id, unit))
                 .group_by(asd.c.org_unit_id))
-    del children  # the per-child sums are the store sums; regrouping them is Python's job
     trend = (select(asd.c.month, func.sum(asd.c.nps_n), func.sum(asd.c.nps_promoters),
                     func.sum(asd.c.nps_detractors))
              .where(asd.c.month.in_(months), in_scope(asd.c.org_unit_id, unit))
