@@ -9,6 +9,7 @@ where `queries.metrics` turns them into values, margins and tests of change.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    or_,
     select,
     union_all,
 )
@@ -258,24 +260,86 @@ def member_activity(conn: Connection, *, end: dt.datetime, previous_end: dt.date
     return MemberActivity(int(row[0]), int(row[1]), int(row[2]))
 
 
+def org_tree_fingerprint(conn: Connection) -> str:
+    """SHA-1 of the org tree (every unit and its parent): what per-subtree counts made by
+    the ETL were made on."""
+    rows = conn.execute(select(ou.c.id, ou.c.parent_id).order_by(ou.c.id)).all()
+    text = "\n".join(f"{unit}>{parent or ''}" for unit, parent in rows)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _summary_month(end: dt.datetime, previous_end: dt.datetime) -> Month | None:
+    """The month whose (end, end of the month before) is this pair, if it is one."""
+    month = Month.of((end - dt.timedelta(days=1)).date())
+    return month if (month.end, month.shift(-1).end) == (end, previous_end) else None
+
+
+def _from_summary(conn: Connection, months: list[Month], window_days: int,
+                  filters: Filters) -> dict[Month, MemberActivity]:
+    """Activity of `months` read from `agg_member_activity` (those it holds, counted on the
+    current org tree), for filters it can answer (one unit or none, segment, channel)."""
+    unit = filters.unit
+    if isinstance(unit, tuple):
+        if len(unit) != 1:
+            return {}  # several subtrees may share members: not a sum of rows
+        unit = unit[0]
+    ama = schema.agg_member_activity
+    keys = [str(m) for m in months]
+    rows = conn.execute(
+        select(ama.c.month, ama.c.scope_unit, ama.c.segment, ama.c.channel, ama.c.active,
+               ama.c.active_before, ama.c.retained, ama.c.org_tree)
+        .where(ama.c.window_days == window_days, ama.c.month.in_(keys),
+               or_(and_(ama.c.scope_unit == (unit or "*"),
+                        ama.c.segment == (filters.segment or ""),
+                        ama.c.channel == (filters.channel or "")),
+                   and_(ama.c.scope_unit == "*", ama.c.segment == "", ama.c.channel == "")))
+    ).all()
+    if not rows:
+        return {}
+    tree = org_tree_fingerprint(conn)
+    counted = {r.month for r in rows if r.scope_unit == "*" and r.segment == ""
+               and r.channel == "" and r.org_tree == tree}
+    found = {r.month: MemberActivity(int(r.active), int(r.active_before), int(r.retained))
+             for r in rows if r.scope_unit == (unit or "*")
+             and r.segment == (filters.segment or "") and r.channel == (filters.channel or "")}
+    # A counted month without the filter's row had no such member at either end.
+    return {m: found.get(str(m), MemberActivity(0, 0, 0)) for m in months if str(m) in counted}
+
+
 def member_activity_series(
     conn: Connection,
     *,
     pairs: Sequence[tuple[dt.datetime, dt.datetime]],
     window_days: int = 90,
     filters: Filters | None = None,
+    summary: bool = True,
 ) -> list[MemberActivity]:
-    """`member_activity` for each (end, previous_end) of `pairs`, in one statement.
+    """`member_activity` for each (end, previous_end) of `pairs`, in at most two statements.
 
-    Each distinct instant's active set (members with a transaction in the `window_days`
-    before it) is found once, by one range join of a small table of instants with the
-    indexed transactions; retained members are the overlap of a pair's two sets. The
-    numbers are those of `member_activity` called pair by pair (13 months of a trend cost
-    one statement instead of 13, and each window is scanned once instead of twice).
+    Month-end pairs (a month's end and the month before's) come from the ETL's counts
+    (`agg_member_activity`) when it holds them for these filters; the rest is counted from
+    the facts in one statement: each distinct instant's active set (members with a
+    transaction in the `window_days` before it) is found once, by one range join of a small
+    table of instants with the indexed transactions, and retained members are the overlap
+    of a pair's two sets. Either way the numbers are those of `member_activity` called pair
+    by pair. `summary=False` always counts from the facts.
     """
     filters = filters or Filters()
     if not pairs:
         return []
+    known: dict[int, MemberActivity] = {}
+    if summary:
+        months = {p: _summary_month(*pair) for p, pair in enumerate(pairs)}
+        stored = _from_summary(conn, sorted({m for m in months.values() if m}), window_days,
+                               filters)
+        known = {p: stored[m] for p, m in months.items() if m in stored}
+    rest = [pair for p, pair in enumerate(pairs) if p not in known]
+    counted = iter(_count_activity(conn, rest, window_days, filters) if rest else [])
+    return [known[p] if p in known else next(counted) for p in range(len(pairs))]
+
+
+def _count_activity(conn: Connection, pairs: Sequence[tuple[dt.datetime, dt.datetime]],
+                    window_days: int, filters: Filters) -> list[MemberActivity]:
     instants = sorted({t for pair in pairs for t in pair})
     index = {t: i for i, t in enumerate(instants)}
     since = dt.timedelta(days=window_days)
