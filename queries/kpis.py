@@ -30,6 +30,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from queries import metrics, schema
 from queries.metrics import Estimate
 from queries.periods import Month
+from queries.sqlfuncs import month_of
 
 ou = schema.org_unit
 tx = schema.loyalty_transaction
@@ -533,6 +534,23 @@ def members_earning(conn: Connection, *, months: list[Month], filters: Filters) 
     return int(conn.execute(stmt).scalar_one())
 
 
+def members_earning_by_month(conn: Connection, *, months: list[Month],
+                             filters: Filters) -> dict[Month, int]:
+    """`members_earning` of each of `months` on its own (not over their union), in one
+    statement: distinct members per month of the transaction."""
+    if not months:
+        return {}
+    month = month_of(tx.c.occurred_at)
+    stmt = (select(month, func.count(func.distinct(tx.c.customer_id)))
+            .select_from(tx.join(cust, cust.c.id == tx.c.customer_id))
+            .where(or_(*[and_(tx.c.occurred_at >= m.start, tx.c.occurred_at < m.end)
+                         for m in sorted(set(months))]),
+                   tx.c.points_earned > 0, *_txn_filter(filters), *_member_filter(filters))
+            .group_by(month))
+    counts = {str(key): int(n) for key, n in conn.execute(stmt)}
+    return {m: counts.get(str(m), 0) for m in months}
+
+
 def _ignored(filters: Filters, supported: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in filters.active() if k != "unit" and k not in supported)
 
@@ -599,8 +617,10 @@ def _loyalty_kpis(conn: Connection, periods: dict[str, Month], filters: Filters,
                                                           activity[k].retained))
     churn = {k: (Estimate(None if e.value is None else 100 - e.value, e.n, e.moe, e.variance))
              for k, e in retention.items()}
-    earning = {k: members_earning(conn, months=[m], filters=filters) if sales[k]["earned"]
-               else 0 for k, m in periods.items()}
+    earning_by_month = members_earning_by_month(
+        conn, months=[m for k, m in periods.items() if sales[k]["earned"]], filters=filters)
+    earning = {k: earning_by_month.get(m, 0) if sales[k]["earned"] else 0
+               for k, m in periods.items()}
     redemption = pair("redemption", lambda k: census(
         100 * sales[k]["redeemed"] / sales[k]["earned"] if sales[k]["earned"] else None,
         earning[k]))

@@ -10,7 +10,7 @@ from dashboard.components.theme import (
     GOOD,
     NEUTRAL,
     base_layout,
-    empty_figure,
+    placeholder_figure,
     plain,
     template_json,
 )
@@ -80,7 +80,7 @@ def trend_chart(trend: pd.DataFrame, key: str, label: str, unit: str) -> go.Figu
 def graph_slot(id_: str, height: int, *text: html.Div) -> dcc.Loading:
     """A graph and the words under it, behind one loading indicator."""
     graph = dcc.Graph(id=id_, config=GRAPH_CONFIG, style={"height": f"{height}px"},
-                      figure=empty_figure("Loading…", height=height))
+                      figure=placeholder_figure("Loading…", height))
     return dcc.Loading(html.Div([graph, *text]), type="dot", delay_show=300)
 
 

@@ -3,7 +3,6 @@ survive colour blindness (Okabe-Ito palette), and figure helpers."""
 
 from __future__ import annotations
 
-import copy
 import functools
 import html
 
@@ -40,17 +39,25 @@ def plain(text: object) -> str:
 
 
 @functools.cache
-def _template_json(name: str) -> dict:
+def template_json(name: str) -> dict:
+    """A Plotly template as the JSON a figure carries, made once per name (validating it
+    again for every figure was the slowest step of drawing one). Shared by every figure
+    that uses it: read it, never change it."""
     import plotly.io as pio
 
     return pio.templates[name].to_plotly_json()
 
 
-def template_json(name: str) -> dict:
-    """A Plotly template as the JSON a figure carries, made once per name (validating it
-    again for every figure was the slowest step of drawing one); a copy, so a figure may
-    change its own."""
-    return copy.deepcopy(_template_json(name))
+def placeholder_figure(message: str, height: int) -> dict:
+    """`empty_figure(message, height=height)` as the figure JSON Dash sends, made once per
+    message, height and number format: every page layout draws its graphs' "Loading…"
+    placeholders, and each cost a full Plotly figure. Shared: read it, never change it."""
+    return _placeholder(message, height, plotly_separators())
+
+
+@functools.lru_cache(maxsize=32)
+def _placeholder(message: str, height: int, separators: str) -> dict:
+    return empty_figure(message, height=height).to_plotly_json()
 
 
 def with_template(fig: go.Figure, name: str) -> go.Figure:
