@@ -336,6 +336,17 @@ def run(ctx: BenchContext) -> None:
 
     repeats = ctx.scale.repeats
     for backend, url in ctx.databases.items():
+        from queries.db import SchemaError, check_schema
+
+        try:
+            probe = make_engine(url)
+            check_schema(probe)
+        except SchemaError as exc:
+            # Never migrate someone else's database from here: say why and go on.
+            print(f"callbacks: {backend} skipped: {exc}", flush=True)
+            continue
+        finally:
+            probe.dispose()
         email = _bench_user(url)
         app = _app(url, ctx.work, backend)
         browser = Browser(app, email)
