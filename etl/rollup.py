@@ -103,9 +103,15 @@ def refresh_survey(conn: Connection, months: Iterable[str] | None = None) -> int
                         execution_options={"preserve_rowcount": True}).rowcount
 
 
-def refresh_transactions(conn: Connection, months: Iterable[str] | None = None) -> int:
+def refresh_transactions(conn: Connection, months: Iterable[str] | None = None, *,
+                         activity: bool = True) -> int:
     """Rebuild `agg_txn_daily` and the member activity counts for `months` (None = all).
-    Returns rows written."""
+    Returns rows written.
+
+    `activity=False` leaves the activity counts to the caller: a load of many batches can
+    then call `refresh_member_activity` once with every month it touched (the counts of a
+    month read three months of transactions, so once per batch costs more than the load).
+    """
     months = None if months is None else list(months)
     agg = schema.agg_txn_daily
     conn.execute(delete(agg).where(
@@ -131,7 +137,7 @@ def refresh_transactions(conn: Connection, months: Iterable[str] | None = None) 
                            execution_options={"preserve_rowcount": True}).rowcount
     # Active members are counted from the same transactions: refreshed with them, so the
     # two never disagree.
-    return written + refresh_member_activity(conn, months)
+    return written + (refresh_member_activity(conn, months) if activity else 0)
 
 
 ANY = ""
