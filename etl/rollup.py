@@ -176,7 +176,8 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
                             window_days: int = 90) -> int:
     """Rebuild `agg_member_activity` for the months that transactions of `months` affect
     (None = all): active members as of each month's end, active members as of the month
-    before's end and those active at both, for every unit's subtree and the whole company,
+    before's end, those active at both and those who earned points during the month, for
+    every unit's subtree and the whole company,
     by segment, by channel, by both and by neither. Returns rows written.
 
     Counted with one INSERT ... SELECT per grouping; the window is `window_days`
@@ -243,6 +244,22 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
                                       tx.c.occurred_at < ends.c.as_of)))
         .where(cust.c.loyalty_member.is_(True), tx.c.customer_id.is_not(None))
         .distinct()))
+    # Members earning points during each month (the redemption rate's n) join the same
+    # table under instants numbered after the windows' (their neighbours mean nothing).
+    earn = {m: len(instants) + i for i, m in enumerate(wanted)}
+    months_cte = union_all(*[
+        select(literal(k, Integer).label("k"), literal(m.start, DateTime).label("since"),
+               literal(m.end, DateTime).label("as_of")) for m, k in earn.items()]).cte("months")
+    conn.execute(insert(visits).from_select(
+        ["k", "customer_id", "org_unit_id", "segment", "channel"],
+        select(months_cte.c.k, tx.c.customer_id, tx.c.org_unit_id, cust.c.segment,
+               tx.c.channel)
+        .select_from(tx.join(cust, cust.c.id == tx.c.customer_id)
+                     .join(months_cte, and_(tx.c.occurred_at >= months_cte.c.since,
+                                            tx.c.occurred_at < months_cte.c.as_of)))
+        .where(cust.c.loyalty_member.is_(True), tx.c.customer_id.is_not(None),
+               tx.c.points_earned > 0)
+        .distinct()))
     if conn.dialect.name == "postgresql":
         # Temporary tables have no statistics until analysed: the plans below need them.
         conn.execute(text("ANALYZE tmp_member_visits"))
@@ -284,7 +301,7 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
         rows = []
         for m in wanted:
             cur, prev = index[m.end], index[m.shift(-1).end]
-            groups = {key[1:] for key in active if key[0] in (cur, prev)}
+            groups = {key[1:] for key in active if key[0] in (cur, prev, earn[m])}
             if not (by_segment or by_channel):
                 # Every counted month has its company row, even at zero: readers take its
                 # presence as "this month was counted".
@@ -292,7 +309,8 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
             rows += [{"month": str(m), "window_days": window_days, "scope_unit": g[0],
                       "segment": g[1], "channel": g[2], "active": active.get((cur, *g), 0),
                       "active_before": active.get((prev, *g), 0),
-                      "retained": kept.get((cur, *g), 0), "org_tree": tree}
+                      "retained": kept.get((cur, *g), 0),
+                      "earning": active.get((earn[m], *g), 0), "org_tree": tree}
                      for g in sorted(groups)]
         if rows:
             conn.execute(insert(agg), rows)

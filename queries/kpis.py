@@ -276,7 +276,7 @@ def _summary_month(end: dt.datetime, previous_end: dt.datetime) -> Month | None:
 
 
 def _from_summary(conn: Connection, months: list[Month], window_days: int,
-                  filters: Filters) -> dict[Month, MemberActivity]:
+                  filters: Filters) -> dict[Month, tuple[MemberActivity, int]]:
     """Activity of `months` read from `agg_member_activity` (those it holds, counted on the
     current org tree), for filters it can answer (one unit or none, segment, channel)."""
     unit = filters.unit
@@ -288,7 +288,7 @@ def _from_summary(conn: Connection, months: list[Month], window_days: int,
     keys = [str(m) for m in months]
     rows = conn.execute(
         select(ama.c.month, ama.c.scope_unit, ama.c.segment, ama.c.channel, ama.c.active,
-               ama.c.active_before, ama.c.retained, ama.c.org_tree)
+               ama.c.active_before, ama.c.retained, ama.c.earning, ama.c.org_tree)
         .where(ama.c.window_days == window_days, ama.c.month.in_(keys),
                or_(and_(ama.c.scope_unit == (unit or "*"),
                         ama.c.segment == (filters.segment or ""),
@@ -300,11 +300,13 @@ def _from_summary(conn: Connection, months: list[Month], window_days: int,
     tree = org_tree_fingerprint(conn)
     counted = {r.month for r in rows if r.scope_unit == "*" and r.segment == ""
                and r.channel == "" and r.org_tree == tree}
-    found = {r.month: MemberActivity(int(r.active), int(r.active_before), int(r.retained))
+    found = {r.month: (MemberActivity(int(r.active), int(r.active_before), int(r.retained)),
+                       int(r.earning))
              for r in rows if r.scope_unit == (unit or "*")
              and r.segment == (filters.segment or "") and r.channel == (filters.channel or "")}
     # A counted month without the filter's row had no such member at either end.
-    return {m: found.get(str(m), MemberActivity(0, 0, 0)) for m in months if str(m) in counted}
+    return {m: found.get(str(m), (MemberActivity(0, 0, 0), 0)) for m in months
+            if str(m) in counted}
 
 
 def member_activity_series(
@@ -333,7 +335,7 @@ def member_activity_series(
         months = {p: _summary_month(*pair) for p, pair in enumerate(pairs)}
         stored = _from_summary(conn, sorted({m for m in months.values() if m}), window_days,
                                filters)
-        known = {p: stored[m] for p, m in months.items() if m in stored}
+        known = {p: stored[m][0] for p, m in months.items() if m in stored}
     rest = [pair for p, pair in enumerate(pairs) if p not in known]
     counted = iter(_count_activity(conn, rest, window_days, filters) if rest else [])
     return [known[p] if p in known else next(counted) for p in range(len(pairs))]
@@ -535,11 +537,17 @@ def members_earning(conn: Connection, *, months: list[Month], filters: Filters) 
 
 
 def members_earning_by_month(conn: Connection, *, months: list[Month],
-                             filters: Filters) -> dict[Month, int]:
-    """`members_earning` of each of `months` on its own (not over their union), in one
-    statement: distinct members per month of the transaction."""
+                             filters: Filters, window_days: int = 90,
+                             summary: bool = True) -> dict[Month, int]:
+    """`members_earning` of each of `months` on its own (not over their union): from the
+    ETL's counts (`agg_member_activity`, stored beside the activity of `window_days`) where
+    it holds them, the rest in one statement counting distinct members per month."""
     if not months:
         return {}
+    stored = _from_summary(conn, sorted(set(months)), window_days, filters) if summary \
+        else {}
+    if all(m in stored for m in months):
+        return {m: stored[m][1] for m in months}
     month = month_of(tx.c.occurred_at)
     stmt = (select(month, func.count(func.distinct(tx.c.customer_id)))
             .select_from(tx.join(cust, cust.c.id == tx.c.customer_id))
@@ -548,7 +556,7 @@ def members_earning_by_month(conn: Connection, *, months: list[Month],
                    tx.c.points_earned > 0, *_txn_filter(filters), *_member_filter(filters))
             .group_by(month))
     counts = {str(key): int(n) for key, n in conn.execute(stmt)}
-    return {m: counts.get(str(m), 0) for m in months}
+    return {m: stored[m][1] if m in stored else counts.get(str(m), 0) for m in months}
 
 
 def _ignored(filters: Filters, supported: tuple[str, ...]) -> tuple[str, ...]:
@@ -618,7 +626,8 @@ def _loyalty_kpis(conn: Connection, periods: dict[str, Month], filters: Filters,
     churn = {k: (Estimate(None if e.value is None else 100 - e.value, e.n, e.moe, e.variance))
              for k, e in retention.items()}
     earning_by_month = members_earning_by_month(
-        conn, months=[m for k, m in periods.items() if sales[k]["earned"]], filters=filters)
+        conn, months=[m for k, m in periods.items() if sales[k]["earned"]], filters=filters,
+        window_days=days)
     earning = {k: earning_by_month.get(m, 0) if sales[k]["earned"] else 0
                for k, m in periods.items()}
     redemption = pair("redemption", lambda k: census(

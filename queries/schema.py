@@ -335,6 +335,8 @@ agg_member_activity = Table(
     Column("active_before", Integer, nullable=False,
            comment="Active as of the end of the month before"),
     Column("retained", Integer, nullable=False, comment="Active at both ends"),
+    Column("earning", Integer, nullable=False,
+           comment="Members who earned points during the month"),
     Column("org_tree", String(40), nullable=False),
 )
 

@@ -9,7 +9,12 @@ from sqlalchemy import insert, select, update
 
 from etl.rollup import activity_months, refresh_transactions
 from queries import schema
-from queries.kpis import Filters, MemberActivity, member_activity_series
+from queries.kpis import (
+    Filters,
+    MemberActivity,
+    member_activity_series,
+    members_earning_by_month,
+)
 from queries.periods import Month
 
 NOW = dt.datetime(2026, 5, 1)
@@ -18,13 +23,20 @@ MARCH = Month(2026, 3)
 UNITS = [("C", "company", None), ("R1", "region", "C"), ("R2", "region", "C"),
          ("S1", "store", "R1"), ("S2", "store", "R1"), ("S3", "store", "R2")]
 PEOPLE = [("a", "X", True), ("b", "Y", True), ("c", "X", True), ("d", "X", False)]
-SALES = [  # customer, store, channel, when
-    ("a", "S1", "web", dt.datetime(2026, 1, 10)),
-    ("a", "S3", "store", dt.datetime(2026, 3, 15)),
-    ("b", "S2", "store", dt.datetime(2026, 2, 20)),
-    ("c", "S1", "app", dt.datetime(2025, 12, 5)),
-    ("d", "S1", "store", dt.datetime(2026, 3, 1)),  # not a member: never counted
+SALES = [  # customer, store, channel, when, points earned
+    ("a", "S1", "web", dt.datetime(2026, 1, 10), 10),
+    ("a", "S3", "store", dt.datetime(2026, 3, 15), 5),
+    ("b", "S2", "store", dt.datetime(2026, 2, 20), 0),
+    ("c", "S1", "app", dt.datetime(2025, 12, 5), 3),
+    ("d", "S1", "store", dt.datetime(2026, 3, 1), 7),  # not a member: never counted
 ]
+# Members earning points during March: a (S3, store, segment X); in January: a (S1, web).
+EARNING = {
+    Filters(): {MARCH: 1, Month(2026, 1): 1, Month(2026, 2): 0},
+    Filters(unit="R1"): {MARCH: 0, Month(2026, 1): 1, Month(2026, 2): 0},
+    Filters(unit="R2", segment="X"): {MARCH: 1, Month(2026, 1): 0, Month(2026, 2): 0},
+    Filters(channel="web"): {MARCH: 0, Month(2026, 1): 1, Month(2026, 2): 0},
+}
 # March: active as of 1 April {a, b}; as of 1 March {a, b, c}; both {a, b}.
 EXPECTED = {
     Filters(): MemberActivity(2, 3, 2),
@@ -46,10 +58,10 @@ def _load(engine) -> None:
         for ident, segment, member in PEOPLE:
             conn.execute(insert(schema.customer).values(
                 id=ident, segment=segment, loyalty_member=member, source="t", loaded_at=NOW))
-        for i, (who, store, channel, when) in enumerate(SALES):
+        for i, (who, store, channel, when, points) in enumerate(SALES):
             conn.execute(insert(schema.loyalty_transaction).values(
                 source="t", txn_id=str(i), customer_id=who, org_unit_id=store,
-                occurred_at=when, channel=channel, amount=10.0, points_earned=0,
+                occurred_at=when, channel=channel, amount=10.0, points_earned=points,
                 points_redeemed=0, loaded_at=NOW))
         refresh_transactions(conn)
 
@@ -71,6 +83,15 @@ def test_counts_by_hand_from_the_summary_and_from_the_facts(engine) -> None:
             assert member_activity_series(conn, pairs=pair, filters=filters) == [want], filters
             assert member_activity_series(conn, pairs=pair, filters=filters,
                                           summary=False) == [want], filters
+        for filters, want in EARNING.items():
+            months = list(want)
+            assert members_earning_by_month(conn, months=months, filters=filters) == want
+            assert members_earning_by_month(conn, months=months, filters=filters,
+                                            summary=False) == want
+        stored = conn.execute(select(ama.c.earning).where(
+            ama.c.month == "2026-03", ama.c.scope_unit == "R2", ama.c.segment == "X",
+            ama.c.channel == "", ama.c.window_days == 90)).scalar_one()
+        assert stored == 1
 
 
 def test_a_changed_org_tree_is_counted_from_the_facts(engine) -> None:

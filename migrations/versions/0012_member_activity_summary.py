@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('active', sa.Integer(), nullable=False),
     sa.Column('active_before', sa.Integer(), nullable=False, comment='Active as of the end of the month before'),
     sa.Column('retained', sa.Integer(), nullable=False, comment='Active at both ends'),
+    sa.Column('earning', sa.Integer(), nullable=False, comment='Members who earned points during the month'),
     sa.Column('org_tree', sa.String(length=40), nullable=False),
     sa.PrimaryKeyConstraint('month', 'window_days', 'scope_unit', 'segment', 'channel', name=op.f('pk_agg_member_activity'))
     )
