@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g, has_request_context
 from flask_caching import Cache
 from sqlalchemy import func, select
 
@@ -55,11 +55,18 @@ def init_cache(server: Flask) -> None:
 
 
 def data_version() -> int:
-    """Id of the newest finished ETL run: part of every cache key."""
+    """Id of the newest finished ETL run: part of every cache key. Read once per request
+    (a callback makes a dozen cached reads; one answer for all of them is also what keeps
+    a request's figures from straddling a load)."""
+    if has_request_context() and "cx_data_version" in g:
+        return g.cx_data_version
     run = schema.etl_run
     with context.engine().connect() as conn:
-        return conn.execute(select(func.coalesce(func.max(run.c.id), 0))
-                            .where(run.c.finished_at.is_not(None))).scalar_one()
+        version = conn.execute(select(func.coalesce(func.max(run.c.id), 0))
+                               .where(run.c.finished_at.is_not(None))).scalar_one()
+    if has_request_context():
+        g.cx_data_version = version
+    return version
 
 
 # Read functions that return no unit-level figures: the same for every scope.

@@ -9,14 +9,28 @@ where `queries.metrics` turns them into values, margins and tests of change.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
-from sqlalchemy import Connection, and_, case, func, literal, select
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Integer,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.sql import ColumnElement, Select
 
 from queries import metrics, schema
 from queries.metrics import Estimate
 from queries.periods import Month
+from queries.sqlfuncs import month_of
 
 ou = schema.org_unit
 tx = schema.loyalty_transaction
@@ -247,6 +261,128 @@ def member_activity(conn: Connection, *, end: dt.datetime, previous_end: dt.date
     return MemberActivity(int(row[0]), int(row[1]), int(row[2]))
 
 
+def org_tree_fingerprint(conn: Connection) -> str:
+    """SHA-1 of the org tree (every unit and its parent): what per-subtree counts made by
+    the ETL were made on."""
+    rows = conn.execute(select(ou.c.id, ou.c.parent_id).order_by(ou.c.id)).all()
+    text = "\n".join(f"{unit}>{parent or ''}" for unit, parent in rows)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _summary_month(end: dt.datetime, previous_end: dt.datetime) -> Month | None:
+    """The month whose (end, end of the month before) is this pair, if it is one."""
+    month = Month.of((end - dt.timedelta(days=1)).date())
+    return month if (month.end, month.shift(-1).end) == (end, previous_end) else None
+
+
+def _from_summary(conn: Connection, months: list[Month], window_days: int,
+                  filters: Filters) -> dict[Month, tuple[MemberActivity, int]]:
+    """Activity of `months` read from `agg_member_activity` (those it holds, counted on the
+    current org tree), for filters it can answer (one unit or none, segment, channel)."""
+    unit = filters.unit
+    if isinstance(unit, tuple):
+        if len(unit) != 1:
+            return {}  # several subtrees may share members: not a sum of rows
+        unit = unit[0]
+    ama = schema.agg_member_activity
+    keys = [str(m) for m in months]
+    rows = conn.execute(
+        select(ama.c.month, ama.c.scope_unit, ama.c.segment, ama.c.channel, ama.c.active,
+               ama.c.active_before, ama.c.retained, ama.c.earning, ama.c.org_tree)
+        .where(ama.c.window_days == window_days, ama.c.month.in_(keys),
+               or_(and_(ama.c.scope_unit == (unit or "*"),
+                        ama.c.segment == (filters.segment or ""),
+                        ama.c.channel == (filters.channel or "")),
+                   and_(ama.c.scope_unit == "*", ama.c.segment == "", ama.c.channel == "")))
+    ).all()
+    if not rows:
+        return {}
+    tree = org_tree_fingerprint(conn)
+    counted = {r.month for r in rows if r.scope_unit == "*" and r.segment == ""
+               and r.channel == "" and r.org_tree == tree}
+    found = {r.month: (MemberActivity(int(r.active), int(r.active_before), int(r.retained)),
+                       int(r.earning))
+             for r in rows if r.scope_unit == (unit or "*")
+             and r.segment == (filters.segment or "") and r.channel == (filters.channel or "")}
+    # A counted month without the filter's row had no such member at either end.
+    return {m: found.get(str(m), (MemberActivity(0, 0, 0), 0)) for m in months
+            if str(m) in counted}
+
+
+def member_activity_series(
+    conn: Connection,
+    *,
+    pairs: Sequence[tuple[dt.datetime, dt.datetime]],
+    window_days: int = 90,
+    filters: Filters | None = None,
+    summary: bool = True,
+) -> list[MemberActivity]:
+    """`member_activity` for each (end, previous_end) of `pairs`, in at most two statements.
+
+    Month-end pairs (a month's end and the month before's) come from the ETL's counts
+    (`agg_member_activity`) when it holds them for these filters; the rest is counted from
+    the facts in one statement: each distinct instant's active set (members with a
+    transaction in the `window_days` before it) is found once, by one range join of a small
+    table of instants with the indexed transactions, and retained members are the overlap
+    of a pair's two sets. Either way the numbers are those of `member_activity` called pair
+    by pair. `summary=False` always counts from the facts.
+    """
+    filters = filters or Filters()
+    if not pairs:
+        return []
+    known: dict[int, MemberActivity] = {}
+    if summary:
+        months = {p: _summary_month(*pair) for p, pair in enumerate(pairs)}
+        stored = _from_summary(conn, sorted({m for m in months.values() if m}), window_days,
+                               filters)
+        known = {p: stored[m][0] for p, m in months.items() if m in stored}
+    rest = [pair for p, pair in enumerate(pairs) if p not in known]
+    counted = iter(_count_activity(conn, rest, window_days, filters) if rest else [])
+    return [known[p] if p in known else next(counted) for p in range(len(pairs))]
+
+
+def _count_activity(conn: Connection, pairs: Sequence[tuple[dt.datetime, dt.datetime]],
+                    window_days: int, filters: Filters) -> list[MemberActivity]:
+    instants = sorted({t for pair in pairs for t in pair})
+    index = {t: i for i, t in enumerate(instants)}
+    since = dt.timedelta(days=window_days)
+    ends = union_all(*[
+        select(literal(i, Integer).label("k"), literal(t - since, DateTime).label("since"),
+               literal(t, DateTime).label("as_of")) for t, i in index.items()
+    ]).cte("ends") if len(instants) > 1 else select(
+        literal(0, Integer).label("k"), literal(instants[0] - since, DateTime).label("since"),
+        literal(instants[0], DateTime).label("as_of")).cte("ends")
+    active = (
+        select(ends.c.k, tx.c.customer_id)
+        .select_from(tx.join(cust, cust.c.id == tx.c.customer_id)
+                     .join(ends, and_(tx.c.occurred_at >= ends.c.since,
+                                      tx.c.occurred_at < ends.c.as_of)))
+        .where(*_txn_filter(filters), *_member_filter(filters))
+        .distinct()
+        .cte("active")
+    )
+    wanted = union_all(*[
+        select(literal(p, Integer).label("p"), literal(index[end], Integer).label("cur"),
+               literal(index[prev], Integer).label("prev"))
+        for p, (end, prev) in enumerate(pairs)
+    ]).cte("wanted") if len(pairs) > 1 else select(
+        literal(0, Integer).label("p"), literal(index[pairs[0][0]], Integer).label("cur"),
+        literal(index[pairs[0][1]], Integer).label("prev")).cte("wanted")
+    now, before = active.alias("now"), active.alias("before")
+    sizes = select(literal(0, Integer).label("what"), active.c.k.label("key"),
+                   func.count().label("n")).group_by(active.c.k)
+    kept = (select(literal(1, Integer).label("what"), wanted.c.p.label("key"),
+                   func.count().label("n"))
+            .select_from(wanted.join(now, now.c.k == wanted.c.cur)
+                         .join(before, and_(before.c.k == wanted.c.prev,
+                                            before.c.customer_id == now.c.customer_id)))
+            .group_by(wanted.c.p))
+    counts: dict[tuple[int, int], int] = {
+        (int(what), int(key)): int(n) for what, key, n in conn.execute(union_all(sizes, kept))}
+    return [MemberActivity(counts.get((0, index[end]), 0), counts.get((0, index[prev]), 0),
+                           counts.get((1, p), 0)) for p, (end, prev) in enumerate(pairs)]
+
+
 def latest_wave(conn: Connection, *, before: dt.datetime, unit: str | None = None,
                 exclude_from: dt.date | None = None) -> dt.date | None:
     """Most recent engagement wave dated before `before` (and before `exclude_from`)."""
@@ -400,6 +536,29 @@ def members_earning(conn: Connection, *, months: list[Month], filters: Filters) 
     return int(conn.execute(stmt).scalar_one())
 
 
+def members_earning_by_month(conn: Connection, *, months: list[Month],
+                             filters: Filters, window_days: int = 90,
+                             summary: bool = True) -> dict[Month, int]:
+    """`members_earning` of each of `months` on its own (not over their union): from the
+    ETL's counts (`agg_member_activity`, stored beside the activity of `window_days`) where
+    it holds them, the rest in one statement counting distinct members per month."""
+    if not months:
+        return {}
+    stored = _from_summary(conn, sorted(set(months)), window_days, filters) if summary \
+        else {}
+    if all(m in stored for m in months):
+        return {m: stored[m][1] for m in months}
+    month = month_of(tx.c.occurred_at)
+    stmt = (select(month, func.count(func.distinct(tx.c.customer_id)))
+            .select_from(tx.join(cust, cust.c.id == tx.c.customer_id))
+            .where(or_(*[and_(tx.c.occurred_at >= m.start, tx.c.occurred_at < m.end)
+                         for m in sorted(set(months))]),
+                   tx.c.points_earned > 0, *_txn_filter(filters), *_member_filter(filters))
+            .group_by(month))
+    counts = {str(key): int(n) for key, n in conn.execute(stmt)}
+    return {m: stored[m][1] if m in stored else counts.get(str(m), 0) for m in months}
+
+
 def _ignored(filters: Filters, supported: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in filters.active() if k != "unit" and k not in supported)
 
@@ -448,9 +607,10 @@ def _loyalty_kpis(conn: Connection, periods: dict[str, Month], filters: Filters,
     period, compare = periods["cur"], periods["cmp"]
     yoy = periods.get("yoy")
     days = cfg.active_days
-    activity = {k: member_activity(conn, end=m.end, previous_end=m.shift(-1).end,
-                                   window_days=days, filters=filters)
-                for k, m in periods.items()}
+    series = member_activity_series(
+        conn, pairs=[(m.end, m.shift(-1).end) for m in periods.values()], window_days=days,
+        filters=filters)
+    activity = dict(zip(periods, series, strict=True))
     active = {k: a.active for k, a in activity.items()}
     sales = {k: sales_counts(conn, months=[m], filters=filters) for k, m in periods.items()}
 
@@ -465,8 +625,11 @@ def _loyalty_kpis(conn: Connection, periods: dict[str, Month], filters: Filters,
                                                           activity[k].retained))
     churn = {k: (Estimate(None if e.value is None else 100 - e.value, e.n, e.moe, e.variance))
              for k, e in retention.items()}
-    earning = {k: members_earning(conn, months=[m], filters=filters) if sales[k]["earned"]
-               else 0 for k, m in periods.items()}
+    earning_by_month = members_earning_by_month(
+        conn, months=[m for k, m in periods.items() if sales[k]["earned"]], filters=filters,
+        window_days=days)
+    earning = {k: earning_by_month.get(m, 0) if sales[k]["earned"] else 0
+               for k, m in periods.items()}
     redemption = pair("redemption", lambda k: census(
         100 * sales[k]["redeemed"] / sales[k]["earned"] if sales[k]["earned"] else None,
         earning[k]))

@@ -319,6 +319,27 @@ agg_txn_daily = Table(
 )
 Index("ix_agg_txn_daily_month_unit", agg_txn_daily.c.month, agg_txn_daily.c.org_unit_id)
 
+# Active members are distinct people: they cannot be summed over units, months or filters,
+# so the ETL counts them for every unit's subtree ('*': the whole company), segment and
+# channel ('': any), at the end of each month. `org_tree` fingerprints the unit tree the
+# counts were made on: a reader finding another tree counts from the facts instead.
+agg_member_activity = Table(
+    "agg_member_activity",
+    metadata,
+    Column("month", String(7), primary_key=True, comment="Counted as of the end of this month"),
+    Column("window_days", SmallInteger, primary_key=True),
+    Column("scope_unit", String(64), primary_key=True, comment="'*': every unit"),
+    Column("segment", String(64), primary_key=True, comment="'': any segment"),
+    Column("channel", String(32), primary_key=True, comment="'': any channel"),
+    Column("active", Integer, nullable=False),
+    Column("active_before", Integer, nullable=False,
+           comment="Active as of the end of the month before"),
+    Column("retained", Integer, nullable=False, comment="Active at both ends"),
+    Column("earning", Integer, nullable=False,
+           comment="Members who earned points during the month"),
+    Column("org_tree", String(40), nullable=False),
+)
+
 agg_engagement = Table(
     "agg_engagement",
     metadata,

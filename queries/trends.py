@@ -13,7 +13,7 @@ from queries.kpis import (
     Filters,
     _dims,
     in_scope,
-    member_activity,
+    member_activity_series,
 )
 from queries.periods import Month
 
@@ -42,15 +42,15 @@ def kpi_trend(conn: Connection, *, end: Month, months: int = 13,
         .where(atd.c.month.in_(keys), *_dims(atd, filters, TXN_DIMS)).group_by(atd.c.month)
     ).all())
     by_month = {r["month"]: r for r in survey}
+    series = member_activity_series(conn, pairs=[(m.end, m.shift(-1).end) for m in span],
+                                    window_days=active_days, filters=filters)
     rows = []
-    for m in span:
+    for m, activity in zip(span, series, strict=True):
         r = by_month.get(str(m))
         nps = metrics.nps(r["nps_n"], r["nps_promoters"], r["nps_detractors"]) if r else None
         csat = metrics.share(r["csat_n"], r["csat_top2"]) if r else None
         ces = (metrics.mean_t(r["ces_n"], r["ces_sum"], r["ces_sumsq"], CES_SCALE) if r
                else None)
-        activity = member_activity(conn, end=m.end, previous_end=m.shift(-1).end,
-                                   window_days=active_days, filters=filters)
         retention = metrics.share(activity.active_before, activity.retained)
         rows.append({
             "month": str(m), "label": m.start.strftime("%b %Y"),

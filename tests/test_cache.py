@@ -56,6 +56,9 @@ def test_a_finished_etl_run_makes_cached_results_stale(engine: Engine, tmp_path)
         assert cached(count_units, tag=tag) == 1
         with engine.begin() as conn:
             _finished_run(conn)  # the load finishes
+        # A request reads the data version once: its figures all come from one load.
+        assert cached(count_units, tag=tag) == 1
+    with app.server.test_request_context("/"):  # the next request sees the new version
         assert cached(count_units, tag=tag) == 2
         assert [tag, tag] == CALLS
 

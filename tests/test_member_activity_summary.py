@@ -1,0 +1,120 @@
+"""The ETL's member activity counts (agg_member_activity) on a hand-made company, counted by
+hand; and the readers' fallback to the facts when the counts cannot answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import insert, select, update
+
+from etl.rollup import activity_months, refresh_transactions
+from queries import schema
+from queries.kpis import (
+    Filters,
+    MemberActivity,
+    member_activity_series,
+    members_earning_by_month,
+)
+from queries.periods import Month
+
+NOW = dt.datetime(2026, 5, 1)
+MARCH = Month(2026, 3)
+# As of 1 April the 90-day window starts on 1 January; as of 1 March, on 1 December.
+UNITS = [("C", "company", None), ("R1", "region", "C"), ("R2", "region", "C"),
+         ("S1", "store", "R1"), ("S2", "store", "R1"), ("S3", "store", "R2")]
+PEOPLE = [("a", "X", True), ("b", "Y", True), ("c", "X", True), ("d", "X", False)]
+SALES = [  # customer, store, channel, when, points earned
+    ("a", "S1", "web", dt.datetime(2026, 1, 10), 10),
+    ("a", "S3", "store", dt.datetime(2026, 3, 15), 5),
+    ("b", "S2", "store", dt.datetime(2026, 2, 20), 0),
+    ("c", "S1", "app", dt.datetime(2025, 12, 5), 3),
+    ("d", "S1", "store", dt.datetime(2026, 3, 1), 7),  # not a member: never counted
+]
+# Members earning points during March: a (S3, store, segment X); in January: a (S1, web).
+EARNING = {
+    Filters(): {MARCH: 1, Month(2026, 1): 1, Month(2026, 2): 0},
+    Filters(unit="R1"): {MARCH: 0, Month(2026, 1): 1, Month(2026, 2): 0},
+    Filters(unit="R2", segment="X"): {MARCH: 1, Month(2026, 1): 0, Month(2026, 2): 0},
+    Filters(channel="web"): {MARCH: 0, Month(2026, 1): 1, Month(2026, 2): 0},
+}
+# March: active as of 1 April {a, b}; as of 1 March {a, b, c}; both {a, b}.
+EXPECTED = {
+    Filters(): MemberActivity(2, 3, 2),
+    Filters(unit="R1"): MemberActivity(2, 3, 2),
+    Filters(unit="R2"): MemberActivity(1, 0, 0),
+    Filters(unit="S1"): MemberActivity(1, 2, 1),
+    Filters(channel="web"): MemberActivity(1, 1, 1),
+    Filters(segment="X"): MemberActivity(1, 2, 1),
+    Filters(unit="R1", segment="X", channel="web"): MemberActivity(1, 1, 1),
+    Filters(unit="S2", segment="X"): MemberActivity(0, 0, 0),
+}
+
+
+def _load(engine) -> None:
+    with engine.begin() as conn:
+        for unit, kind, parent in UNITS:
+            conn.execute(insert(schema.org_unit).values(
+                id=unit, name=unit, kind=kind, parent_id=parent, source="t", loaded_at=NOW))
+        for ident, segment, member in PEOPLE:
+            conn.execute(insert(schema.customer).values(
+                id=ident, segment=segment, loyalty_member=member, source="t", loaded_at=NOW))
+        for i, (who, store, channel, when, points) in enumerate(SALES):
+            conn.execute(insert(schema.loyalty_transaction).values(
+                source="t", txn_id=str(i), customer_id=who, org_unit_id=store,
+                occurred_at=when, channel=channel, amount=10.0, points_earned=points,
+                points_redeemed=0, loaded_at=NOW))
+        refresh_transactions(conn)
+
+
+def test_counts_by_hand_from_the_summary_and_from_the_facts(engine) -> None:
+    _load(engine)
+    ama = schema.agg_member_activity
+    pair = [(MARCH.end, MARCH.start)]
+    with engine.connect() as conn:
+        stored = conn.execute(select(ama.c.active, ama.c.active_before, ama.c.retained).where(
+            ama.c.month == "2026-03", ama.c.scope_unit == "R1", ama.c.segment == "",
+            ama.c.channel == "", ama.c.window_days == 90)).one()
+        assert tuple(stored) == (2, 3, 2)
+        months = {m for (m,) in conn.execute(select(ama.c.month).where(
+            ama.c.scope_unit == "*", ama.c.segment == "", ama.c.channel == ""))}
+        # From the first sale's month to the month after the last one.
+        assert months == {"2025-12", "2026-01", "2026-02", "2026-03", "2026-04"}
+        for filters, want in EXPECTED.items():
+            assert member_activity_series(conn, pairs=pair, filters=filters) == [want], filters
+            assert member_activity_series(conn, pairs=pair, filters=filters,
+                                          summary=False) == [want], filters
+        for filters, want in EARNING.items():
+            months = list(want)
+            assert members_earning_by_month(conn, months=months, filters=filters) == want
+            assert members_earning_by_month(conn, months=months, filters=filters,
+                                            summary=False) == want
+        stored = conn.execute(select(ama.c.earning).where(
+            ama.c.month == "2026-03", ama.c.scope_unit == "R2", ama.c.segment == "X",
+            ama.c.channel == "", ama.c.window_days == 90)).scalar_one()
+        assert stored == 1
+
+
+def test_a_changed_org_tree_is_counted_from_the_facts(engine) -> None:
+    _load(engine)
+    with engine.begin() as conn:
+        # S3 moves to R1: the stored R2 counts (1, 0, 0) no longer hold.
+        conn.execute(update(schema.org_unit).where(schema.org_unit.c.id == "S3")
+                     .values(parent_id="R1"))
+    pair = [(MARCH.end, MARCH.start)]
+    with engine.connect() as conn:
+        assert member_activity_series(conn, pairs=pair, filters=Filters(unit="R2")) == [
+            MemberActivity(0, 0, 0)]
+        assert member_activity_series(conn, pairs=pair, filters=Filters(unit="R1")) == [
+            MemberActivity(2, 3, 2)]
+
+
+def test_months_a_load_touches() -> None:
+    first, last = Month(2025, 12), Month(2026, 5)
+    # A February sale counts as of the ends of February, March and April (within 90 days),
+    # and May's retention looks back to the end of April.
+    assert activity_months(["2026-02"], first, last, 90) == [
+        Month(2026, 2), Month(2026, 3), Month(2026, 4), Month(2026, 5)]
+    assert activity_months(None, first, last, 90) == [
+        Month(2025, 12), Month(2026, 1), Month(2026, 2), Month(2026, 3), Month(2026, 4),
+        Month(2026, 5)]
+    assert activity_months([], first, last, 90) == []
