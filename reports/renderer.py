@@ -5,7 +5,11 @@ bounded queue per process.
 web app: CX_RENDER_URL, else CX_BASE_URL, or a loopback server the caller runs), waits for
 the page's explicit readiness signal (every graph drawn, no callback loading:
 `assets/report.js`), then prints with Playwright's `page.pdf()`: selectable text, vector
-charts, page numbers, and a footer naming the scope. One browser serves many renders. A page
+charts, page numbers, and a footer naming the scope. One browser serves many renders: a
+batch (the monthly job's recipients) starts Chromium once, and its pages share one browser
+context, so the page's scripts (Plotly alone is megabytes) are fetched and compiled once, not
+once per recipient; cookies are cleared after every render, and each recipient's scope
+travels in its own token, never in the browser. A page
 that never becomes ready raises SnapshotError naming what did not render; nothing
 half-drawn is ever returned.
 
@@ -114,6 +118,10 @@ class SnapshotRenderer:
         self.base_url = (base_url or render_base_url(settings)).rstrip("/")
         self._pw: Any = None
         self._browser: Any = None
+        self._context: Any = None
+        self.launches = 0
+        """How many times Chromium was started (a batch should start it once)."""
+        self.renders = 0
         self._thread: ThreadPoolExecutor | None = None
         self.last_used = time.monotonic()
 
@@ -151,6 +159,10 @@ class SnapshotRenderer:
                                 "`apt-get install chromium` or set CHROMIUM_PATH")
         self._pw = sync_playwright().start()
         self._browser = self._pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        # One context for every render: its HTTP cache and compiled-script cache keep the
+        # Dash and Plotly bundles (static, cacheable assets) between recipients.
+        self._context = self._browser.new_context()
+        self.launches += 1
         return self
 
     def close(self) -> None:
@@ -164,6 +176,7 @@ class SnapshotRenderer:
             self._thread = None
 
     def _stop(self) -> None:
+        self._context = None
         if self._browser is not None:
             try:
                 self._browser.close()
@@ -190,7 +203,8 @@ class SnapshotRenderer:
 
         token = make_token(self.settings.secret(), request)
         width = PAPER_WIDTH_PX.get((request.paper, request.landscape), 1047)
-        page = self._browser.new_page(viewport={"width": width, "height": 900})
+        page = self._context.new_page()
+        page.set_viewport_size({"width": width, "height": 900})
         # Every request of the page (its callbacks too, not only the first GET) carries the
         # token, so the web app's sign-in can take it as the page's principal.
         page.set_extra_http_headers({TOKEN_HEADER: token})
@@ -222,6 +236,9 @@ class SnapshotRenderer:
             )
         finally:
             page.close()
+            # Nothing a page was given may reach the next recipient's page.
+            self._context.clear_cookies()
+            self.renders += 1
 
     def _diagnose(self, page: Any, problems: list[str]) -> str:
         try:
