@@ -1,5 +1,6 @@
 """gunicorn settings for the web process; each value can be overridden on the command line."""
 
+import contextlib
 import multiprocessing
 import os
 import re
@@ -14,7 +15,7 @@ bind = os.environ.get("CX_BIND", "127.0.0.1:8050")
 # light requests of a page (layout, URL sync, nav links) pass a heavy one.
 workers = int(os.environ.get("WEB_CONCURRENCY", max(1, multiprocessing.cpu_count())))
 worker_class = "gthread"
-threads = int(os.environ.get("CX_THREADS", "8"))
+threads = int(os.environ.get("CX_THREADS", "4"))
 timeout = 120
 graceful_timeout = 30
 # Idle keep-alive connections outlive a browser's (and a load balancer's, ALB: 60 s) pause
@@ -26,6 +27,24 @@ keepalive = 75
 max_requests = int(os.environ.get("CX_MAX_REQUESTS", "2000"))
 max_requests_jitter = max_requests // 10
 accesslog = "-"
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    # glibc gives each thread that allocates its own heap arena (up to 8 per core): pandas
+    # frames freed by one thread stay mapped in its arena, and a threaded worker's resident
+    # memory grew to double what one thread needs. Set in the master, before the fork, so
+    # every worker inherits it (MALLOC_ARENA_MAX in the environment does the same).
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name and "MALLOC_ARENA_MAX" not in os.environ:
+        # Not glibc (musl, macOS): nothing to limit.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(name).mallopt(-8, arenas)  # -8: M_ARENA_MAX
+
+
+_limit_malloc_arenas()
 
 _REPORT_QUERY = re.compile(r"(/report/?)\?[^\s\"]*")
 

@@ -248,6 +248,8 @@ class LoadResult:
     errors: list[tuple[str, int]]
     healthz_p95: float | None
     rss_mib: list[float]
+    cpu_seconds: float = 0.0
+    load_average: float = 0.0
 
 
 def read_stats(prefix: Path) -> tuple[dict[str, dict[str, str]], list[tuple[str, int]]]:
@@ -278,6 +280,8 @@ class PeakRss:
     def __init__(self, served: Served) -> None:
         self.served = served
         self.peaks: dict[int, float] = {}
+        self.cpu_first: dict[int, float] = {}
+        self.cpu_last: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -293,8 +297,17 @@ class PeakRss:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
                         self.peaks[pid] = int(line.split()[1]) / 1024
-            except OSError:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
                 continue
+            self.cpu_first.setdefault(pid, cpu)
+            self.cpu_last[pid] = cpu
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds the workers spent since polling began (their boot excluded)."""
+        return sum(self.cpu_last[p] - self.cpu_first[p] for p in self.cpu_last)
 
     def stop(self) -> list[float]:
         """Stop polling; the peak of each worker seen, MiB."""
@@ -332,8 +345,10 @@ def measure(url: str, work: Path, flows_file: Path, users: int, seconds: int, *,
                               daemon=True)
     prober.start()
     prefix = work / f"locust-{label}-{users}"
+    rss.sample()
     try:
         run_locust(served.base, flows_file, users, seconds, prefix, think)
+        load_average = os.getloadavg()[0]
     finally:
         stop.set()
         prober.join()
@@ -350,7 +365,8 @@ def measure(url: str, work: Path, flows_file: Path, users: int, seconds: int, *,
         rps=_num(agg, "Requests/s"), p50=_num(agg, "50%") / 1000,
         p95=_num(agg, "95%") / 1000, p99=_num(agg, "99%") / 1000,
         slowest=by_p95[:3], errors=errors[:3],
-        healthz_p95=percentile(probe, 95) if probe else None, rss_mib=peaks)
+        healthz_p95=percentile(probe, 95) if probe else None, rss_mib=peaks,
+        cpu_seconds=rss.cpu_seconds, load_average=load_average)
 
 
 def prepare(url: str, work: Path) -> Path:
@@ -399,7 +415,13 @@ def report(ctx: BenchContext, backend: str, cache: str, users: int, res: LoadRes
     what = f"{users} users, {cache} cache"
     r = ctx.report
     r.add("load", f"{what}: requests/s", backend, res.rps, "req/s",
-          note=f"{res.requests} requests in {ctx.scale.load_seconds} s")
+          note=f"{res.requests} requests in {ctx.scale.load_seconds} s; machine load "
+               f"average {res.load_average:.1f} at the end")
+    if res.requests:
+        r.add("load", f"{what}: worker CPU per request", backend,
+              res.cpu_seconds / res.requests, "s",
+              note=f"{res.cpu_seconds:.0f} CPU s in all workers: the capacity figure, "
+                   "independent of other processes on the machine")
     r.add("load", f"{what}: p50", backend, res.p50, "s")
     big = users >= 50
     r.add("load", f"{what}: p95", backend, res.p95, "s", floor=res.healthz_p95,
