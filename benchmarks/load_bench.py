@@ -205,7 +205,9 @@ def record_flows(base: str, person: dict[str, Any], unit: str, period: str) -> d
             page.on("request", lambda r, posts=posts: posts.append(r.post_data)
                     if r.method == "POST" and "/_dash-update-component" in r.url
                     else None)
-            page.goto(f"{base}{path}?unit={unit}&period={period}", timeout=120_000)
+            # The app's own links put the period first (dashboard.state.FILTER_KEYS): another
+            # order makes the page canonicalise its URL and render a second time.
+            page.goto(f"{base}{path}?period={period}&unit={unit}", timeout=120_000)
             page.wait_for_load_state("networkidle", timeout=180_000)
             # Chained callbacks may fire after a quiet moment: wait until none came for 1.5 s.
             seen = -1

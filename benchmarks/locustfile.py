@@ -105,7 +105,8 @@ class DashboardUser(FastHttpUser):
                 "Content-Type": "application/json"}
 
     def _search(self) -> str:
-        parts = ([f"unit={self.unit}"] if self.unit else []) + [f"period={self.period}"]
+        # The order of the app's own links (period before unit): no re-render on load.
+        parts = [f"period={self.period}"] + ([f"unit={self.unit}"] if self.unit else [])
         return "?" + "&".join(parts)
 
     def callbacks(self) -> None:
