@@ -194,3 +194,16 @@ def test_two_web_instances_share_sessions_and_the_redis_cache(
         assert done.status in (302, 303), done.status
         again = request(a + "/_dash-layout", headers=on_a.headers)
         assert again.status in (302, 401, 403) or "/login" in again.text[:2000]
+
+
+def test_database_read_url_is_optional_and_read_like_database_url() -> None:
+    from queries.settings import load_settings
+
+    plain = load_settings(_env_file=None, database_url="sqlite:///data/cx.db")
+    assert plain.database_read_url is None
+    assert plain.read_url == plain.database_url
+    split = load_settings(_env_file=None, database_url="postgresql://u@primary/cx",
+                          database_read_url="postgres://u@replica/cx")
+    assert split.database_url == "postgresql+psycopg://u@primary/cx"
+    assert split.read_url == "postgresql+psycopg://u@replica/cx"
+    assert load_settings(_env_file=None, database_read_url="").database_read_url is None
