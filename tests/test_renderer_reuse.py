@@ -54,6 +54,17 @@ def test_a_batch_starts_chromium_once_and_keeps_each_scope_apart(settings,
             assert cookies == []
         assert renderer.launches == 1
         assert renderer.renders == len(batch)
+        # Two in flight at once (each in its own context): still each its own scope, in order.
+        pdfs = renderer.render_batch([ReportRequest(scope=Scope.of(unit), period=PERIOD)
+                                      for unit, _name, _others in batch], at_once=2)
+        assert len(pdfs) == len(batch) and all(isinstance(p, bytes) for p in pdfs)
+        for (unit, name, others), pdf in zip(batch, pdfs, strict=True):
+            text = _text(pdf, tmp_path, f"batch-{unit}")
+            assert f"Scope: {name}" in text, unit
+            for other in others:
+                assert other not in text, (unit, other)
+        assert renderer.launches == 1
+        assert renderer.renders == 2 * len(batch)
 
 
 def test_the_monthly_jobs_renderer_is_opened_once_for_all_recipients(settings) -> None:
