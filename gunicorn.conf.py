@@ -1,5 +1,6 @@
 """gunicorn settings for the web process; each value can be overridden on the command line."""
 
+import contextlib
 import multiprocessing
 import os
 import re
@@ -7,11 +8,43 @@ import re
 from gunicorn.glogging import Logger
 
 bind = os.environ.get("CX_BIND", "127.0.0.1:8050")
-# Dash callbacks are short and I/O bound: a few threads per worker serve an executive team.
-workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)))
+# One worker process per core: a callback's pandas and Plotly work holds the GIL, so a second
+# process per core adds memory (every worker imports pandas, SciPy, Plotly and holds its own
+# in-process cache, each missing the same views again) but no throughput. Threads cover the
+# time a request waits on the database (both drivers release the GIL), and let the many
+# light requests of a page (layout, URL sync, nav links) pass a heavy one.
+workers = int(os.environ.get("WEB_CONCURRENCY", max(1, multiprocessing.cpu_count())))
+worker_class = "gthread"
 threads = int(os.environ.get("CX_THREADS", "4"))
 timeout = 120
+graceful_timeout = 30
+# Idle keep-alive connections outlive a browser's (and a load balancer's, ALB: 60 s) pause
+# between clicks: with gunicorn's 2 s default the server closed a connection just as the
+# client reused it, and the client saw a ReadError / "connection reset" on a callback.
+keepalive = 75
+# A worker is replaced (gracefully, its requests finished) after this many requests: memory
+# a long-lived Python process fragments or caches is given back, keeping workers' RSS flat.
+max_requests = int(os.environ.get("CX_MAX_REQUESTS", "2000"))
+max_requests_jitter = max_requests // 10
 accesslog = "-"
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    # glibc gives each thread that allocates its own heap arena (up to 8 per core): pandas
+    # frames freed by one thread stay mapped in its arena, and a threaded worker's resident
+    # memory grew to double what one thread needs. Set in the master, before the fork, so
+    # every worker inherits it (MALLOC_ARENA_MAX in the environment does the same).
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name and "MALLOC_ARENA_MAX" not in os.environ:
+        # Not glibc (musl, macOS): nothing to limit.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(name).mallopt(-8, arenas)  # -8: M_ARENA_MAX
+
+
+_limit_malloc_arenas()
 
 _REPORT_QUERY = re.compile(r"(/report/?)\?[^\s\"]*")
 

@@ -33,6 +33,9 @@ SCALES = {
     # Keeps the benchmark code working in CI and `make bench` (about two minutes).
     "small": Scale("small", customers=2_000, months=13, regions=4, stores=24,
                    load_seconds=10, users=(10, 50), pdf_recipients=3, repeats=5),
+    # The demo's own size (`python -m etl demo` defaults): the middle of the growth curve.
+    "default": Scale("default", customers=20_000, months=24, regions=3, stores=12,
+                     load_seconds=60, users=(10, 50), pdf_recipients=20, repeats=10),
     # The large company: about 10M answers, 1M customers, 30M transactions, 5 years.
     "large": Scale("large", customers=1_000_000, months=60, regions=20, stores=220,
                    load_seconds=60, users=(10, 50), pdf_recipients=20, repeats=20),

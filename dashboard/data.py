@@ -61,7 +61,7 @@ def data_version() -> int:
     if has_request_context() and "cx_data_version" in g:
         return g.cx_data_version
     run = schema.etl_run
-    with context.engine().connect() as conn:
+    with context.read_engine().connect() as conn:
         version = conn.execute(select(func.coalesce(func.max(run.c.id), 0))
                                .where(run.c.finished_at.is_not(None))).scalar_one()
     if has_request_context():
@@ -108,7 +108,7 @@ def scoped_kwargs(fn: Any, kwargs: dict[str, Any], scope: Scope) -> dict[str, An
         f = out["filters"]
         if f.unit is not None:
             _scoped_unit(f.unit, scope, seen)
-        with context.engine().connect() as conn:
+        with context.read_engine().connect() as conn:
             out["filters"] = apply_scope(conn, f, scope)
         handled = True
     if "unit" in out:
@@ -175,12 +175,12 @@ def benchmark(fn: Any, **kwargs: Any) -> Any:
 
 def _cached(fn: Any, *args: Any, **kwargs: Any) -> Any:
     raw = (f"{fn.__module__}.{fn.__qualname__}|v{data_version()}|{args!r}|"
-           f"{sorted(kwargs.items())!r}|{context.engine().url!r}")
+           f"{sorted(kwargs.items())!r}|{context.read_engine().url!r}")
     key = "q:" + hashlib.sha1(raw.encode()).hexdigest()
     hit = cache.get(key)
     if hit is not None:
         return hit
-    with context.engine().connect() as conn:
+    with context.read_engine().connect() as conn:
         value = fn(conn, *args, **kwargs)
     cache.set(key, value)
     return value

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the reporting database; a relative SQLite path is "
         "relative to the repo. postgresql:// URLs use the psycopg 3 driver.",
     )
+    database_read_url: str | None = Field(
+        None,
+        description="Optional read replica of DATABASE_URL for the web tier's dashboard "
+        "reads (pages, downloads, PDFs); every write (sessions, audit, users, subscriptions, "
+        "deliveries) still goes to DATABASE_URL. Unset: everything uses DATABASE_URL.",
+    )
     cx_sources: Path = Field(
         Path("data/demo/sources.toml"), description="Path of the sources config (TOML)."
     )
@@ -153,9 +159,11 @@ class Settings(BaseSettings):
         None, description="Role of a user whose groups map to none (unset: refused)."
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_read_url")
     @classmethod
-    def _check_database_url(cls, value: str) -> str:
+    def _check_database_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.field_name == "database_read_url" and not value:
+            return None
         scheme = urlsplit(value).scheme
         if not scheme or "://" not in value:
             raise ValueError("expected a SQLAlchemy URL such as sqlite:///data/cx.db")
@@ -284,6 +292,11 @@ class Settings(BaseSettings):
         if self.cx_cookie_secure is not None:
             return self.cx_cookie_secure
         return self.cx_base_url.startswith("https://")
+
+    @property
+    def read_url(self) -> str:
+        """Where the web tier's dashboard reads go: DATABASE_READ_URL, else DATABASE_URL."""
+        return self.database_read_url or self.database_url
 
     @property
     def is_sqlite(self) -> bool:

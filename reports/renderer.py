@@ -5,7 +5,11 @@ bounded queue per process.
 web app: CX_RENDER_URL, else CX_BASE_URL, or a loopback server the caller runs), waits for
 the page's explicit readiness signal (every graph drawn, no callback loading:
 `assets/report.js`), then prints with Playwright's `page.pdf()`: selectable text, vector
-charts, page numbers, and a footer naming the scope. One browser serves many renders. A page
+charts, page numbers, and a footer naming the scope. One browser serves many renders: a
+batch (the monthly job's recipients) starts Chromium once, and its pages share one browser
+context, so the page's scripts (Plotly alone is megabytes) are fetched and compiled once, not
+once per recipient; cookies are cleared after every render, and each recipient's scope
+travels in its own token, never in the browser. A page
 that never becomes ready raises SnapshotError naming what did not render; nothing
 half-drawn is ever returned.
 
@@ -114,6 +118,10 @@ class SnapshotRenderer:
         self.base_url = (base_url or render_base_url(settings)).rstrip("/")
         self._pw: Any = None
         self._browser: Any = None
+        self._contexts: list[Any] = []
+        self.launches = 0
+        """How many times Chromium was started (a batch should start it once)."""
+        self.renders = 0
         self._thread: ThreadPoolExecutor | None = None
         self.last_used = time.monotonic()
 
@@ -151,6 +159,10 @@ class SnapshotRenderer:
                                 "`apt-get install chromium` or set CHROMIUM_PATH")
         self._pw = sync_playwright().start()
         self._browser = self._pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        # Contexts live as long as the browser: their HTTP cache and compiled-script cache
+        # keep the Dash and Plotly bundles (static, cacheable assets) between recipients.
+        self._contexts = [self._browser.new_context()]
+        self.launches += 1
         return self
 
     def close(self) -> None:
@@ -163,7 +175,13 @@ class SnapshotRenderer:
             self._thread.shutdown(wait=True)
             self._thread = None
 
+    @property
+    def _context(self) -> Any:
+        """The first slot's browser context (the one `render()` uses)."""
+        return self._contexts[0] if self._contexts else None
+
     def _stop(self) -> None:
+        self._contexts = []
         if self._browser is not None:
             try:
                 self._browser.close()
@@ -182,15 +200,75 @@ class SnapshotRenderer:
         finally:
             self.last_used = time.monotonic()
 
+    def render_batch(self, requests: list[ReportRequest], *,
+                     at_once: int = 2) -> list[bytes | SnapshotError]:
+        """The PDFs of `requests` in order, `at_once` of them in flight: while Chromium draws
+        and prints one recipient's report, the web app already computes the next one's.
+        Each in-flight slot has its own reused browser context (its own cookies, shared by
+        no other recipient at the same time). A recipient whose page fails gets its
+        SnapshotError in its place; the others are still rendered."""
+        if self._thread is None:
+            raise SnapshotError("the renderer is not started (use it in a `with` block)")
+        try:
+            return self._thread.submit(self._render_batch, list(requests),
+                                       max(1, at_once)).result()
+        finally:
+            self.last_used = time.monotonic()
+
     def _render(self, request: ReportRequest) -> bytes:
+        result = self._render_batch([request], 1)[0]
+        if isinstance(result, SnapshotError):
+            raise result
+        return result
+
+    def _slot(self, index: int) -> Any:
+        while len(self._contexts) <= index:
+            self._contexts.append(self._browser.new_context())
+        return self._contexts[index]
+
+    def _render_batch(self, requests: list[ReportRequest],
+                      at_once: int) -> list[bytes | SnapshotError]:
         if self._browser is None:
             raise SnapshotError("the renderer is not started (use it in a `with` block)")
+        results: list[bytes | SnapshotError] = [SnapshotError("not rendered")] * len(requests)
+        flying: collections.deque[tuple[int, int, Any]] = collections.deque()
+        free = list(range(at_once - 1, -1, -1))
+        upcoming = iter(enumerate(requests))
+
+        def launch() -> None:
+            for i, request in upcoming:
+                slot = free.pop()
+                try:
+                    flying.append((i, slot, self._open(self._slot(slot), request)))
+                except SnapshotError as exc:
+                    results[i] = exc
+                    self._done(slot)
+                    free.append(slot)
+                    continue
+                return
+
+        for _ in range(at_once):
+            launch()
+        while flying:
+            i, slot, opened = flying.popleft()
+            try:
+                results[i] = self._finish(requests[i], *opened)
+            except SnapshotError as exc:
+                results[i] = exc
+            finally:
+                self._done(slot, opened[0])
+                free.append(slot)
+            launch()
+        return results
+
+    def _open(self, context: Any, request: ReportRequest) -> tuple[Any, list[str], Any]:
+        """A new page on the report of `request`, navigation started (not waited for)."""
         from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         token = make_token(self.settings.secret(), request)
         width = PAPER_WIDTH_PX.get((request.paper, request.landscape), 1047)
-        page = self._browser.new_page(viewport={"width": width, "height": 900})
+        page = context.new_page()
+        page.set_viewport_size({"width": width, "height": 900})
         # Every request of the page (its callbacks too, not only the first GET) carries the
         # token, so the web app's sign-in can take it as the page's principal.
         page.set_extra_http_headers({TOKEN_HEADER: token})
@@ -198,30 +276,49 @@ class SnapshotRenderer:
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         try:
-            try:
-                response = page.goto(f"{self.base_url}/report?t={token}",
-                                     timeout=self.ready_timeout * 1000)
-            except PlaywrightError as exc:
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise SnapshotError(f"the report page at {self.base_url} could not be "
-                                    f"opened (is the web app running there?): {first}"
-                                    ) from None
-            if response is not None and response.status >= 400:
-                raise SnapshotError(f"the report page answered HTTP {response.status}")
-            try:
-                page.wait_for_function("() => document.body.dataset.reportReady === 'true'",
-                                       timeout=self.ready_timeout * 1000, polling=200)
-            except PlaywrightTimeout:
-                raise SnapshotError(self._diagnose(page, problems)) from None
-            label = request.period.label + (f" · {request.label}" if request.label else "")
-            return page.pdf(
-                format=request.paper, landscape=request.landscape, print_background=True,
-                display_header_footer=True, header_template="<span></span>",
-                footer_template=FOOTER.format(label=html.escape(label)),
-                margin={"top": "10mm", "bottom": "14mm", "left": "10mm", "right": "10mm"},
-            )
-        finally:
+            # "commit": the first bytes arrived; the page goes on loading while this thread
+            # finishes another recipient's report.
+            response = page.goto(f"{self.base_url}/report?t={token}", wait_until="commit",
+                                 timeout=self.ready_timeout * 1000)
+        except PlaywrightError as exc:
             page.close()
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SnapshotError(f"the report page at {self.base_url} could not be "
+                                f"opened (is the web app running there?): {first}") from None
+        return page, problems, response
+
+    def _finish(self, request: ReportRequest, page: Any, problems: list[str],
+                response: Any) -> bytes:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        if response is not None and response.status >= 400:
+            raise SnapshotError(f"the report page answered HTTP {response.status}")
+        try:
+            # The page was only committed when this recipient's turn came: wait for its
+            # document before asking it whether the report is drawn.
+            page.wait_for_load_state("load", timeout=self.ready_timeout * 1000)
+            page.wait_for_function("() => document.body.dataset.reportReady === 'true'",
+                                   timeout=self.ready_timeout * 1000, polling=100)
+        except PlaywrightTimeout:
+            raise SnapshotError(self._diagnose(page, problems)) from None
+        except PlaywrightError as exc:  # the page crashed or went away: this recipient only
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SnapshotError(f"the report page failed: {first}") from None
+        label = request.period.label + (f" · {request.label}" if request.label else "")
+        return page.pdf(
+            format=request.paper, landscape=request.landscape, print_background=True,
+            display_header_footer=True, header_template="<span></span>",
+            footer_template=FOOTER.format(label=html.escape(label)),
+            margin={"top": "10mm", "bottom": "14mm", "left": "10mm", "right": "10mm"},
+        )
+
+    def _done(self, slot: int, page: Any = None) -> None:
+        if page is not None:
+            page.close()
+        # Nothing a page was given may reach the next recipient's page in this slot.
+        self._contexts[slot].clear_cookies()
+        self.renders += 1
 
     def _diagnose(self, page: Any, problems: list[str]) -> str:
         try:
