@@ -191,6 +191,28 @@ def test_chain_leaves_out_small_and_complementary_stores(employees, in_app,
     assert set(in_app(employees.chain_frame, state)["name"]) == {"Exeter", "Plymouth"}
 
 
+def test_chain_of_a_store_with_no_point_shown_says_so(employees, dash_app,
+                                                      demo_engine) -> None:
+    # Cardiff's own manager in the March wave: the only store in scope is under the
+    # anonymity threshold, so the chain has no point (a load test of managers hit a
+    # KeyError here: a list mask of no rows selected no columns).
+    from flask import g
+
+    from auth.web import Principal
+    from queries.scope import Scope
+
+    state = {"wave": "2026-03-01"}
+    with demo_engine.connect() as conn:
+        assert _chain(conn, MARCH, unit="S12").points.empty
+    with dash_app.server.test_request_context("/"):
+        g.principal = Principal("user", "m@example.com", "manager", Scope(("S12",)))
+        fig, words, note = employees.render_chain(state)
+        frame = employees.chain_frame(state)
+    assert "No store in this view has both" in fig.layout.annotations[0].text
+    assert words is None and note is None
+    assert frame.empty and "engagement" in frame.columns
+
+
 def test_page_state_is_written_to_the_url(employees, in_app) -> None:
     assert in_app(employees.write_state, "2026-03-01", "nps", "?unit=R-WEST") == \
         "?unit=R-WEST&outcome=nps&wave=2026-03-01"

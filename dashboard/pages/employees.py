@@ -209,7 +209,9 @@ def chain_data(state: dict[str, str]):
     if link is None:
         return None, None, 0
     points = link.points
-    keep = [(_hidden_among_siblings(str(u), wave) is None) for u in points["unit"]]
+    keep = pd.Series([_hidden_among_siblings(str(u), wave) is None for u in points["unit"]],
+                     index=points.index, dtype=bool)
+    # A Series mask, not a list: `points[[]]` would select no columns, not no rows.
     shown = points[keep].reset_index(drop=True)
     return link, shown, len(points) - len(shown)
 
@@ -218,7 +220,7 @@ def chain_data(state: dict[str, str]):
 def chain_frame(state: dict[str, str]) -> pd.DataFrame:
     """One row per store plotted: engagement in the wave against the customer score."""
     _link, shown, _guarded = chain_data(state)
-    if shown is None:
+    if shown is None or shown.empty:
         return pd.DataFrame(columns=["unit", "name", "engagement", "respondents", "waves",
                                      "score", "n", "outcome"])
     return shown.assign(outcome=outcome_of(state))
@@ -645,6 +647,12 @@ def render_chain(state: dict[str, str] | None):
         return theme.empty_figure(msg, height=340), dbc.Alert(msg, color="danger"), None
     if link is None:
         msg = "No engagement wave at or before the selected period"
+        return theme.empty_figure(msg, height=340), None, None
+    if frame.empty:
+        # Under 50 users a manager's small unit met this: no store both shown (anonymity)
+        # and answered by customers, and the empty frame had no columns to correlate.
+        msg = ("No store in this view has both an engagement result that may be shown "
+               "and customer answers")
         return theme.empty_figure(msg, height=340), None, None
     wave, _ = wave_of(state)
     assert wave is not None
