@@ -35,7 +35,7 @@ from etl.alerts import alerts_after_load
 from etl.cases import cases_after_load
 from etl.comments_nlp import analyse_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
-from etl.load import known_values, now, parent_ids, replace_children, upsert
+from etl.load import known_values, now, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
 from etl.rollup import REFRESH, refresh_survey, refresh_transactions
 from etl.sources import (
@@ -433,14 +433,16 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         key = ["respondent_key" if k == "respondent" else k for k in key]
         date_col = next((c for c in ("submitted_at", "occurred_at", "wave") if c in frame), None)
         log.info("%s: writing %d rows from %s", cfg.name, len(frame), batch.origin)
-        counts = upsert(conn, entity.table, frame, key, track_month=date_col)
+        has_ratings = checked.ratings is not None and not checked.ratings.empty
+        counts = upsert(conn, entity.table, frame, key, track_month=date_col,
+                        return_ids=has_ratings)
         result.inserted += counts.inserted
         result.updated += counts.updated
         result.unchanged += counts.unchanged
         if date_col:
             months = _month_keys(frame[date_col]) | counts.old_months
-        if checked.ratings is not None and not checked.ratings.empty:
-            _write_ratings(conn, cfg, entity, frame, checked.ratings, key)
+        if has_ratings and counts.ids is not None:
+            _write_ratings(conn, cfg, entity, frame, checked.ratings, key, counts.ids)
         if entity.name == "customers" and (counts.inserted or counts.updated):
             # Segments live on customers: every survey and sale month may regroup.
             refresh_survey(conn)
@@ -456,11 +458,12 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
 
 
 def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: pd.DataFrame,
-                   ratings: pd.DataFrame, key: Sequence[str]) -> None:
+                   ratings: pd.DataFrame | None, key: Sequence[str],
+                   ids: pd.DataFrame) -> None:
+    assert ratings is not None
     child = schema.survey_rating if entity.ratings == "attributes" else schema.engagement_score
     name_col = "attribute" if entity.ratings == "attributes" else "item"
     value_col = "rating" if entity.ratings == "attributes" else "score"
-    ids = parent_ids(conn, entity.table, key, frame)
     keyed = frame[list(key)].reset_index(drop=True)
     # The database hands keys back in its own types (dates as date or text): compare as text.
     left = keyed.astype(str)
@@ -477,10 +480,11 @@ def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: p
     # Each answer keeps the scale it was asked on; NULL is the default 1-5 scale.
     scales = {name: cfg.scale_of(name) for name in ratings.columns}
     for part, attr in (("scale_min", "min"), ("scale_max", "max"), ("favourable", "favourable")):
-        long[part] = [getattr(scales[n], attr) if scales[n] is not None else None
-                      for n in long[name_col]]
+        # One lookup per rated name, spread over its rows: no Python per answer.
+        per_name = {n: getattr(s, attr) if s is not None else None for n, s in scales.items()}
+        long[part] = long[name_col].map(per_name).astype("Int64")
     replace_children(conn, child, "response_pk", name_col, value_col, long,
-                     [int(p) for p in merged["pk"].dropna()])
+                     merged["pk"].dropna().astype("int64").tolist())
 
 
 def _record_file(conn: Connection, source: str, path: str, digest: str, size: int,
