@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 
@@ -263,10 +264,12 @@ def replace_children(
     ids = pd.DataFrame({parent_col: pd.array(parents, dtype="Int64")}).drop_duplicates()
     kept = long[[parent_col, name_col]]
     with staged(conn, child, ids) as wanted, staged(conn, child, kept) as keep:
+        # Row-value NOT IN, not a correlated NOT EXISTS: SQLite indexes the subquery once
+        # instead of scanning the unindexed stage per child row.
         conn.execute(delete(child).where(
             child.c[parent_col].in_(select(wanted.c[parent_col])),
-            ~exists().where(keep.c[parent_col] == child.c[parent_col],
-                            keep.c[name_col] == child.c[name_col]),
+            tuple_(child.c[parent_col], child.c[name_col]).not_in(
+                select(keep.c[parent_col], keep.c[name_col])),
         ))
 
 

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from etl.config import SourceConfig
@@ -98,6 +99,26 @@ def _text_value(value: Any) -> str | None:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
+
+
+def _text_column(values: tuple[Any, ...]) -> pd.Series:
+    """A column of native values as `_text_value` texts, converting each distinct value once
+    (integers in one vectorised step): a million rows hold few distinct stores or dates."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    kind = pd.api.types.infer_dtype(array, skipna=True)
+    if kind in ("string", "empty"):
+        return pd.Series(array, dtype=object)
+    if kind == "integer" and not pd.isna(array).any():
+        return pd.Series(array.astype(np.int64).astype(str).astype(object), dtype=object)
+    present = ~pd.isna(array)
+    out = np.full(len(array), None, dtype=object)
+    if present.any():
+        codes, uniques = pd.factorize(array[present])
+        texts = np.empty(len(uniques), dtype=object)
+        texts[:] = [_text_value(u) for u in uniques]
+        out[present] = texts[codes]
+    return pd.Series(out, dtype=object)
 
 
 def _unique_header(header: list[str]) -> list[str]:
@@ -347,15 +368,16 @@ def read_sql(cfg: SourceConfig, watermark: str | None) -> Iterator[RawBatch]:
                     stmt = stmt.order_by(col)
                 result = conn.execution_options(stream_results=True).execute(stmt)
             columns = list(result.keys())
-            rows: list[list[str | None]] = []
             wm_index = columns.index(cfg.watermark) if cfg.watermark in columns else None
+            rows = result.all()
+            native = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
             best: Any = None
-            for row in result:
-                rows.append([_text_value(v) for v in row])
-                if wm_index is not None and row[wm_index] is not None:
-                    value = row[wm_index]
-                    best = value if best is None or value > best else best
-            frame = pd.DataFrame(rows, columns=columns, dtype=object)
+            if wm_index is not None:
+                present = [v for v in native[wm_index] if v is not None]
+                best = max(present) if present else None
+            frame = pd.DataFrame({c: _text_column(v) for c, v in zip(columns, native,
+                                                                      strict=True)},
+                                 columns=columns, dtype=object)
     except OperationalError as exc:
         raise TransientSourceError(origin, f"database unreachable: {exc.orig or exc}") from None
     except SQLAlchemyError as exc:
