@@ -209,14 +209,9 @@ def _match(table: Table, stage: Table, key: Sequence[str]) -> ColumnElement[bool
 
 def _merge(conn: Connection, table: Table, stage: Table, columns: list[str],
            key: Sequence[str], ignore: Iterable[str], track_month: str | None) -> UpsertCounts:
+    """Update the existing rows that changed, then insert the new keys. In this order the
+    update compares only rows that were there before, not the ones just inserted."""
     match = _match(table, stage, key)
-    # preserve_rowcount: SQLAlchemy 2.1 drops INSERT ... SELECT rowcounts on psycopg.
-    inserted = conn.execute(
-        insert(table).from_select(
-            columns, select(*[stage.c[c] for c in columns]).where(~exists().where(match))
-        ),
-        execution_options={"preserve_rowcount": True},
-    ).rowcount
     compared = [c for c in columns if c not in key and c not in set(ignore)]
     updated = 0
     old_months: set[str] = set()
@@ -233,6 +228,13 @@ def _merge(conn: Connection, table: Table, stage: Table, columns: list[str],
             .values({c: stage.c[c] for c in columns if c not in key}),
             execution_options={"preserve_rowcount": True},
         ).rowcount
+    # preserve_rowcount: SQLAlchemy 2.1 drops INSERT ... SELECT rowcounts on psycopg.
+    inserted = conn.execute(
+        insert(table).from_select(
+            columns, select(*[stage.c[c] for c in columns]).where(~exists().where(match))
+        ),
+        execution_options={"preserve_rowcount": True},
+    ).rowcount
     return UpsertCounts(inserted, updated, 0, old_months)
 
 

@@ -362,20 +362,22 @@ def _auto_create_units(conn: Connection, cfg: SourceConfig, entity: Entity,
     result.note("org_units_created", len(missing))
 
 
-def _replace_quarantine(conn: Connection, cfg: SourceConfig, row_keys: Sequence[str],
+def _replace_quarantine(conn: Connection, cfg: SourceConfig,
+                        row_keys: Callable[[], Sequence[str]],
                         records: list[dict[str, object]], run_id: int) -> None:
     """Keep one record set per bad row: this batch's rows replace their earlier records.
 
     A re-exported file (a row added, rows moved) or an incremental re-read of the boundary
     row used to quarantine the same bad rows again on every run; a row that now loads
     cleanly leaves quarantine. Rows are matched by natural key, or by a hash of their
-    content where the key is missing.
+    content where the key is missing; `row_keys` computes them only when the source has
+    quarantine records to replace.
     """
     q = schema.quarantine
     has_any = conn.execute(select(q.c.id).where(q.c.source == cfg.name,
                                                 q.c.row_key.is_not(None)).limit(1)).first()
     if has_any is not None:
-        keys = sorted(set(row_keys))
+        keys = sorted(set(row_keys()))
         for start in range(0, len(keys), 900):
             conn.execute(delete(q).where(q.c.source == cfg.name,
                                          q.c.row_key.in_(keys[start:start + 900])))
@@ -419,7 +421,7 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
             f"{batch.origin}: {bad:,} of {checked.read:,} rows ({bad / checked.read:.1%}) "
             f"quarantined or loaded without a bad value, above max_quarantine_share "
             f"{cfg.max_quarantine_share:.0%}")
-    _replace_quarantine(conn, cfg, checked.row_keys, checked.quarantine, run_id)
+    _replace_quarantine(conn, cfg, lambda: checked.row_keys, checked.quarantine, run_id)
     stamp = now()
     frame = checked.frame
     months: set[str] = set()
