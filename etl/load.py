@@ -266,13 +266,18 @@ def replace_children(
     ids = pd.DataFrame({parent_col: pd.array(parents, dtype="Int64")}).drop_duplicates()
     kept = long[[parent_col, name_col]]
     with staged(conn, child, ids) as wanted, staged(conn, child, kept) as keep:
-        # Row-value NOT IN, not a correlated NOT EXISTS: SQLite indexes the subquery once
-        # instead of scanning the unindexed stage per child row.
+        if conn.dialect.name == "sqlite":
+            # Row-value NOT IN: SQLite indexes the subquery once, where a correlated NOT
+            # EXISTS would scan the unindexed stage per child row.
+            gone = tuple_(child.c[parent_col], child.c[name_col]).not_in(
+                select(keep.c[parent_col], keep.c[name_col]))
+        else:
+            # NOT EXISTS: PostgreSQL plans an anti-join; NOT IN over a subquery bigger than
+            # work_mem is re-scanned per row.
+            gone = ~exists().where(keep.c[parent_col] == child.c[parent_col],
+                                   keep.c[name_col] == child.c[name_col])
         conn.execute(delete(child).where(
-            child.c[parent_col].in_(select(wanted.c[parent_col])),
-            tuple_(child.c[parent_col], child.c[name_col]).not_in(
-                select(keep.c[parent_col], keep.c[name_col])),
-        ))
+            child.c[parent_col].in_(select(wanted.c[parent_col])), gone))
 
 
 # Above this many values a lookup stages them and joins, instead of chunked IN lists.
