@@ -113,10 +113,15 @@ def copy_text(frame: pd.DataFrame) -> str:
         col = frame[name]
         if col.dtype.kind == "O" or isinstance(col.dtype, pd.StringDtype):
             present = col.notna()
-            text = col.where(present, None).astype(object)
-            text = text[present].map(str)
+            text = col[present].astype(object)
+            if pd.api.types.infer_dtype(text, skipna=True) not in ("string", "empty"):
+                text = text.map(str)
+            # One C-speed scan of the whole column says whether any value needs escaping;
+            # most columns (codes, ids, dates) never do.
+            joined = "".join(text.tolist())
             for old, new in _COPY_ESCAPES:
-                text = text.str.replace(old, new, regex=False)
+                if old in joined:
+                    text = text.str.replace(old, new, regex=False)
             col = pd.Series(None, index=frame.index, dtype=object)
             col[present] = text
         out[name] = col

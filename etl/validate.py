@@ -144,11 +144,7 @@ def _clean_text(series: pd.Series, na_values: set[str]) -> pd.Series:
 
     if not _all_text(series):
         return pd.Series([clean(v) for v in series], index=series.index, dtype=object)
-    stripped = series.astype(object).str.strip()
-    drop = stripped.isna() | stripped.isin(na_values)
-    out = stripped.to_numpy(dtype=object, copy=True)
-    out[drop.to_numpy()] = None
-    return pd.Series(out, index=series.index, dtype=object)
+    return _by_unique(series, lambda v: None if (t := str(v).strip()) in na_values else t)
 
 
 def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series:
