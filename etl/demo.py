@@ -957,17 +957,21 @@ def _write_loyalty_db(
         _fmt_seconds(m["updated"]),
         strict=True,
     )
-    txn_rows = zip(
-        range(1, len(t["ts"]) + 1),
-        t["member"].tolist(),
-        store_codes[t["store"]].tolist(),
-        _fmt_seconds(t["ts"]),
-        np.array(TXN_CHANNELS, dtype=object)[t["channel"]].tolist(),
-        t["amount"].tolist(),
-        t["earned"].tolist(),
-        t["redeemed"].tolist(),
-        strict=True,
-    )
+
+    def txn_rows(lo: int, hi: int) -> zip:
+        # A million sales at a time: 30 million rows as Python tuples would not fit.
+        return zip(
+            range(lo + 1, hi + 1),
+            t["member"][lo:hi].tolist(),
+            store_codes[t["store"][lo:hi]].tolist(),
+            _fmt_seconds(t["ts"][lo:hi]),
+            np.array(TXN_CHANNELS, dtype=object)[t["channel"][lo:hi]].tolist(),
+            t["amount"][lo:hi].tolist(),
+            t["earned"][lo:hi].tolist(),
+            t["redeemed"][lo:hi].tolist(),
+            strict=True,
+        )
+
     con = sqlite3.connect(path)
     try:
         # A fresh file is rebuilt from scratch on failure, so skip the journal.
@@ -997,7 +1001,10 @@ def _write_loyalty_db(
             )"""
         )
         con.executemany("INSERT INTO members VALUES (?, ?, ?, ?, ?, ?, ?)", member_rows)
-        con.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", txn_rows)
+        n_txn = len(t["ts"])
+        for lo in range(0, n_txn, 1_000_000):
+            con.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            txn_rows(lo, min(lo + 1_000_000, n_txn)))
         con.execute("CREATE INDEX ix_transactions_occurred_at ON transactions (occurred_at)")
         con.commit()
     finally:
@@ -1192,8 +1199,12 @@ def _survey_responses(
         }
     )
     frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
-    ids = rng.choice(9_000_000, size=n, replace=False) + 1_000_000
-    frame.insert(0, "Response ID", [f"R_{i:07d}" for i in ids])
+    if n <= 4_500_000:
+        ids = rng.choice(9_000_000, size=n, replace=False) + 1_000_000
+        frame.insert(0, "Response ID", [f"R_{i:07d}" for i in ids])
+    else:  # a large company's survey tool numbers its answers with one more digit
+        ids = rng.choice(90_000_000, size=n, replace=False) + 10_000_000
+        frame.insert(0, "Response ID", [f"R_{i:08d}" for i in ids])
     frame.insert(1, "Submitted", frame["ts"].dt.strftime("%d/%m/%Y %H:%M"))
     return frame
 
