@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
@@ -61,6 +62,7 @@ SKIPPED = "skipped"
 ABANDONED = "abandoned"
 """Status of a run whose process died mid-run (set when its claim is taken over)."""
 WAIT_POLL_SECONDS = 1.0
+T = TypeVar("T")
 
 Progress = Callable[[str, int, int], None]
 """progress(source, batches_done, rows_read_so_far)"""
@@ -273,8 +275,8 @@ def _set_watermark(conn: Connection, source: str, value: str | None) -> None:
                      .values(watermark=value, updated_at=now()))
 
 
-def _read_with_retries(read: Callable[[], list[RawBatch]], cfg: SourceConfig,
-                       sleep: Callable[[float], None] = time.sleep) -> list[RawBatch]:
+def _read_with_retries(read: Callable[[], T], cfg: SourceConfig,
+                       sleep: Callable[[float], None] = time.sleep) -> T:
     """Read a database or HTTP source, retrying while it is unreachable (backoff doubles)."""
     delay = BACKOFF_SECONDS
     for attempt in range(1, RETRIES + 1):
@@ -310,7 +312,17 @@ def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[R
                 _reject(engine, cfg, result, err)
     elif cfg.adapter == "sql":
         wm = stored_watermark(engine, cfg.name) if cfg.watermark else None
-        yield from _read_with_retries(lambda: list(read_sql(cfg, wm)), cfg)
+
+        def open_read() -> tuple[RawBatch | None, Iterator[RawBatch]]:
+            batches = read_sql(cfg, wm)
+            return next(batches, None), batches
+
+        # Retried until the first batch is read; the rest stream one batch (and one
+        # transaction) at a time, so a table of millions never sits in memory at once.
+        first, rest = _read_with_retries(open_read, cfg)
+        if first is not None:
+            yield first
+        yield from rest
     elif cfg.adapter == "http_json":
         from etl.http_source import read_http_json
 

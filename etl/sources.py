@@ -26,6 +26,9 @@ import pandas as pd
 from etl.config import SourceConfig
 
 CHUNK_ROWS = 50_000
+# Rows per batch of an ordered incremental table read: memory stays bounded however big the
+# table, and each batch commits with its own watermark.
+SQL_BATCH_ROWS = 1_000_000
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 
 
@@ -369,23 +372,36 @@ def read_sql(cfg: SourceConfig, watermark: str | None) -> Iterator[RawBatch]:
                 result = conn.execution_options(stream_results=True).execute(stmt)
             columns = list(result.keys())
             wm_index = columns.index(cfg.watermark) if cfg.watermark in columns else None
-            rows = result.all()
-            native = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+            # Batches only where rows come in watermark order: then a batch's highest value
+            # is a safe place to resume from. A free query is one batch, as before.
+            size = SQL_BATCH_ROWS if (not cfg.query and cfg.watermark) else None
             best: Any = None
-            if wm_index is not None:
-                present = [v for v in native[wm_index] if v is not None]
-                best = max(present) if present else None
-            frame = pd.DataFrame({c: _text_column(v) for c, v in zip(columns, native,
-                                                                      strict=True)},
-                                 columns=columns, dtype=object)
+            read = 0
+            while True:
+                rows = result.fetchmany(size) if size else result.all()
+                if not rows and read:
+                    break
+                native = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+                if wm_index is not None:
+                    present = [v for v in native[wm_index] if v is not None]
+                    if present:
+                        top = max(present)
+                        best = top if best is None or top > best else best
+                frame = pd.DataFrame({c: _text_column(v) for c, v in zip(columns, native,
+                                                                          strict=True)},
+                                     columns=columns, dtype=object)
+                new_wm = _text_value(best) if best is not None else watermark
+                yield RawBatch(origin, frame, list(range(read + 1, read + len(frame) + 1)),
+                               watermark=new_wm)
+                read += len(frame)
+                if size is None or len(rows) < size:
+                    break
     except OperationalError as exc:
         raise TransientSourceError(origin, f"database unreachable: {exc.orig or exc}") from None
     except SQLAlchemyError as exc:
         raise SourceError(origin, f"database error: {exc.__class__.__name__}: {exc}") from None
     finally:
         engine.dispose()
-    new_wm = _text_value(best) if best is not None else watermark
-    yield RawBatch(origin, frame, list(range(1, len(frame) + 1)), watermark=new_wm)
 
 
 def _has_python_type(col: Any) -> bool:
