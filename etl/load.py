@@ -42,6 +42,7 @@ from queries.sqlfuncs import month_of
 
 _stage_counter = itertools.count()
 CHUNK = 5_000
+SQLITE_CACHE_KIB = 256 * 1024
 
 
 @dataclass
@@ -171,6 +172,11 @@ def _stage(conn: Connection, table: Table, columns: Sequence[str]) -> Table:
 @contextmanager
 def staged(conn: Connection, table: Table, frame: pd.DataFrame) -> Iterator[Table]:
     """A temporary table of `table`'s column types holding `frame`, dropped afterwards."""
+    if conn.dialect.name == "sqlite":
+        # SQLite's 2 MB page cache makes index upkeep of a million-row batch read and write
+        # the same pages again and again; temporary tables go to a file unless told.
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
     stage = _stage(conn, table, list(frame.columns))
     try:
         fill(conn, stage, frame)
