@@ -30,6 +30,7 @@ from sqlalchemy import (
     delete,
     exists,
     false,
+    func,
     insert,
     or_,
     select,
@@ -223,6 +224,14 @@ def _merge(conn: Connection, table: Table, stage: Table, columns: list[str],
     """Update the existing rows that changed, then insert the new keys. In this order the
     update compares only rows that were there before, not the ones just inserted."""
     match = _match(table, stage, key)
+    existing = conn.execute(select(func.count()).select_from(stage.join(table, match))
+                            ).scalar_one()
+    if not existing:
+        # All keys are new (a first load, a new file, the next day's sales): one plain
+        # INSERT ... SELECT, no comparison and no anti-join against the table.
+        return UpsertCounts(conn.execute(
+            insert(table).from_select(columns, select(*[stage.c[c] for c in columns])),
+            execution_options={"preserve_rowcount": True}).rowcount, 0, 0, set())
     compared = [c for c in columns if c not in key and c not in set(ignore)]
     updated = 0
     old_months: set[str] = set()
