@@ -267,9 +267,13 @@ def run(ctx: BenchContext) -> None:
         inc = _child_run(url, config)
         changed = sum(r["inserted"] + r["updated"]
                       for r in inc["sources"].values())  # type: ignore[union-attr]
-        rep.add("etl", "incremental run, one day added", backend, inc["seconds"], "s",
+        sources = inc["sources"].values()  # type: ignore[union-attr]
+        after = sum(r["after_load"] for r in sources)
+        rep.add("etl", "incremental run, one day added", backend, inc["seconds"] - after, "s",
                 note=f"{answers:,} answers + {txns:,} transactions added; "
-                     f"{changed:,} rows written")
+                     f"{changed:,} rows written; without the after-load step")
+        rep.add("etl", "incremental run: after load (comment NLP, cases, alerts)", backend,
+                after, "s", note="refits the comment models when comments grew enough")
         _restore_demo(demo)
 
 
