@@ -38,7 +38,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else get_settings().cx_sources.parent
     summary = generate(out, seed=args.seed, customers=args.customers, months=args.months,
-                       end=args.end)
+                       end=args.end, regions=args.regions, stores=args.stores,
+                       responses_per_member=args.responses_per_member,
+                       transactions_per_member=args.transactions_per_member)
     print(
         f"demo sources written to {summary.out_dir} ({summary.first_month} .. "
         f"{summary.last_month}): {summary.org_units} org units, {summary.members} members, "
@@ -308,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--customers", type=int, default=20_000)
     demo.add_argument("--months", type=int, default=24)
     demo.add_argument("--end", help="last month, YYYY-MM (default: last full month)")
+    demo.add_argument("--regions", type=int, default=3)
+    demo.add_argument("--stores", type=int, default=12,
+                      help="stores, spread evenly over the regions (default: 12 named stores)")
+    demo.add_argument("--responses-per-member", type=float, default=2.2,
+                      help="survey answers per active member over 24 months")
+    demo.add_argument("--transactions-per-member", type=float, default=15.0,
+                      help="purchases per active member over 24 months")
     demo.set_defaults(func=cmd_demo)
     run = sub.add_parser("run", help="run sources now (default: all enabled)")
     run.add_argument("sources", nargs="*", metavar="SOURCE")

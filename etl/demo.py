@@ -32,6 +32,7 @@ import sqlite3
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from statistics import NormalDist
 
@@ -64,11 +65,65 @@ STORES = (
     ("S12", "Cardiff", "R-WEST", 0.8),
 )
 STORE_CODES = tuple(s[0] for s in STORES)
-_N_STORES = len(STORES)
-_STORE_REGION = np.array([[r[0] for r in REGIONS].index(s[2]) for s in STORES])
-_STORE_P = np.array([s[3] for s in STORES]) / sum(s[3] for s in STORES)
-_WEST = [r[0] for r in REGIONS].index("R-WEST")
-_SMALL_STORE = STORE_CODES.index("S12")
+
+
+@dataclass(frozen=True)
+class _Org:
+    """The company's regions and stores, and the parts of the stories tied to them: the
+    region whose service programme and app-only returns launch (West) and the store too
+    small to clear the anonymity threshold in every wave (Cardiff)."""
+
+    regions: tuple[tuple[str, str], ...]
+    stores: tuple[tuple[str, str, str, float], ...]
+
+    @cached_property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(s[0] for s in self.stores)
+
+    @cached_property
+    def n(self) -> int:
+        return len(self.stores)
+
+    @cached_property
+    def store_region(self) -> np.ndarray:
+        codes = [r[0] for r in self.regions]
+        return np.array([codes.index(s[2]) for s in self.stores])
+
+    @cached_property
+    def store_p(self) -> np.ndarray:
+        return np.array([s[3] for s in self.stores]) / sum(s[3] for s in self.stores)
+
+    @cached_property
+    def west(self) -> int:
+        return len(self.regions) - 1
+
+    @cached_property
+    def small(self) -> int:
+        return self.n - 1
+
+
+DEFAULT_REGIONS = len(REGIONS)
+DEFAULT_STORES = len(STORES)
+
+
+def _org(regions: int, stores: int) -> _Org:
+    """The default company (3 regions, 12 named stores), or a larger one of numbered regions
+    and stores: stores split evenly over regions, the last region playing West and the last
+    store playing the small one. Store sizes vary by a fixed pattern, not by random draws, so
+    a bigger org moves no random number of the rest of the generator."""
+    if (regions, stores) == (DEFAULT_REGIONS, DEFAULT_STORES):
+        return _Org(REGIONS, STORES)
+    width = len(str(regions))
+    names = [(f"R-{i + 1:0{width}d}", f"Region {i + 1}") for i in range(regions)]
+    names[-1] = (names[-1][0], "West")
+    swidth = max(2, len(str(stores)))
+    rows = []
+    for i in range(stores):
+        region = names[i * regions // stores][0]
+        size = 0.6 + 0.1 * ((i * 7) % 9)
+        rows.append((f"S{i + 1:0{swidth}d}", f"Town {i + 1}", region, size))
+    rows[-1] = (*rows[-1][:3], 0.6)
+    return _Org(tuple(names), tuple(rows))
 
 SEGMENTS = ("Families", "Young professionals", "Retirees", "Trade")
 _SEGMENT_P = np.array([0.35, 0.30, 0.20, 0.15])
@@ -590,6 +645,10 @@ def generate(
     customers: int = 20_000,
     months: int = 24,
     end: str | None = None,
+    regions: int = DEFAULT_REGIONS,
+    stores: int = DEFAULT_STORES,
+    responses_per_member: float = _RESPONSES_PER_MEMBER_24M,
+    transactions_per_member: float = _TXN_PER_MEMBER_24M,
 ) -> DemoSummary:
     """Write all demo source files + sources.toml into out_dir.
 
@@ -600,10 +659,22 @@ def generate(
     with another window are removed, because the ETL reads those folders by
     glob and would otherwise load them too.
 
+    `regions` and `stores` size the org (the default is the 12 named stores in 3 regions);
+    `responses_per_member` and `transactions_per_member` are each active member's survey
+    answers and purchases over 24 months (non-members add 15% answers and a third more
+    purchases). The defaults write exactly the files they always wrote.
+
     Raises:
-        ValueError: if `customers` < 100, `months` < 2 or `end` is not 'YYYY-MM'.
+        ValueError: if `customers` < 100, `months` < 2, `end` is not 'YYYY-MM', or
+            `regions` < 1 or `stores` < 2 x `regions`.
     """
     _validate(customers, months, end)
+    if regions < 1 or stores < 2 * regions:
+        raise ValueError(f"need at least 1 region and 2 stores per region, got {regions!r} "
+                         f"regions and {stores!r} stores")
+    if responses_per_member <= 0 or transactions_per_member <= 0:
+        raise ValueError("responses_per_member and transactions_per_member must be positive")
+    org = _org(regions, stores)
     end = end if end is not None else default_end_month()
     out_dir = Path(out_dir)
     (out_dir / "surveys").mkdir(parents=True, exist_ok=True)
@@ -615,14 +686,15 @@ def generate(
     # reshuffle the random numbers of the others.
     r_members, r_txn, r_survey, r_staff, r_store = rng.spawn(5)
 
-    stores = _store_latents(r_store)
-    members = _members(r_members, customers, cal)
-    files: list[Path] = [_write_org_units(out_dir)]
-    txn = _transactions(r_txn, members, cal)
-    files.append(_write_loyalty_db(out_dir / "loyalty.db", members, txn, cal))
-    responses = _survey_responses(r_survey, members, stores, cal)
+    latents = _store_latents(r_store, org)
+    members = _members(r_members, customers, cal, org)
+    files: list[Path] = [_write_org_units(out_dir, org)]
+    txn = _transactions(r_txn, members, cal, org, transactions_per_member)
+    files.append(_write_loyalty_db(out_dir / "loyalty.db", members, txn, cal, org))
+    responses = _survey_responses(r_survey, members, latents, cal, org, responses_per_member)
     files += _write_surveys(out_dir / "surveys", responses, cal)
-    eng_files, n_engagement = _write_engagement(out_dir / "engagement", r_staff, stores, cal)
+    eng_files, n_engagement = _write_engagement(out_dir / "engagement", r_staff, latents, cal,
+                                                org)
     files += eng_files
     toml_path = out_dir / "sources.toml"
     toml_path.write_bytes(SOURCES_TOML.encode("utf-8"))
@@ -632,7 +704,7 @@ def generate(
         out_dir=out_dir,
         first_month=cal.month_label(0),
         last_month=cal.month_label(months - 1),
-        org_units=1 + len(REGIONS) + _N_STORES,
+        org_units=1 + len(org.regions) + org.n,
         members=customers,
         transactions=len(txn["ts"]),
         survey_responses=len(responses),
@@ -731,15 +803,15 @@ def _scale(z: np.ndarray, probs: tuple[float, ...], low: int) -> np.ndarray:
     return low + np.searchsorted(_cuts(probs), z)
 
 
-def _store_latents(rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _store_latents(rng: np.random.Generator, org: _Org) -> dict[str, np.ndarray]:
     """Per-store latents: employee engagement and stock reliability.
 
     Engagement is standardised across the 12 stores so that every seed has a
     real spread between well- and badly-run stores to show.
     """
-    eng = rng.normal(size=_N_STORES)
+    eng = rng.normal(size=org.n)
     eng = (eng - eng.mean()) / eng.std()
-    return {"engagement": eng, "stock": rng.normal(size=_N_STORES)}
+    return {"engagement": eng, "stock": rng.normal(size=org.n)}
 
 
 # --------------------------------------------------------------------------
@@ -747,10 +819,10 @@ def _store_latents(rng: np.random.Generator) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------
 
 
-def _write_org_units(out_dir: Path) -> Path:
+def _write_org_units(out_dir: Path, org: _Org) -> Path:
     rows = [(COMPANY[0], COMPANY[1], "Company", "")]
-    rows += [(code, name, "Region", COMPANY[0]) for code, name in REGIONS]
-    rows += [(code, city, "Store", region) for code, city, region, _ in STORES]
+    rows += [(code, name, "Region", COMPANY[0]) for code, name in org.regions]
+    rows += [(code, city, "Store", region) for code, city, region, _ in org.stores]
     path = out_dir / "org_units.csv"
     frame = pd.DataFrame(rows, columns=["Code", "Name", "Level", "Parent"])
     frame.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
@@ -762,10 +834,11 @@ def _write_org_units(out_dir: Path) -> Path:
 # --------------------------------------------------------------------------
 
 
-def _members(rng: np.random.Generator, n: int, cal: _Calendar) -> dict[str, np.ndarray]:
+def _members(rng: np.random.Generator, n: int, cal: _Calendar,
+             org: _Org) -> dict[str, np.ndarray]:
     loyalty = rng.normal(size=n)
     segment = rng.choice(len(SEGMENTS), size=n, p=_SEGMENT_P)
-    home = rng.choice(_N_STORES, size=n, p=_STORE_P)
+    home = rng.choice(org.n, size=n, p=org.store_p)
     # Churn: a constant monthly hazard that falls with loyalty, never below a
     # floor. The active membership is kept in steady state, so a dashboard
     # trend is never mere survivorship (the disloyal churning away):
@@ -810,7 +883,8 @@ def _members(rng: np.random.Generator, n: int, cal: _Calendar) -> dict[str, np.n
 
 
 def _transactions(
-    rng: np.random.Generator, m: dict[str, np.ndarray], cal: _Calendar
+    rng: np.random.Generator, m: dict[str, np.ndarray], cal: _Calendar, org: _Org,
+    per_member: float,
 ) -> dict[str, np.ndarray]:
     n = len(m["id"])
     scale = cal.months / 24
@@ -818,14 +892,14 @@ def _transactions(
     # makes promoters worth more than detractors.
     propensity = np.exp(0.3 * m["loyalty"] + _SEG_RATE[m["segment"]])
     exposure = np.maximum(cal.traffic(m["stop"]) - cal.traffic(m["start"]), 0.0)
-    target = _TXN_PER_MEMBER_24M * _MEMBER_TXN_SHARE * n * scale
+    target = per_member * _MEMBER_TXN_SHARE * n * scale
     rate = target / float((propensity * exposure).sum())
     counts = rng.poisson(rate * propensity * exposure)
     who = np.repeat(np.arange(n), counts)
     day = cal.place(rng, m["start"][who], m["stop"][who])
     channel = _choice_rows(rng, _SEG_CHANNEL_P[m["segment"][who]])
     away = rng.random(len(who)) < 0.15
-    store = np.where(away, rng.choice(_N_STORES, size=len(who), p=_STORE_P), m["home"][who])
+    store = np.where(away, rng.choice(org.n, size=len(who), p=org.store_p), m["home"][who])
     mu = (
         np.log(31.5)
         + 0.12 * m["loyalty"][who]
@@ -839,7 +913,7 @@ def _transactions(
     n_anon = round(len(who) * (1 - _MEMBER_TXN_SHARE) / _MEMBER_TXN_SHARE)
     a_day = cal.place(rng, np.zeros(n_anon), np.full(n_anon, float(cal.n_days)))
     a_channel = np.where(rng.random(n_anon) < 0.88, 0, 1)  # guests can't use the app
-    a_store = rng.choice(_N_STORES, size=n_anon, p=_STORE_P)
+    a_store = rng.choice(org.n, size=n_anon, p=org.store_p)
     a_amount = np.maximum(np.round(rng.lognormal(np.log(30.0), 0.65, size=n_anon), 2), 0.99)
 
     all_channel = np.concatenate([channel, a_channel])
@@ -868,11 +942,11 @@ def _fmt_seconds(ts: np.ndarray) -> list[str]:
 
 
 def _write_loyalty_db(
-    path: Path, m: dict[str, np.ndarray], t: dict[str, np.ndarray], cal: _Calendar
+    path: Path, m: dict[str, np.ndarray], t: dict[str, np.ndarray], cal: _Calendar, org: _Org
 ) -> Path:
     path.unlink(missing_ok=True)
     enrolled = pd.Series(cal.day0 + m["enrol_day"]).dt.strftime("%Y-%m-%d").tolist()
-    store_codes = np.array(STORE_CODES, dtype=object)
+    store_codes = np.array(org.codes, dtype=object)
     member_rows = zip(
         m["id"].tolist(),
         enrolled,
@@ -883,17 +957,21 @@ def _write_loyalty_db(
         _fmt_seconds(m["updated"]),
         strict=True,
     )
-    txn_rows = zip(
-        range(1, len(t["ts"]) + 1),
-        t["member"].tolist(),
-        store_codes[t["store"]].tolist(),
-        _fmt_seconds(t["ts"]),
-        np.array(TXN_CHANNELS, dtype=object)[t["channel"]].tolist(),
-        t["amount"].tolist(),
-        t["earned"].tolist(),
-        t["redeemed"].tolist(),
-        strict=True,
-    )
+
+    def txn_rows(lo: int, hi: int) -> zip:
+        # A million sales at a time: 30 million rows as Python tuples would not fit.
+        return zip(
+            range(lo + 1, hi + 1),
+            t["member"][lo:hi].tolist(),
+            store_codes[t["store"][lo:hi]].tolist(),
+            _fmt_seconds(t["ts"][lo:hi]),
+            np.array(TXN_CHANNELS, dtype=object)[t["channel"][lo:hi]].tolist(),
+            t["amount"][lo:hi].tolist(),
+            t["earned"][lo:hi].tolist(),
+            t["redeemed"][lo:hi].tolist(),
+            strict=True,
+        )
+
     con = sqlite3.connect(path)
     try:
         # A fresh file is rebuilt from scratch on failure, so skip the journal.
@@ -923,7 +1001,10 @@ def _write_loyalty_db(
             )"""
         )
         con.executemany("INSERT INTO members VALUES (?, ?, ?, ?, ?, ?, ?)", member_rows)
-        con.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", txn_rows)
+        n_txn = len(t["ts"])
+        for lo in range(0, n_txn, 1_000_000):
+            con.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            txn_rows(lo, min(lo + 1_000_000, n_txn)))
         con.execute("CREATE INDEX ix_transactions_occurred_at ON transactions (occurred_at)")
         con.commit()
     finally:
@@ -941,12 +1022,14 @@ def _survey_responses(
     m: dict[str, np.ndarray],
     stores: dict[str, np.ndarray],
     cal: _Calendar,
+    org: _Org,
+    per_member: float,
 ) -> pd.DataFrame:
     """All survey responses of the window as the survey tool would export them."""
     n_members = len(m["id"])
     # Members answer only while active (enrolled and not churned).
     exposure = np.maximum(cal.traffic(m["stop"]) - cal.traffic(m["start"]), 0.0)
-    target = _RESPONSES_PER_MEMBER_24M * n_members * cal.months / 24
+    target = per_member * n_members * cal.months / 24
     counts = rng.poisson(exposure * target / float(exposure.sum()))
     who = np.repeat(np.arange(n_members), counts)
     n_mem = len(who)
@@ -967,17 +1050,23 @@ def _survey_responses(
     segment = np.concatenate(
         [m["segment"][who], rng.choice(len(SEGMENTS), size=n_non, p=_SEGMENT_P)]
     )
-    home = np.concatenate([m["home"][who], rng.choice(_N_STORES, size=n_non, p=_STORE_P)])
+    home = np.concatenate([m["home"][who], rng.choice(org.n, size=n_non, p=org.store_p)])
     # Mostly the home store, sometimes another store of the same region.
     u = rng.random(n)
-    same_region = np.array(
-        [np.flatnonzero(_STORE_REGION[s] == _STORE_REGION) for s in range(_N_STORES)]
-    )
-    neighbour = same_region[home, rng.integers(0, same_region.shape[1], size=n)]
+    region_of = org.store_region
+    sizes = np.bincount(region_of)
+    if (sizes == sizes[0]).all():
+        same_region = np.array([np.flatnonzero(region_of[s] == region_of) for s in range(org.n)])
+        neighbour = same_region[home, rng.integers(0, same_region.shape[1], size=n)]
+    else:
+        by_region = np.argsort(region_of, kind="stable")
+        first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        r = region_of[home]
+        neighbour = by_region[first[r] + rng.integers(0, sizes[r])]
     store = np.where(
-        u < 0.85, home, np.where(u < 0.95, neighbour, rng.choice(_N_STORES, size=n, p=_STORE_P))
+        u < 0.85, home, np.where(u < 0.95, neighbour, rng.choice(org.n, size=n, p=org.store_p))
     )
-    west = _STORE_REGION[store] == _WEST
+    west = region_of[store] == org.west
     last = month == cal.months - 1
     west_launch = west & last
     progress = month / (cal.months - 1)
@@ -1080,7 +1169,8 @@ def _survey_responses(
     ratings[~applicable | (rng.random((n, len(ATTRIBUTES))) < 0.03)] = np.nan
 
     comment = _comments(
-        rng, nps, csat, attrs, applicable, wait, store, west_launch & (tp == _TP_RETURNS), tp, ch
+        rng, nps, csat, attrs, applicable, wait, store, west_launch & (tp == _TP_RETURNS), tp, ch,
+        [s[1] for s in org.stores],
     )
 
     submitted = cal.seconds(day, minute * 60)
@@ -1091,7 +1181,7 @@ def _survey_responses(
             "Member number": np.where(
                 is_member, np.concatenate([m["id"][who], np.full(n_non, "", object)]), ""
             ),
-            "Store": np.array(STORE_CODES, dtype=object)[store],
+            "Store": np.array(org.codes, dtype=object)[store],
             "Touchpoint": np.array(TOUCHPOINTS, dtype=object)[tp],
             "Channel": np.array(CHANNELS, dtype=object)[ch],
             "Device": np.array(DEVICES, dtype=object)[dev],
@@ -1109,8 +1199,12 @@ def _survey_responses(
         }
     )
     frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
-    ids = rng.choice(9_000_000, size=n, replace=False) + 1_000_000
-    frame.insert(0, "Response ID", [f"R_{i:07d}" for i in ids])
+    if n <= 4_500_000:
+        ids = rng.choice(9_000_000, size=n, replace=False) + 1_000_000
+        frame.insert(0, "Response ID", [f"R_{i:07d}" for i in ids])
+    else:  # a large company's survey tool numbers its answers with one more digit
+        ids = rng.choice(90_000_000, size=n, replace=False) + 10_000_000
+        frame.insert(0, "Response ID", [f"R_{i:08d}" for i in ids])
     frame.insert(1, "Submitted", frame["ts"].dt.strftime("%d/%m/%Y %H:%M"))
     return frame
 
@@ -1184,6 +1278,7 @@ def _comments(
     app_returns: np.ndarray,
     tp: np.ndarray,
     ch: np.ndarray,
+    cities: list[str],
 ) -> list[str]:
     """Free-text comments whose tone follows the scores, whose topic is the best (praise) or
     worst (complaint) part of the experience, and whose words fit the touchpoint and
@@ -1203,7 +1298,6 @@ def _comments(
     # The wording draws come from their own generator, seeded from the main one's draws:
     # the words can change without moving any number generated after them.
     words = np.random.default_rng([int(v * 2**32) for v in pick[:8]])
-    cities = [s[1] for s in STORES]
     out: list[str] = []
     for i in range(n):
         if not has[i]:
@@ -1262,25 +1356,26 @@ def _write_surveys(folder: Path, frame: pd.DataFrame, cal: _Calendar) -> list[Pa
 
 
 def _write_engagement(
-    folder: Path, rng: np.random.Generator, stores: dict[str, np.ndarray], cal: _Calendar
+    folder: Path, rng: np.random.Generator, stores: dict[str, np.ndarray], cal: _Calendar,
+    org: _Org,
 ) -> tuple[list[Path], int]:
     for stale in [*folder.glob("wave_*.csv"), *folder.glob("wave_*.xlsx")]:
         stale.unlink()
     wave_idx = [i for i in range(cal.months) if int(cal.month_label(i)[5:]) % 3 == 0]
     waves = [f"{cal.month_label(i)}-01" for i in wave_idx]
-    rosters = _rosters(rng, stores, len(waves))
-    counts = _respondent_counts(rng, rosters)
+    rosters = _rosters(rng, stores, len(waves), org)
+    counts = _respondent_counts(rng, rosters, org)
 
     paths: list[Path] = []
     total = 0
     headcount_rows = []
     for w, wave in enumerate(waves):
         rows = []
-        for s in range(_N_STORES):
+        for s in range(org.n):
             ids, latent = rosters[w][s]
-            headcount_rows.append((STORE_CODES[s], wave, len(ids)))
+            headcount_rows.append((org.codes[s], wave, len(ids)))
             chosen = np.sort(rng.choice(len(ids), size=counts[w, s], replace=False))
-            rows += _employee_answers(rng, STORE_CODES[s], wave, ids[chosen], latent[chosen])
+            rows += _employee_answers(rng, org.codes[s], wave, ids[chosen], latent[chosen])
         total += len(rows)
         # Odd waves (1st, 3rd...) come from HR as Excel, even ones as CSV.
         if w % 2 == 0:
@@ -1301,13 +1396,15 @@ def _write_engagement(
 
 
 def _rosters(
-    rng: np.random.Generator, stores: dict[str, np.ndarray], n_waves: int
+    rng: np.random.Generator, stores: dict[str, np.ndarray], n_waves: int, org: _Org
 ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Staff (IDs and latent engagement) of every store at every wave, with turnover."""
     if n_waves == 0:
         return []
     pool = iter(
-        (rng.choice(90_000, size=min(90_000, 600 + 120 * n_waves), replace=False) + 10_000).tolist()
+        # A pool sized for the default 12 stores, one more such pool per 12 stores beyond.
+        (rng.choice(90_000, size=min(90_000, (600 + 120 * n_waves) * -(-org.n // 12)),
+                    replace=False) + 10_000).tolist()
     )
 
     def hire(s: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1315,14 +1412,14 @@ def _rosters(
         return ids, 0.45 * stores["engagement"][s] + rng.normal(0, 0.8, size=k)
 
     current = []
-    for s in range(_N_STORES):
-        size = int(rng.integers(7, 9)) if s == _SMALL_STORE else int(rng.integers(20, 46))
+    for s in range(org.n):
+        size = int(rng.integers(7, 9)) if s == org.small else int(rng.integers(20, 46))
         current.append(hire(s, size))
     out = [list(current)]
     for _ in range(1, n_waves):
         nxt = []
         for s, (ids, latent) in enumerate(current):
-            if s == _SMALL_STORE:
+            if s == org.small:
                 target = int(rng.integers(7, 9))
             else:
                 target = int(np.clip(len(ids) + rng.integers(-2, 3), 20, 45))
@@ -1342,25 +1439,25 @@ def _rosters(
 
 
 def _respondent_counts(
-    rng: np.random.Generator, rosters: list[list[tuple[np.ndarray, np.ndarray]]]
+    rng: np.random.Generator, rosters: list[list[tuple[np.ndarray, np.ndarray]]], org: _Org
 ) -> np.ndarray:
     n_waves = len(rosters)
     size = np.array(
-        [[len(rosters[w][s][0]) for s in range(_N_STORES)] for w in range(n_waves)], dtype=np.int64
+        [[len(rosters[w][s][0]) for s in range(org.n)] for w in range(n_waves)], dtype=np.int64
     )
     rate = rng.uniform(0.6, 0.9, size=size.shape)
-    rate[:, _SMALL_STORE] = rng.uniform(0.45, 0.8, size=n_waves)
+    rate[:, org.small] = rng.uniform(0.45, 0.8, size=n_waves)
     counts = rng.binomial(size, rate)
     # A few Cardiff staff always answer, so the store shows up (suppressed).
-    small = np.maximum(counts[:, _SMALL_STORE], 2)
+    small = np.maximum(counts[:, org.small], 2)
     # Cardiff must fall under the anonymity threshold of 5 in some wave and
     # clear it in another, so both paths of the rule are exercised.
     if n_waves and (small >= 5).all():
         small[int(np.argmin(small))] = 4
     if n_waves > 1 and (small < 5).all():
         w = int(np.argmax(small))
-        small[w] = min(5, size[w, _SMALL_STORE])
-    counts[:, _SMALL_STORE] = small
+        small[w] = min(5, size[w, org.small])
+    counts[:, org.small] = small
     return counts
 
 

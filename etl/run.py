@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
@@ -35,7 +36,7 @@ from etl.alerts import alerts_after_load
 from etl.cases import cases_after_load
 from etl.comments_nlp import analyse_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
-from etl.load import known_values, now, parent_ids, replace_children, upsert
+from etl.load import known_values, now, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
 from etl.rollup import REFRESH, refresh_survey, refresh_transactions
 from etl.sources import (
@@ -61,6 +62,7 @@ SKIPPED = "skipped"
 ABANDONED = "abandoned"
 """Status of a run whose process died mid-run (set when its claim is taken over)."""
 WAIT_POLL_SECONDS = 1.0
+T = TypeVar("T")
 
 Progress = Callable[[str, int, int], None]
 """progress(source, batches_done, rows_read_so_far)"""
@@ -273,8 +275,8 @@ def _set_watermark(conn: Connection, source: str, value: str | None) -> None:
                      .values(watermark=value, updated_at=now()))
 
 
-def _read_with_retries(read: Callable[[], list[RawBatch]], cfg: SourceConfig,
-                       sleep: Callable[[float], None] = time.sleep) -> list[RawBatch]:
+def _read_with_retries(read: Callable[[], T], cfg: SourceConfig,
+                       sleep: Callable[[float], None] = time.sleep) -> T:
     """Read a database or HTTP source, retrying while it is unreachable (backoff doubles)."""
     delay = BACKOFF_SECONDS
     for attempt in range(1, RETRIES + 1):
@@ -310,7 +312,17 @@ def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[R
                 _reject(engine, cfg, result, err)
     elif cfg.adapter == "sql":
         wm = stored_watermark(engine, cfg.name) if cfg.watermark else None
-        yield from _read_with_retries(lambda: list(read_sql(cfg, wm)), cfg)
+
+        def open_read() -> tuple[RawBatch | None, Iterator[RawBatch]]:
+            batches = read_sql(cfg, wm)
+            return next(batches, None), batches
+
+        # Retried until the first batch is read; the rest stream one batch (and one
+        # transaction) at a time, so a table of millions never sits in memory at once.
+        first, rest = _read_with_retries(open_read, cfg)
+        if first is not None:
+            yield first
+        yield from rest
     elif cfg.adapter == "http_json":
         from etl.http_source import read_http_json
 
@@ -362,20 +374,22 @@ def _auto_create_units(conn: Connection, cfg: SourceConfig, entity: Entity,
     result.note("org_units_created", len(missing))
 
 
-def _replace_quarantine(conn: Connection, cfg: SourceConfig, row_keys: Sequence[str],
+def _replace_quarantine(conn: Connection, cfg: SourceConfig,
+                        row_keys: Callable[[], Sequence[str]],
                         records: list[dict[str, object]], run_id: int) -> None:
     """Keep one record set per bad row: this batch's rows replace their earlier records.
 
     A re-exported file (a row added, rows moved) or an incremental re-read of the boundary
     row used to quarantine the same bad rows again on every run; a row that now loads
     cleanly leaves quarantine. Rows are matched by natural key, or by a hash of their
-    content where the key is missing.
+    content where the key is missing; `row_keys` computes them only when the source has
+    quarantine records to replace.
     """
     q = schema.quarantine
     has_any = conn.execute(select(q.c.id).where(q.c.source == cfg.name,
                                                 q.c.row_key.is_not(None)).limit(1)).first()
     if has_any is not None:
-        keys = sorted(set(row_keys))
+        keys = sorted(set(row_keys()))
         for start in range(0, len(keys), 900):
             conn.execute(delete(q).where(q.c.source == cfg.name,
                                          q.c.row_key.in_(keys[start:start + 900])))
@@ -419,7 +433,7 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
             f"{batch.origin}: {bad:,} of {checked.read:,} rows ({bad / checked.read:.1%}) "
             f"quarantined or loaded without a bad value, above max_quarantine_share "
             f"{cfg.max_quarantine_share:.0%}")
-    _replace_quarantine(conn, cfg, checked.row_keys, checked.quarantine, run_id)
+    _replace_quarantine(conn, cfg, lambda: checked.row_keys, checked.quarantine, run_id)
     stamp = now()
     frame = checked.frame
     months: set[str] = set()
@@ -433,14 +447,16 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         key = ["respondent_key" if k == "respondent" else k for k in key]
         date_col = next((c for c in ("submitted_at", "occurred_at", "wave") if c in frame), None)
         log.info("%s: writing %d rows from %s", cfg.name, len(frame), batch.origin)
-        counts = upsert(conn, entity.table, frame, key, track_month=date_col)
+        has_ratings = checked.ratings is not None and not checked.ratings.empty
+        counts = upsert(conn, entity.table, frame, key, track_month=date_col,
+                        return_ids=has_ratings)
         result.inserted += counts.inserted
         result.updated += counts.updated
         result.unchanged += counts.unchanged
         if date_col:
             months = _month_keys(frame[date_col]) | counts.old_months
-        if checked.ratings is not None and not checked.ratings.empty:
-            _write_ratings(conn, cfg, entity, frame, checked.ratings, key)
+        if has_ratings and counts.ids is not None:
+            _write_ratings(conn, cfg, entity, frame, checked.ratings, key, counts.ids)
         if entity.name == "customers" and (counts.inserted or counts.updated):
             # Segments live on customers: every survey and sale month may regroup.
             refresh_survey(conn)
@@ -456,11 +472,12 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
 
 
 def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: pd.DataFrame,
-                   ratings: pd.DataFrame, key: Sequence[str]) -> None:
+                   ratings: pd.DataFrame | None, key: Sequence[str],
+                   ids: pd.DataFrame) -> None:
+    assert ratings is not None
     child = schema.survey_rating if entity.ratings == "attributes" else schema.engagement_score
     name_col = "attribute" if entity.ratings == "attributes" else "item"
     value_col = "rating" if entity.ratings == "attributes" else "score"
-    ids = parent_ids(conn, entity.table, key, frame)
     keyed = frame[list(key)].reset_index(drop=True)
     # The database hands keys back in its own types (dates as date or text): compare as text.
     left = keyed.astype(str)
@@ -477,10 +494,11 @@ def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: p
     # Each answer keeps the scale it was asked on; NULL is the default 1-5 scale.
     scales = {name: cfg.scale_of(name) for name in ratings.columns}
     for part, attr in (("scale_min", "min"), ("scale_max", "max"), ("favourable", "favourable")):
-        long[part] = [getattr(scales[n], attr) if scales[n] is not None else None
-                      for n in long[name_col]]
+        # One lookup per rated name, spread over its rows: no Python per answer.
+        per_name = {n: getattr(s, attr) if s is not None else None for n, s in scales.items()}
+        long[part] = long[name_col].map(per_name).astype("Int64")
     replace_children(conn, child, "response_pk", name_col, value_col, long,
-                     [int(p) for p in merged["pk"].dropna()])
+                     merged["pk"].dropna().astype("int64").tolist())
 
 
 def _record_file(conn: Connection, source: str, path: str, digest: str, size: int,

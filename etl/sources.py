@@ -20,11 +20,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from etl.config import SourceConfig
 
 CHUNK_ROWS = 50_000
+# Rows per batch of an ordered incremental table read: memory stays bounded however big the
+# table, and each batch commits with its own watermark.
+SQL_BATCH_ROWS = 1_000_000
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 
 
@@ -98,6 +102,26 @@ def _text_value(value: Any) -> str | None:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
+
+
+def _text_column(values: tuple[Any, ...]) -> pd.Series:
+    """A column of native values as `_text_value` texts, converting each distinct value once
+    (integers in one vectorised step): a million rows hold few distinct stores or dates."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    kind = pd.api.types.infer_dtype(array, skipna=True)
+    if kind in ("string", "empty"):
+        return pd.Series(array, dtype=object)
+    if kind == "integer" and not pd.isna(array).any():
+        return pd.Series(array.astype(np.int64).astype(str).astype(object), dtype=object)
+    present = ~pd.isna(array)
+    out = np.full(len(array), None, dtype=object)
+    if present.any():
+        codes, uniques = pd.factorize(array[present])
+        texts = np.empty(len(uniques), dtype=object)
+        texts[:] = [_text_value(u) for u in uniques]
+        out[present] = texts[codes]
+    return pd.Series(out, dtype=object)
 
 
 def _unique_header(header: list[str]) -> list[str]:
@@ -347,23 +371,37 @@ def read_sql(cfg: SourceConfig, watermark: str | None) -> Iterator[RawBatch]:
                     stmt = stmt.order_by(col)
                 result = conn.execution_options(stream_results=True).execute(stmt)
             columns = list(result.keys())
-            rows: list[list[str | None]] = []
             wm_index = columns.index(cfg.watermark) if cfg.watermark in columns else None
+            # Batches only where rows come in watermark order: then a batch's highest value
+            # is a safe place to resume from. A free query is one batch, as before.
+            size = SQL_BATCH_ROWS if (not cfg.query and cfg.watermark) else None
             best: Any = None
-            for row in result:
-                rows.append([_text_value(v) for v in row])
-                if wm_index is not None and row[wm_index] is not None:
-                    value = row[wm_index]
-                    best = value if best is None or value > best else best
-            frame = pd.DataFrame(rows, columns=columns, dtype=object)
+            read = 0
+            while True:
+                rows = result.fetchmany(size) if size else result.all()
+                if not rows and read:
+                    break
+                native = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+                if wm_index is not None:
+                    present = [v for v in native[wm_index] if v is not None]
+                    if present:
+                        top = max(present)
+                        best = top if best is None or top > best else best
+                frame = pd.DataFrame({c: _text_column(v) for c, v in zip(columns, native,
+                                                                          strict=True)},
+                                     columns=columns, dtype=object)
+                new_wm = _text_value(best) if best is not None else watermark
+                yield RawBatch(origin, frame, list(range(read + 1, read + len(frame) + 1)),
+                               watermark=new_wm)
+                read += len(frame)
+                if size is None or len(rows) < size:
+                    break
     except OperationalError as exc:
         raise TransientSourceError(origin, f"database unreachable: {exc.orig or exc}") from None
     except SQLAlchemyError as exc:
         raise SourceError(origin, f"database error: {exc.__class__.__name__}: {exc}") from None
     finally:
         engine.dispose()
-    new_wm = _text_value(best) if best is not None else watermark
-    yield RawBatch(origin, frame, list(range(1, len(frame) + 1)), watermark=new_wm)
 
 
 def _has_python_type(col: Any) -> bool:

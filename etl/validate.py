@@ -55,8 +55,14 @@ class Validated:
     bad_rows: int = 0
     problems: list[Problem] = field(default_factory=list)
     partial_rows: int = 0
-    row_keys: list[str] = field(default_factory=list)
     unscored: int = 0
+    keys_of: Callable[[], list[str]] | None = field(default=None, repr=False)
+
+    @property
+    def row_keys(self) -> list[str]:
+        """Per row read: its natural key, or a hash of its content where the key is bad.
+        Computed when asked (a hash per row is the dearest step of a clean load)."""
+        return self.keys_of() if self.keys_of is not None else []
 
 
 def _norm(name: str) -> str:
@@ -108,6 +114,25 @@ def _missing(v: object) -> bool:
     return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
 
 
+def _by_unique(series: pd.Series, convert: Callable[[object], object]) -> pd.Series:
+    """`convert` applied once per distinct value and spread over the rows (an object column
+    of None for missing): a column of a million rows holds a few hundred store codes."""
+    values = series.to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    out = np.full(len(values), None, dtype=object)
+    if present.any():
+        codes, uniques = pd.factorize(values[present])
+        converted = np.empty(len(uniques), dtype=object)
+        converted[:] = [convert(u) for u in uniques]
+        out[present] = converted[codes]
+    return pd.Series(out, index=series.index, dtype=object)
+
+
+def _all_text(series: pd.Series) -> bool:
+    """True when every present value is a str (checked in C, not per row in Python)."""
+    return pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
+
+
 def _clean_text(series: pd.Series, na_values: set[str]) -> pd.Series:
     def clean(v: object) -> object:
         if _missing(v):
@@ -117,7 +142,9 @@ def _clean_text(series: pd.Series, na_values: set[str]) -> pd.Series:
             return None if v in na_values else v
         return v
 
-    return pd.Series([clean(v) for v in series], index=series.index, dtype=object)
+    if not _all_text(series):
+        return pd.Series([clean(v) for v in series], index=series.index, dtype=object)
+    return _by_unique(series, lambda v: None if (t := str(v).strip()) in na_values else t)
 
 
 def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series:
@@ -133,12 +160,21 @@ def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series
         # `0 = "n/a"`: this one value means "no answer" in this one column.
         return None if isinstance(out, str) and out.casefold() == NOT_APPLICABLE else out
 
-    return pd.Series([convert(v) for v in series], index=series.index, dtype=object)
+    return _by_unique(series, convert)
+
+
+def _decimal_comma(v: object) -> object:
+    return v.replace(",", ".") if isinstance(v, str) and v.count(",") == 1 and "." not in v else v
 
 
 def _to_number(series: pd.Series) -> pd.Series:
-    text = series.map(lambda v: str(v).replace(",", ".") if isinstance(v, str) and v.count(",") == 1
-                      and "." not in v else v)
+    if _all_text(series):
+        has_comma = series.astype(object).str.contains(",", regex=False).fillna(False)
+        text = series.astype(object).copy()
+        if has_comma.any():
+            text[has_comma] = text[has_comma].map(_decimal_comma)
+    else:
+        text = series.map(_decimal_comma)
     num = pd.to_numeric(text, errors="coerce")
     # "inf" and "1e400" parse as infinity: not a usable score, wait or spend (one infinite
     # value makes every average infinite), so they count as "not a number".
@@ -165,8 +201,21 @@ def _to_datetime(text: pd.Series, fmt: str) -> pd.Series:
     raises "Mixed timezones": one such value aborted the whole run instead of loading its rows.
     """
     parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
-    aware = pd.Series([isinstance(v, str) and UTC_OFFSET.search(v.strip()) is not None
-                       for v in text], index=text.index, dtype=bool)
+    aware = pd.Series(False, index=text.index, dtype=bool)
+    # Only a value ending in Z or holding + or a '-' after the date can carry an offset:
+    # the regex runs on those few, not on every row.
+    obj = text.astype(object)
+    stripped = obj.str.strip()
+    present = stripped.notna().to_numpy()
+    maybe = pd.Series(False, index=text.index, dtype=bool)
+    if present.any():
+        got = stripped[present]
+        maybe[present] = (got.str.contains("+", regex=False).to_numpy(dtype=bool)
+                          | got.str[-1:].isin(["z", "Z"]).to_numpy(dtype=bool)
+                          | got.str[8:].str.contains("-", regex=False).to_numpy(dtype=bool))
+    if maybe.any():
+        aware[maybe] = [isinstance(v, str) and UTC_OFFSET.search(v.strip()) is not None
+                        for v in text[maybe]]
     naive = parsed.dt.tz_localize(None)
     if aware.any():
         from queries.settings import get_settings
@@ -183,8 +232,11 @@ def _check_field(
     present = values.notna()
     none = pd.Series(False, index=values.index)
     if spec.type in ("str", "text"):
-        typed = pd.Series([None if _missing(v) else str(v) for v in values],
-                          index=values.index, dtype=object)
+        if _all_text(values):
+            typed = values.astype(object).where(present, None)
+        else:
+            typed = pd.Series([None if _missing(v) else str(v) for v in values],
+                              index=values.index, dtype=object)
         if spec.choices:
             bad = present & ~typed.isin(spec.choices)
             reason = f"unknown value; expected one of {', '.join(spec.choices)}"
@@ -208,8 +260,11 @@ def _check_field(
             typed = typed.astype("Int64")
         return typed, bad, reasons
     if spec.type in ("date", "datetime"):
-        as_text = pd.Series([None if _missing(v) else str(v) for v in values],
-                            index=values.index, dtype=object)
+        if _all_text(values):
+            as_text = values.astype(object).where(present, None)
+        else:
+            as_text = pd.Series([None if _missing(v) else str(v) for v in values],
+                                index=values.index, dtype=object)
         if cfg.date_format:
             parsed = _to_datetime(as_text, cfg.date_format)
             fallback = present & parsed.isna()
@@ -226,15 +281,14 @@ def _check_field(
                            (future, "date is in the future"))
         typed = parsed.where(~bad)
         if spec.type == "date":
-            typed = pd.Series([None if pd.isna(v) else v.date() for v in typed],
-                              index=values.index, dtype=object)
+            dates = typed.dt.date.to_numpy(dtype=object, copy=True)
+            dates[typed.isna().to_numpy()] = None
+            typed = pd.Series(dates, index=values.index, dtype=object)
         return typed, bad, reasons
     if spec.type == "bool":
-        low = pd.Series([None if _missing(v) else str(v).strip().lower() for v in values],
-                        index=values.index, dtype=object)
+        low = _by_unique(values, lambda v: str(v).strip().lower())
         bad = present & ~low.isin(TRUE | FALSE)
-        typed = pd.Series([None if _missing(v) else v in TRUE for v in low],
-                          index=values.index, dtype=object)
+        typed = _by_unique(low, lambda v: v in TRUE)
         return typed, bad, _reasons(values.index, (bad, "not a yes/no value"))
     raise AssertionError(spec.type)
 
@@ -285,13 +339,16 @@ def validate_batch(
 
     counts = raw.attrs.get("field_counts")
     width = raw.attrs.get("width")
+    # Every column access copies the frame's attrs, a list as long as the file: drop them.
+    raw = raw.copy(deep=False)
+    raw.attrs = {}
     ragged: set[int] = set()
     if counts is not None and width is not None:
-        for i, c in enumerate(counts):
-            if c != width:
-                ragged.add(i)
-                problems.append(Problem(i, "(row)", c, f"has {c} fields, the header has {width}",
-                                        fatal=True))
+        for i in np.flatnonzero(np.asarray(counts) != width).tolist():
+            c = counts[i]
+            ragged.add(i)
+            problems.append(Problem(i, "(row)", c, f"has {c} fields, the header has {width}",
+                                    fatal=True))
 
     out: dict[str, pd.Series] = {}
     key_fields = set(entity.key) | {"respondent"}
@@ -322,9 +379,9 @@ def validate_batch(
         if scale is not None and fname in resolved:
             for part, number in (("min", scale.min), ("max", scale.max),
                                  ("top", scale.favourable)):
-                out[f"{fname}_{part}"] = pd.Series(
-                    [number if v is not None and not pd.isna(v) else None for v in typed],
-                    index=index, dtype=object)
+                scaled = np.full(n, None, dtype=object)
+                scaled[typed.notna().to_numpy()] = number
+                out[f"{fname}_{part}"] = pd.Series(scaled, index=index, dtype=object)
 
     rating_cols = {k: v for k, v in resolved.items() if "." in k}
     ratings: dict[str, pd.Series] = {}
@@ -342,7 +399,8 @@ def validate_batch(
     frame = pd.DataFrame(out, index=index)
     respondent_col = resolved.get("respondent")
     if entity.name == "engagement_responses":
-        frame["respondent_key"] = [respondent_hash(v, salt) for v in frame.pop("respondent")]
+        frame["respondent_key"] = _by_unique(frame.pop("respondent"),
+                                             lambda v: respondent_hash(v, salt))
 
     _check_references(frame, entity, known, problems)
     _check_duplicate_keys(frame, entity, batch, problems)
@@ -368,9 +426,15 @@ def validate_batch(
         p.reason += " (value dropped, row loaded)"
     partial = sorted({p.index for p in dropped})
 
-    row_keys = _row_keys(frame, entity, raw, ragged)
+    bad_rows = sorted({p.index for p in problems})
+    bad_keys = dict(zip(bad_rows, _row_keys(frame, entity, raw, ragged, bad_rows), strict=True))
     private = _private_columns(entity, resolved)
-    records = _quarantine_records(problems, batch, raw, row_keys, private, respondent_col, salt)
+    records = _quarantine_records(problems, batch, raw, bad_keys, private, respondent_col, salt)
+    key_frame = frame
+
+    def keys_of() -> list[str]:
+        return _row_keys(key_frame, entity, raw, ragged)
+
     good = frame.drop(index=frame.index[rejected])
     rating_frame = None
     if ratings:
@@ -385,30 +449,38 @@ def validate_batch(
         unscored = 0
     good = good.reset_index(drop=True)
     return Validated(good, rating_frame, records, n, len(rejected), problems,
-                     partial_rows=len(partial), row_keys=row_keys,
+                     partial_rows=len(partial), keys_of=keys_of,
                      unscored=unscored)
 
 
 def _row_keys(frame: pd.DataFrame, entity: Entity, raw: pd.DataFrame,
-              ragged: set[int]) -> list[str]:
-    """Per row: its natural key, or a hash of its content where the key is missing or bad.
+              ragged: set[int], rows: list[int] | None = None) -> list[str]:
+    """Per row (of `rows`, default all): its natural key, or a hash of its content where the
+    key is missing or bad.
 
     One row keeps one set of quarantine records however often its file is re-exported,
     and a row that later loads clears them.
     """
+    if rows is not None and not rows:
+        return []
     key = ["respondent_key" if k == "respondent" else k for k in entity.key]
     keyed = frame[key].astype(object)
+    if rows is not None:
+        keyed = keyed.iloc[rows]
     complete = keyed.notna().all(axis=1).to_numpy()
     texts = ["\x1f".join(str(v) for v in row) for row in keyed.itertuples(index=False)]
+    positions = rows if rows is not None else range(len(keyed))
     out: list[str] = []
-    content: list[str] | None = None
-    for i, ok in enumerate(complete):
+    content: dict[int, str] = {}
+    for j, (i, ok) in enumerate(zip(positions, complete, strict=True)):
         if ok and i not in ragged:
-            out.append("k:" + hashlib.sha256(texts[i].encode()).hexdigest()[:40])
+            out.append("k:" + hashlib.sha256(texts[j].encode()).hexdigest()[:40])
             continue
-        if content is None:
-            content = ["\x1f".join("" if _missing(v) else str(v) for v in row)
-                       for row in raw.itertuples(index=False)]
+        if not content:
+            wanted = rows if rows is not None else list(range(len(raw)))
+            content = {r: "\x1f".join("" if _missing(v) else str(v) for v in row)
+                       for r, row in zip(wanted, raw.iloc[wanted].itertuples(index=False),
+                                         strict=True)}
         out.append("h:" + hashlib.sha256(content[i].encode()).hexdigest()[:40])
     return out
 
@@ -421,7 +493,7 @@ def _private_columns(entity: Entity, resolved: dict[str, str]) -> set[str]:
 
 
 def _quarantine_records(
-    problems: list[Problem], batch: RawBatch, raw: pd.DataFrame, row_keys: list[str],
+    problems: list[Problem], batch: RawBatch, raw: pd.DataFrame, row_keys: dict[int, str],
     private: set[str], respondent_col: str | None, salt: str,
 ) -> list[dict[str, object]]:
     """Quarantine records of `problems`, built once per bad row, not once per problem:

@@ -680,3 +680,40 @@ def test_default_end_month_uses_today():
     today = date.today()
     expected = (pd.Period(today, "M") - 1).strftime("%Y-%m")
     assert default_end_month() == expected
+
+
+# ---------------------------------------------------------------------------
+# A bigger org and other rates (the benchmark's large company)
+# ---------------------------------------------------------------------------
+
+
+def test_regions_stores_and_rates_scale_the_company(tmp_path: Path):
+    args = {"seed": 3, "customers": 3000, "months": 13, "end": "2026-10"}
+    base = generate(tmp_path / "base", **args)
+    big = generate(tmp_path / "big", **args, regions=5, stores=23,
+                   responses_per_member=4.4, transactions_per_member=7.5)
+    org = pd.read_csv(big.out_dir / "org_units.csv", dtype=str, keep_default_na=False)
+    regions = org[org["Level"] == "Region"]
+    stores = org[org["Level"] == "Store"]
+    assert big.org_units == len(org) == 1 + 5 + 23
+    assert set(regions["Parent"]) == {"ACME"} and set(stores["Parent"]) <= set(regions["Code"])
+    # Stores spread evenly: 23 over 5 regions is 4 or 5 each.
+    assert sorted(stores.groupby("Parent").size().tolist()) == [4, 4, 5, 5, 5]
+    surveys = pd.concat(pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+                        for p in sorted((big.out_dir / "surveys").glob("*.csv")))
+    txn = read_table(big.out_dir, "SELECT store FROM transactions")
+    members = read_table(big.out_dir, "SELECT home_store FROM members")
+    assert set(surveys["Store"]) == set(stores["Code"])
+    assert set(members["home_store"]) <= set(stores["Code"])
+    assert set(txn["store"]) <= set(stores["Code"])
+    # Twice the answers and half the sales per member, within sampling noise.
+    assert 1.8 < big.survey_responses / base.survey_responses < 2.2
+    assert 0.45 < big.transactions / base.transactions < 0.55
+    assert big.members == base.members == 3000
+
+
+@pytest.mark.parametrize("kwargs", [{"regions": 0, "stores": 12}, {"regions": 4, "stores": 7},
+                                    {"responses_per_member": 0.0}])
+def test_invalid_org_or_rates(tmp_path: Path, kwargs: dict):
+    with pytest.raises(ValueError):
+        generate(tmp_path, customers=200, months=2, end="2026-10", **kwargs)

@@ -140,6 +140,27 @@ def test_incremental_reads_by_watermark(engine: Engine, tmp_path: Path) -> None:
     assert third["members"].updated == 0
 
 
+def test_a_big_table_is_read_in_batches_each_with_its_watermark(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import etl.sources
+
+    db = tmp_path / "loyalty.db"
+    with sqlite3.connect(db) as src:
+        _make_source(src)
+    monkeypatch.setattr(etl.sources, "SQL_BATCH_ROWS", 4)
+    config = load_config(_config(tmp_path, "sqlite:///loyalty.db"))
+    batches = list(etl.sources.read_sql(config.get("txns"), None))
+    assert [len(b.frame) for b in batches] == [4, 4, 2]
+    assert [b.watermark for b in batches] == ["4", "8", "10"]
+    assert [b.lines[0] for b in batches] == [1, 5, 9]
+    first = {r.source: r for r in run_sources(engine, config)}
+    assert (first["txns"].read, first["txns"].inserted, first["txns"].watermark) == (
+        10, 10, "10")
+    assert _counts(engine) == (2, 10, 550.0)
+    again = {r.source: r for r in run_sources(engine, config)}
+    assert again["txns"].read == 0 and _counts(engine) == (2, 10, 550.0)
+
+
 @pytest.fixture
 def pg_source():
     if not PG_URL:
