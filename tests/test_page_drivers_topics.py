@@ -8,12 +8,15 @@ import sys
 
 import pytest
 from dash import no_update
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from queries import schema
 from queries.comment_topics import topic_summary
 from queries.comments import comments
 from queries.kpis import Filters, latest_full_month
+from queries.links import key_drivers
+from queries.periods import Month
+from queries.scope import Scope
 
 
 @pytest.fixture
@@ -112,3 +115,25 @@ def test_one_pager_lists_what_detractors_talk_about(in_app, dash_app, demo_engin
     share = 100 * first["detractor_comments"] / want.detractor_comments
     assert f": {share:.0f}% of detractors' comments" in items[0].children[1]
     assert f"{want.detractor_comments:,} detractor comments" in block.children[2].children
+
+
+def test_one_pager_of_a_scope_too_small_for_a_driver_model(in_app, dash_app,
+                                                           demo_engine) -> None:
+    # A store's first month of answers: fewer complete answers than ratings + 2, so no
+    # model (r_squared None). The benchmark's small company hit a TypeError here.
+    from reports.token import ReportRequest
+
+    report = sys.modules["pages.report"]
+    with demo_engine.connect() as conn:
+        first = Month.of(conn.execute(select(func.min(schema.survey_response.c.submitted_at))
+                                      ).scalar_one())
+        stores = conn.execute(text("SELECT id FROM org_unit WHERE kind = 'store' ORDER BY id")
+                              ).scalars().all()
+        small = [s for s in stores
+                 if key_drivers(conn, start=first.shift(-2).start, end=first.end,
+                                outcome="nps", unit=s).r_squared is None]
+    assert small, "the check needs a store with too few answers in its first month"
+    page = in_app(report.build, ReportRequest(scope=Scope((small[0],)), period=first))
+    words = str(page)
+    assert "Too few rated answers for a driver analysis." in words
+    assert "nan%" not in words

@@ -107,8 +107,12 @@ def _revenue_figure(groups, days: int) -> go.Figure:
         x=[GROUP_NAMES[g.group] for g in groups], y=[g.mean for g in groups],
         marker_color=[GROUP_COLOURS[g.group] for g in groups],
         error_y={"type": "data", "symmetric": False, "color": "#343a40", "thickness": 1.5,
-                 "width": 6, "array": [g.high - g.mean for g in groups],
-                 "arrayminus": [g.mean - g.low for g in groups]},
+                 "width": 6,
+                 # A group of one answer has no interval: no bar, rather than a crash.
+                 "array": [None if g.high is None or g.mean is None else g.high - g.mean
+                           for g in groups],
+                 "arrayminus": [None if g.low is None or g.mean is None else g.mean - g.low
+                                for g in groups]},
         text=[f"{fmt_money(g.mean, per_head=True)}<br>n = {g.n:,}" for g in groups],
         textposition="inside",
         insidetextanchor="start", textfont={"color": "white", "size": 11}))
@@ -293,7 +297,10 @@ def build(req: ReportRequest) -> html.Div:
     drivers = cached(key_drivers, start=period.shift(-2).start, end=period.end,
                      outcome="nps", **_link_filters(filters))
     drv_children: list = [html.H2("What drives NPS (last 3 months)", className="h6")]
-    if drivers.frame is not None and not drivers.frame.empty:
+    # No model (too few complete answers in a small scope) leaves r_squared None and every
+    # importance NaN: say so instead of printing "nan%".
+    if drivers.r_squared is not None and drivers.frame is not None \
+            and not drivers.frame.empty:
         top = drivers.frame.head(5)
         drv_children.append(dbc.Table(
             [html.Thead(html.Tr([html.Th(h) for h in (
