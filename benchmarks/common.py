@@ -27,12 +27,17 @@ class Scale:
     users: tuple[int, ...]
     pdf_recipients: int
     repeats: int
+    caches: tuple[str, ...] = ("in-process", "redis")
+    serve_on: tuple[str, ...] = ()
+    """Backends the load and PDF parts serve from (empty: every measured backend)."""
 
 
 SCALES = {
-    # Keeps the benchmark code working in CI and `make bench` (about two minutes).
+    # Keeps the benchmark code working in CI and `make bench` (about two minutes): every
+    # part runs, the serving parts once (PostgreSQL behind Redis, the production setup).
     "small": Scale("small", customers=2_000, months=13, regions=4, stores=24,
-                   load_seconds=10, users=(10, 50), pdf_recipients=3, repeats=5),
+                   load_seconds=6, users=(10, 50), pdf_recipients=3, repeats=5,
+                   caches=("redis",), serve_on=("postgresql",)),
     # The demo's own size (`python -m etl demo` defaults): the middle of the growth curve.
     "default": Scale("default", customers=20_000, months=24, regions=3, stores=12,
                      load_seconds=60, users=(10, 50), pdf_recipients=20, repeats=10),
@@ -120,6 +125,13 @@ class BenchContext:
     databases: dict[str, str]
     work: Path
     report: Report
+
+
+def served_databases(ctx: BenchContext) -> dict[str, str]:
+    """The databases the load and PDF parts serve from: the scale's `serve_on` among those
+    measured (all of them when it names none that was measured)."""
+    chosen = {b: u for b, u in ctx.databases.items() if b in ctx.scale.serve_on}
+    return chosen or dict(ctx.databases)
 
 
 def peak_rss_mib() -> float:

@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from benchmarks.common import BenchContext
+from benchmarks.common import BenchContext, served_databases
 from queries.db import make_engine
 from queries.settings import ROOT
 
@@ -398,14 +398,14 @@ def prepare(url: str, work: Path) -> Path:
 def run(ctx: BenchContext) -> None:
     """Measure concurrent users on every database, with the in-process cache and Redis."""
     seconds = ctx.scale.load_seconds
-    for backend, url in ctx.databases.items():
+    for backend, url in served_databases(ctx).items():
         flows_file = prepare(url, ctx.work)
         flows = json.loads(flows_file.read_text())
         calls = sum(len(v) for v in flows["pages"].values())
         print(f"recorded {calls} callback requests over {len(flows['pages'])} pages; "
               f"{len(flows['users'])} people", flush=True)
-        for redis in (False, True):
-            cache = "redis" if redis else "in-process"
+        for cache in ctx.scale.caches:
+            redis = cache == "redis"
             for users in ctx.scale.users:
                 res = measure(url, ctx.work, flows_file, users, seconds, redis=redis,
                               label=f"{backend}-{cache}")

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from benchmarks.common import BenchContext
+from benchmarks.common import BenchContext, served_databases
 from benchmarks.load_bench import SECRET, org_units, serve
 from queries.db import make_engine
 from queries.scope import Scope
@@ -76,7 +76,7 @@ def run(ctx: BenchContext) -> None:
     from reports.renderer import SnapshotRenderer
     from reports.token import ReportRequest
 
-    for backend, url in ctx.databases.items():
+    for backend, url in served_databases(ctx).items():
         engine = make_engine(url)
         with engine.connect() as conn:
             period = latest_full_month(conn)
