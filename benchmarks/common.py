@@ -38,7 +38,8 @@ SCALES = {
     "small": Scale("small", customers=2_000, months=13, regions=4, stores=24,
                    load_seconds=6, users=(10, 50), pdf_recipients=3, repeats=5,
                    caches=("redis",), serve_on=("postgresql",)),
-    # The demo's own size (`python -m etl demo` defaults): the middle of the growth curve.
+    # About the demo's size (its org; the rates of answers and sales per customer):
+    # the middle of the growth curve.
     "default": Scale("default", customers=20_000, months=24, regions=3, stores=12,
                      load_seconds=60, users=(10, 50), pdf_recipients=20, repeats=10),
     # The large company: about 10M answers, 1M customers, 30M transactions, 5 years.

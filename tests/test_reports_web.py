@@ -187,7 +187,10 @@ def chromium_processes(root_pid: int) -> tuple[int, int]:
             below.append(child)
             todo.append(child)
     chromium = [p for p in below if "chromium" in cmdlines.get(p, "").split(" ")[0]]
-    browsers = [p for p in chromium if "--type=" not in cmdlines[p]]
+    # The browser is the `chromium` executable without --type=; its helpers, such as
+    # /usr/lib/chromium/chrome_crashpad_handler, live in the same folder but are not browsers.
+    browsers = [p for p in chromium if "--type=" not in cmdlines[p]
+                and Path(cmdlines[p].split(" ")[0]).name in ("chromium", "chrome")]
     return len(browsers), len(chromium)
 
 
