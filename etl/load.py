@@ -43,7 +43,8 @@ from queries.sqlfuncs import month_of
 
 _stage_counter = itertools.count()
 CHUNK = 5_000
-SQLITE_CACHE_KIB = 256 * 1024
+# A negative cache_size is KiB: 256 MiB. A PRAGMA takes no bound parameter, hence a constant.
+SQLITE_CACHE_PRAGMA = "PRAGMA cache_size = -262144"
 
 
 @dataclass
@@ -176,7 +177,7 @@ def staged(conn: Connection, table: Table, frame: pd.DataFrame) -> Iterator[Tabl
     if conn.dialect.name == "sqlite":
         # SQLite's 2 MB page cache makes index upkeep of a million-row batch read and write
         # the same pages again and again; temporary tables go to a file unless told.
-        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        conn.exec_driver_sql(SQLITE_CACHE_PRAGMA)
         conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
     stage = _stage(conn, table, list(frame.columns))
     try:

@@ -14,7 +14,7 @@ import datetime as dt
 import glob
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -114,14 +114,21 @@ def _text_column(values: tuple[Any, ...]) -> pd.Series:
         return pd.Series(array, dtype=object)
     if kind == "integer" and not pd.isna(array).any():
         return pd.Series(array.astype(np.int64).astype(str).astype(object), dtype=object)
-    present = ~pd.isna(array)
-    out = np.full(len(array), None, dtype=object)
+    return by_unique(pd.Series(array, dtype=object), _text_value)
+
+
+def by_unique(series: pd.Series, convert: Callable[[object], object]) -> pd.Series:
+    """`convert` applied once per distinct value and spread over the rows (an object column
+    of None for missing): a column of a million rows holds a few hundred store codes."""
+    values = series.to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    out = np.full(len(values), None, dtype=object)
     if present.any():
-        codes, uniques = pd.factorize(array[present])
-        texts = np.empty(len(uniques), dtype=object)
-        texts[:] = [_text_value(u) for u in uniques]
-        out[present] = texts[codes]
-    return pd.Series(out, dtype=object)
+        codes, uniques = pd.factorize(values[present])
+        converted = np.empty(len(uniques), dtype=object)
+        converted[:] = [convert(u) for u in uniques]
+        out[present] = converted[codes]
+    return pd.Series(out, index=series.index, dtype=object)
 
 
 def _unique_header(header: list[str]) -> list[str]:

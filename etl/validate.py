@@ -20,7 +20,7 @@ import pandas as pd
 
 from etl.config import DEFAULT_SCALES, NOT_APPLICABLE, SCALED_FIELDS, Scale, SourceConfig
 from etl.model import ENTITIES, Entity, FieldSpec
-from etl.sources import RawBatch, SourceError
+from etl.sources import RawBatch, SourceError, by_unique
 
 TRUE = {"true", "t", "yes", "y", "1"}
 FALSE = {"false", "f", "no", "n", "0"}
@@ -114,20 +114,6 @@ def _missing(v: object) -> bool:
     return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
 
 
-def _by_unique(series: pd.Series, convert: Callable[[object], object]) -> pd.Series:
-    """`convert` applied once per distinct value and spread over the rows (an object column
-    of None for missing): a column of a million rows holds a few hundred store codes."""
-    values = series.to_numpy(dtype=object)
-    present = ~pd.isna(values)
-    out = np.full(len(values), None, dtype=object)
-    if present.any():
-        codes, uniques = pd.factorize(values[present])
-        converted = np.empty(len(uniques), dtype=object)
-        converted[:] = [convert(u) for u in uniques]
-        out[present] = converted[codes]
-    return pd.Series(out, index=series.index, dtype=object)
-
-
 def _all_text(series: pd.Series) -> bool:
     """True when every present value is a str (checked in C, not per row in Python)."""
     return pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
@@ -144,7 +130,7 @@ def _clean_text(series: pd.Series, na_values: set[str]) -> pd.Series:
 
     if not _all_text(series):
         return pd.Series([clean(v) for v in series], index=series.index, dtype=object)
-    return _by_unique(series, lambda v: None if (t := str(v).strip()) in na_values else t)
+    return by_unique(series, lambda v: None if (t := str(v).strip()) in na_values else t)
 
 
 def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series:
@@ -160,7 +146,7 @@ def _apply_value_map(series: pd.Series, mapping: dict[str, object]) -> pd.Series
         # `0 = "n/a"`: this one value means "no answer" in this one column.
         return None if isinstance(out, str) and out.casefold() == NOT_APPLICABLE else out
 
-    return _by_unique(series, convert)
+    return by_unique(series, convert)
 
 
 def _decimal_comma(v: object) -> object:
@@ -286,9 +272,9 @@ def _check_field(
             typed = pd.Series(dates, index=values.index, dtype=object)
         return typed, bad, reasons
     if spec.type == "bool":
-        low = _by_unique(values, lambda v: str(v).strip().lower())
+        low = by_unique(values, lambda v: str(v).strip().lower())
         bad = present & ~low.isin(TRUE | FALSE)
-        typed = _by_unique(low, lambda v: v in TRUE)
+        typed = by_unique(low, lambda v: v in TRUE)
         return typed, bad, _reasons(values.index, (bad, "not a yes/no value"))
     raise AssertionError(spec.type)
 
@@ -399,7 +385,7 @@ def validate_batch(
     frame = pd.DataFrame(out, index=index)
     respondent_col = resolved.get("respondent")
     if entity.name == "engagement_responses":
-        frame["respondent_key"] = _by_unique(frame.pop("respondent"),
+        frame["respondent_key"] = by_unique(frame.pop("respondent"),
                                              lambda v: respondent_hash(v, salt))
 
     _check_references(frame, entity, known, problems)
