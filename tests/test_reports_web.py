@@ -168,6 +168,7 @@ class Listener:
 def chromium_processes(root_pid: int) -> tuple[int, int]:
     """(Chromium browser processes, all Chromium processes) below `root_pid`."""
     children: dict[int, list[int]] = {}
+    parents: dict[int, int] = {}
     cmdlines: dict[int, str] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -179,6 +180,7 @@ def chromium_processes(root_pid: int) -> tuple[int, int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
+        parents[int(entry)] = ppid
         cmdlines[int(entry)] = cmd
     below, todo = [], [root_pid]
     while todo:
@@ -187,10 +189,15 @@ def chromium_processes(root_pid: int) -> tuple[int, int]:
             below.append(child)
             todo.append(child)
     chromium = [p for p in below if "chromium" in cmdlines.get(p, "").split(" ")[0]]
-    # The browser is the `chromium` executable without --type=; its helpers, such as
-    # /usr/lib/chromium/chrome_crashpad_handler, live in the same folder but are not browsers.
+    # The browser is the `chromium` executable without --type=, started by Playwright's
+    # driver. Its helpers, such as chrome_crashpad_handler, live in the same folder but are
+    # not browsers; and each helper the browser starts is, between fork and exec, a copy of
+    # the browser with the browser's command line: a process whose parent is Chromium is a
+    # helper being born, not another browser.
+    chromium_set = set(chromium)
     browsers = [p for p in chromium if "--type=" not in cmdlines[p]
-                and Path(cmdlines[p].split(" ")[0]).name in ("chromium", "chrome")]
+                and Path(cmdlines[p].split(" ")[0]).name in ("chromium", "chrome")
+                and parents.get(p) not in chromium_set]
     return len(browsers), len(chromium)
 
 
