@@ -7,15 +7,16 @@ does the work, and facts and aggregates are never seen out of step.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from collections.abc import Iterable
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
     DateTime,
-    Index,
     Integer,
     MetaData,
     String,
@@ -172,17 +173,69 @@ def activity_months(months: Iterable[str] | None, first: Month, last: Month,
     return sorted(out)
 
 
-def refresh_member_activity(conn: Connection, months: Iterable[str] | None = None, *,
-                            window_days: int = 90) -> int:
-    """Rebuild `agg_member_activity` for the months that transactions of `months` affect
-    (None = all): active members as of each month's end, active members as of the month
-    before's end, those active at both and those who earned points during the month, for
-    every unit's subtree and the whole company,
-    by segment, by channel, by both and by neither. Returns rows written.
+def _key_text(length: int) -> String:
+    # Sorting and grouping people by customer and unit ids is most of this work: on
+    # PostgreSQL the database's locale collation makes each comparison far slower than the
+    # byte order these ids need (SQLite compares bytes already).
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
-    Counted with one INSERT ... SELECT per grouping; the window is `window_days`
-    (CX_ACTIVE_DAYS, 90 by default: a dashboard set to another window counts from the
-    facts instead).
+
+def clear_member_activity(conn: Connection, months: Iterable[str] | None = None, *,
+                          window_days: int = 90) -> int:
+    """Delete the `agg_member_activity` rows that transactions of `months` (None = all)
+    affect, inside the load's transaction: readers count those months from the facts until
+    `refresh_member_activity(conn, missing=True)` counts them again after the load.
+    Returns rows deleted."""
+    agg = schema.agg_member_activity
+    where = [agg.c.window_days == window_days]
+    if months is not None:
+        months = list(months)
+        if not months:
+            return 0
+        low, high = conn.execute(select(func.min(tx.c.occurred_at),
+                                        func.max(tx.c.occurred_at))).one()
+        keys = {str(Month.parse(m)) for m in months}
+        if low is not None:
+            first = min(Month.of(_as_datetime(low)), *map(Month.parse, keys))
+            last = max(Month.of(_as_datetime(high)).shift(1), *map(Month.parse, keys))
+            keys |= {str(m) for m in activity_months(months, first, last, window_days)}
+        where.append(agg.c.month.in_(sorted(keys)))
+    return conn.execute(delete(agg).where(*where),
+                        execution_options={"preserve_rowcount": True}).rowcount
+
+
+def missing_activity_months(conn: Connection, *, window_days: int = 90) -> list[str]:
+    """Months from the first sale to the month after the last that `agg_member_activity`
+    does not hold counted on the current org tree: cleared by a load, never counted, or
+    counted on an org tree that has changed since."""
+    from queries.kpis import org_tree_fingerprint
+
+    agg = schema.agg_member_activity
+    low, high = conn.execute(select(func.min(tx.c.occurred_at),
+                                    func.max(tx.c.occurred_at))).one()
+    if low is None:
+        return []
+    span = activity_months(None, Month.of(_as_datetime(low)),
+                           Month.of(_as_datetime(high)).shift(1), window_days)
+    tree = org_tree_fingerprint(conn)
+    held = set(conn.execute(select(agg.c.month).where(
+        agg.c.window_days == window_days, agg.c.scope_unit == EVERY_UNIT,
+        agg.c.segment == ANY, agg.c.channel == ANY, agg.c.org_tree == tree)).scalars())
+    return [str(m) for m in span if str(m) not in held]
+
+
+def refresh_member_activity(conn: Connection, months: Iterable[str] | None = None, *,
+                            window_days: int = 90, missing: bool = False) -> int:
+    """Rebuild `agg_member_activity` for the months that transactions of `months` affect
+    (None = all; `missing=True`: exactly the months `missing_activity_months` names): active
+    members as of each month's end, active members as of the month before's end, those
+    active at both and those who earned points during the month, for every unit's subtree
+    and the whole company, by segment, by channel, by both and by neither. Returns rows
+    written.
+
+    Counted by two INSERT ... SELECT passes and two grouped reads; the window is
+    `window_days` (CX_ACTIVE_DAYS, 90 by default: a dashboard set to another window counts
+    from the facts instead).
     """
     from queries.kpis import org_tree_fingerprint
 
@@ -195,129 +248,198 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
     first = Month.of(_as_datetime(low))
     # Members stay active after the last sale for a window: the month after it still counts.
     last = Month.of(_as_datetime(high)).shift(1)
-    wanted = activity_months(None if months is None else list(months), first, last,
-                             window_days)
+    if missing:
+        wanted = [Month.parse(m) for m in missing_activity_months(conn,
+                                                                  window_days=window_days)]
+    else:
+        wanted = activity_months(None if months is None else list(months), first, last,
+                                 window_days)
     conn.execute(delete(agg).where(
         agg.c.window_days == window_days,
-        true() if months is None else agg.c.month.in_([str(m) for m in wanted])))
+        true() if months is None and not missing
+        else agg.c.month.in_([str(m) for m in wanted])))
     if not wanted:
         return 0
+    if conn.dialect.name == "postgresql":
+        # A few million short rows are sorted below: in memory rather than in temporary
+        # files, and without JIT compiling (a quarter of a second per statement here).
+        conn.execute(text("SET LOCAL work_mem = '128MB'"))
+        conn.execute(text("SET LOCAL jit = off"))
     tree = org_tree_fingerprint(conn)
     instants = sorted({t for m in wanted for t in (m.end, m.shift(-1).end)})
-    index = {t: i for i, t in enumerate(instants)}
+    # Instants are numbered from 1: "the previous instant" of the first is 0, never a row.
+    index = {t: i for i, t in enumerate(instants, start=1)}
+    earn = {m: len(instants) + i for i, m in enumerate(wanted, start=1)}
     since = dt.timedelta(days=window_days)
-    ends = union_all(*[
-        select(literal(i, Integer).label("k"), literal(t - since, DateTime).label("since"),
-               literal(t, DateTime).label("as_of")) for t, i in index.items()]).cte("ends")
+    span_low = min(instants) - since
+    span_high = max(instants)
+
+    def numbered(name: str, column: Column, values: Iterable[object], *,
+                 start: int = 1) -> tuple[Table, dict[object, int]]:
+        # A small table giving each value a number (the packed keys below are numbers).
+        ids = {v: i for i, v in enumerate(values, start=start)}
+        table = Table(name, MetaData(), column, Column("i", Integer, nullable=False),
+                      prefixes=["TEMPORARY"])
+        table.create(conn)
+        if ids:
+            conn.execute(insert(table), [{column.name: v, "i": i} for v, i in ids.items()])
+        return table, ids
+
     # Each unit with itself, every unit above it and the whole company: the subtrees a
-    # transaction counts in. A small table made here (a recursive CTE inside the big join
-    # left PostgreSQL without row estimates).
+    # transaction counts in.
     ou = schema.org_unit
     parent = dict(conn.execute(select(ou.c.id, ou.c.parent_id)).all())
-    scopes = Table("tmp_unit_scopes", MetaData(), Column("unit", String(64)),
-                   Column("ancestor", String(64)), Index("ix_tmp_unit_scopes", "unit"),
-                   prefixes=["TEMPORARY"])
+    units, unit_ids = numbered("tmp_activity_units", Column("unit", _key_text(64)),
+                               sorted(parent))
+    ancestors = [EVERY_UNIT, *sorted(parent)]
+    ancestor_id = {a: i for i, a in enumerate(ancestors)}
+    scopes = Table("tmp_unit_scopes", MetaData(), Column("unit", Integer),
+                   Column("ancestor", Integer), prefixes=["TEMPORARY"])
     scopes.create(conn)
     links = []
     for unit in parent:
         above, seen = unit, set()
         while above is not None and above not in seen:  # a cycle in bad data stops here
             seen.add(above)
-            links.append({"unit": unit, "ancestor": above})
+            if above in ancestor_id:
+                links.append({"unit": unit_ids[unit], "ancestor": ancestor_id[above]})
             above = parent.get(above)
-        links.append({"unit": unit, "ancestor": EVERY_UNIT})
+        links.append({"unit": unit_ids[unit], "ancestor": ancestor_id[EVERY_UNIT]})
     if links:
         conn.execute(insert(scopes), links)
+    segments_seen = sorted(conn.execute(select(cust.c.segment).where(
+        cust.c.segment.is_not(None)).distinct()).scalars())
+    segments, segment_ids = numbered("tmp_activity_segments",
+                                     Column("segment", _key_text(64)), segments_seen)
+    channels_seen = sorted(conn.execute(select(tx.c.channel).where(
+        tx.c.channel.is_not(None), tx.c.occurred_at >= span_low,
+        tx.c.occurred_at < span_high).distinct()).scalars())
+    channels, channel_ids = numbered("tmp_activity_channels",
+                                     Column("channel", _key_text(32)), channels_seen)
+    # Members numbered, with their segment's number (0: none).
+    members = Table("tmp_activity_members", MetaData(),
+                    Column("customer_id", _key_text(64), primary_key=True),
+                    Column("n", Integer, nullable=False), Column("seg", Integer, nullable=False),
+                    prefixes=["TEMPORARY"])
+    members.create(conn)
+    conn.execute(insert(members).from_select(
+        ["customer_id", "n", "seg"],
+        select(cust.c.id, func.row_number().over(), func.coalesce(segments.c.i, 0))
+        .select_from(cust.outerjoin(segments, segments.c.segment == cust.c.segment))
+        .where(cust.c.loyalty_member.is_(True))))
+    member_count = conn.execute(select(func.count()).select_from(members)).scalar_one()
     # Who bought where and how, per instant, at the stores' grain: the range join runs once
-    # and its few distinct rows (members x stores x channels per window, not transactions)
-    # feed every grouping below.
+    # and its distinct rows (members x stores x channels per window, not transactions)
+    # feed both passes below.
     visits = Table("tmp_member_visits", MetaData(), Column("k", Integer),
-                   Column("customer_id", String(64)), Column("org_unit_id", String(64)),
-                   Column("segment", String(64)), Column("channel", String(32)),
-                   prefixes=["TEMPORARY"])
+                   Column("member", Integer), Column("seg", Integer), Column("unit", Integer),
+                   Column("chan", Integer), prefixes=["TEMPORARY"])
     visits.create(conn)
-    conn.execute(insert(visits).from_select(
-        ["k", "customer_id", "org_unit_id", "segment", "channel"],
-        select(ends.c.k, tx.c.customer_id, tx.c.org_unit_id, cust.c.segment, tx.c.channel)
-        .select_from(tx.join(cust, cust.c.id == tx.c.customer_id)
-                     .join(ends, and_(tx.c.occurred_at >= ends.c.since,
-                                      tx.c.occurred_at < ends.c.as_of)))
-        .where(cust.c.loyalty_member.is_(True), tx.c.customer_id.is_not(None))
-        .distinct()))
+    windows = [(k, t - since, t) for t, k in index.items()]
     # Members earning points during each month (the redemption rate's n) join the same
     # table under instants numbered after the windows' (their neighbours mean nothing).
-    earn = {m: len(instants) + i for i, m in enumerate(wanted)}
-    months_cte = union_all(*[
-        select(literal(k, Integer).label("k"), literal(m.start, DateTime).label("since"),
-               literal(m.end, DateTime).label("as_of")) for m, k in earn.items()]).cte("months")
-    conn.execute(insert(visits).from_select(
-        ["k", "customer_id", "org_unit_id", "segment", "channel"],
-        select(months_cte.c.k, tx.c.customer_id, tx.c.org_unit_id, cust.c.segment,
-               tx.c.channel)
-        .select_from(tx.join(cust, cust.c.id == tx.c.customer_id)
-                     .join(months_cte, and_(tx.c.occurred_at >= months_cte.c.since,
-                                            tx.c.occurred_at < months_cte.c.as_of)))
-        .where(cust.c.loyalty_member.is_(True), tx.c.customer_id.is_not(None),
-               tx.c.points_earned > 0)
-        .distinct()))
+    months_earning = [(k, m.start, m.end) for m, k in earn.items()]
+    for rows_of, earning_only in ((windows, False), (months_earning, True)):
+        spans = union_all(*[
+            select(literal(k, Integer).label("k"), literal(low, DateTime).label("since"),
+                   literal(high, DateTime).label("as_of")) for k, low, high in rows_of]
+        ).cte("spans")
+        conn.execute(insert(visits).from_select(
+            ["k", "member", "seg", "unit", "chan"],
+            select(spans.c.k, members.c.n, members.c.seg, units.c.i,
+                   func.coalesce(channels.c.i, 0))
+            .select_from(
+                tx.join(members, members.c.customer_id == tx.c.customer_id)
+                .join(units, units.c.unit == tx.c.org_unit_id)
+                .join(spans, and_(tx.c.occurred_at >= spans.c.since,
+                                  tx.c.occurred_at < spans.c.as_of))
+                .outerjoin(channels, channels.c.channel == tx.c.channel))
+            .where(tx.c.points_earned > 0 if earning_only else true())
+            .distinct()))
     if conn.dialect.name == "postgresql":
         # Temporary tables have no statistics until analysed: the plans below need them.
         conn.execute(text("ANALYZE tmp_member_visits"))
         conn.execute(text("ANALYZE tmp_unit_scopes"))
-    written = 0
-    for by_segment, by_channel in ((False, False), (True, False), (False, True), (True, True)):
-        segment = visits.c.segment if by_segment else literal(ANY, String)
-        channel = visits.c.channel if by_channel else literal(ANY, String)
-        conds = []
-        if by_segment:
-            conds.append(visits.c.segment.is_not(None))
-        if by_channel:
-            conds.append(visits.c.channel.is_not(None))
-        people = (select(visits.c.k, visits.c.customer_id, scopes.c.ancestor,
-                         segment.label("segment"), channel.label("channel"))
-                  .select_from(visits.join(scopes, scopes.c.unit == visits.c.org_unit_id))
-                  .where(*conds)
-                  .distinct()
+    # Each person in a group at an instant is one number: segment, member, subtree,
+    # channel and instant packed by mixed radix, so that distinct people and "the same
+    # person's previous instant" are one sort of one integer column. A member has one
+    # segment, so the segment adds no rows; it leads the number to be read back below.
+    radix_k = len(instants) + len(wanted) + 1
+    radix_c = len(channel_ids) + 1
+    radix_a = len(ancestors)
+    radix_m = member_count + 1
+    if (len(segment_ids) + 1) * radix_m * radix_a * radix_c * radix_k >= 2 ** 62:
+        raise ValueError("too many members, units, channels and months to count member "
+                         "activity with 64-bit keys")
+    totals: dict[tuple, int] = collections.Counter()
+    kept: dict[tuple, int] = collections.Counter()
+    for by_channel in (False, True):
+        chan = visits.c.chan if by_channel else literal(0, BigInteger)
+
+        def big(n: int) -> ColumnElement[int]:
+            return literal(n, BigInteger)
+
+        packed = ((((cast(visits.c.seg, BigInteger) * big(radix_m) + visits.c.member)
+                    * big(radix_a) + scopes.c.ancestor) * big(radix_c) + chan)
+                  * big(radix_k) + visits.c.k)
+        people = (select(packed.label("key"))
+                  .select_from(visits.join(scopes, scopes.c.unit == visits.c.unit))
+                  .where(visits.c.chan > 0 if by_channel else true())
                   .subquery("people"))
-        group = [people.c.ancestor, people.c.segment, people.c.channel]
-        # Each person's instants in order: one sort instead of a self-join. A month's two
-        # instants are neighbours in `instants` (month starts, sorted), so "active the
-        # month before too" is "the person's previous instant is k - 1".
         ordered = select(
-            people.c.k, *group,
-            func.lag(people.c.k).over(partition_by=[people.c.customer_id, *group],
-                                      order_by=people.c.k).label("previous"),
+            people.c.key,
+            func.lag(people.c.key).over(order_by=people.c.key).label("previous"),
         ).subquery("ordered")
-        keys = [ordered.c.k, ordered.c.ancestor, ordered.c.segment, ordered.c.channel]
-        active: dict[tuple, int] = {}
-        kept: dict[tuple, int] = {}
-        for k, ancestor, seg, chan, n, both in conn.execute(
-                select(*keys, func.count(),
-                       func.coalesce(func.sum(case((ordered.c.previous == ordered.c.k - 1, 1),
-                                                   else_=0)), 0))
-                .group_by(*keys)):
-            active[(k, ancestor, seg, chan)] = int(n)
-            kept[(k, ancestor, seg, chan)] = int(both)
-        rows = []
-        for m in wanted:
-            cur, prev = index[m.end], index[m.shift(-1).end]
-            groups = {key[1:] for key in active if key[0] in (cur, prev, earn[m])}
-            if not (by_segment or by_channel):
-                # Every counted month has its company row, even at zero: readers take its
-                # presence as "this month was counted".
-                groups.add((EVERY_UNIT, ANY, ANY))
-            rows += [{"month": str(m), "window_days": window_days, "scope_unit": g[0],
-                      "segment": g[1], "channel": g[2], "active": active.get((cur, *g), 0),
-                      "active_before": active.get((prev, *g), 0),
-                      "retained": kept.get((cur, *g), 0),
-                      "earning": active.get((earn[m], *g), 0), "org_tree": tree}
-                     for g in sorted(groups)]
-        if rows:
-            conn.execute(insert(agg), rows)
-        written += len(rows)
-    for table in (visits, scopes):
+        key = ordered.c.key
+        parts = [key % big(radix_k), (key // big(radix_k)) % big(radix_c),
+                 (key // big(radix_k * radix_c)) % big(radix_a),
+                 key // big(radix_k * radix_c * radix_a * radix_m)]
+        labels = [p.label(n) for p, n in zip(parts, ("k", "chan", "anc", "seg"), strict=True)]
+        # Sorted, a person's repeats are neighbours: the first of each is the one whose
+        # previous number differs, and only a first can follow the same person's instant
+        # before (number - 1). No DISTINCT pass is needed.
+        previous = ordered.c.previous
+        counted = select(
+            *labels,
+            case((or_(previous.is_(None), previous != key), 1), else_=0).label("first"),
+            case((previous == key - big(1), 1), else_=0).label("both"),
+        ).subquery("counted")
+        for k, chan_i, anc, seg, n, both in conn.execute(
+                select(counted.c.k, counted.c.chan, counted.c.anc, counted.c.seg,
+                       func.sum(counted.c.first), func.sum(counted.c.both))
+                .group_by(counted.c.k, counted.c.chan, counted.c.anc, counted.c.seg)):
+            totals_key = (int(k), int(anc), int(seg), int(chan_i))
+            totals[totals_key] += int(n)
+            kept[totals_key] += int(both)
+    segment_name = {i: v for v, i in segment_ids.items()}
+    channel_name = {i: v for v, i in channel_ids.items()}
+    active: dict[tuple, int] = collections.Counter()
+    retained: dict[tuple, int] = collections.Counter()
+    for (k, anc, seg, chan_i), n in totals.items():
+        chan_key = channel_name[chan_i] if chan_i else ANY
+        names = [ANY] + ([segment_name[seg]] if seg else [])
+        for seg_key in names:
+            group = (k, ancestors[anc], seg_key, chan_key)
+            active[group] += n
+            retained[group] += kept[(k, anc, seg, chan_i)]
+    rows = []
+    for m in wanted:
+        cur, prev = index[m.end], index[m.shift(-1).end]
+        groups = {key[1:] for key in active if key[0] in (cur, prev, earn[m])}
+        # Every counted month has its company row, even at zero: readers take its
+        # presence as "this month was counted".
+        groups.add((EVERY_UNIT, ANY, ANY))
+        rows += [{"month": str(m), "window_days": window_days, "scope_unit": g[0],
+                  "segment": g[1], "channel": g[2], "active": active.get((cur, *g), 0),
+                  "active_before": active.get((prev, *g), 0),
+                  "retained": retained.get((cur, *g), 0),
+                  "earning": active.get((earn[m], *g), 0), "org_tree": tree}
+                 for g in sorted(groups)]
+    for start in range(0, len(rows), 20_000):
+        conn.execute(insert(agg), rows[start:start + 20_000])
+    for table in (visits, members, scopes, units, segments, channels):
         table.drop(conn)
-    return written
+    return len(rows)
 
 
 def _as_datetime(value: object) -> dt.date:

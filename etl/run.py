@@ -38,7 +38,14 @@ from etl.comments_nlp import analyse_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
 from etl.load import known_values, now, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
-from etl.rollup import REFRESH, refresh_survey, refresh_transactions
+from etl.rollup import (
+    REFRESH,
+    clear_member_activity,
+    missing_activity_months,
+    refresh_member_activity,
+    refresh_survey,
+    refresh_transactions,
+)
 from etl.sources import (
     RawBatch,
     SourceError,
@@ -90,6 +97,8 @@ class RunResult:
     notes: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
+    summary_seconds: float = 0.0
+    """Of `seconds`, the time spent counting the member activity summary after the load."""
 
     @property
     def ok(self) -> bool:
@@ -460,7 +469,15 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         if entity.name == "customers" and (counts.inserted or counts.updated):
             # Segments live on customers: every survey and sale month may regroup.
             refresh_survey(conn)
-            refresh_transactions(conn)
+            refresh_transactions(conn, activity=False)
+            clear_member_activity(conn)
+        elif entity.name == "transactions" and (counts.inserted or counts.updated):
+            # The activity counts of a month read three months of sales: counted once after
+            # the whole run (`complete_member_activity`), not once per batch. Until then
+            # readers count these months from the sales, which this transaction holds.
+            refresh_transactions(conn, months, activity=False)
+            clear_member_activity(conn, months)
+            result.touched_months |= months
         elif entity.name in REFRESH and (counts.inserted or counts.updated):
             REFRESH[entity.name](conn, months)
             result.touched_months |= months
@@ -558,6 +575,9 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
                     batch.origin, f"could not be loaded ({type(err).__name__}: {err})"))
             if progress:
                 progress(cfg.name, done, result.read)
+        if ENTITIES[cfg.entity_name].name in ACTIVITY_ENTITIES or \
+                result.notes.get("org_units_created"):
+            complete_member_activity(engine, result)
         result.status = ("failed" if result.rejected else "warning" if result.warnings
                          else "success")
         if result.inserted + result.updated > 1000:
@@ -584,6 +604,33 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
         cases_after_load(engine)
         alerts_after_load(engine)
     return result
+
+
+ACTIVITY_ENTITIES = ("org_units", "customers", "transactions")
+"""Loads that can leave months of the member activity summary uncounted: sales and members
+change its counts, a changed org tree its subtrees (as does any load that creates units)."""
+
+
+def complete_member_activity(engine: Engine, result: RunResult) -> None:
+    """Count the member activity summary's missing months (cleared by this run's batches,
+    or never counted) in one transaction of its own. A failure here loses no data: the
+    dashboard counts those months from the sales until a later run completes them, and the
+    run says so in a warning."""
+    started = time.perf_counter()
+    try:
+        with engine.begin() as conn:
+            missing = missing_activity_months(conn)
+            if missing:
+                log.info("%s: counting member activity for %d months", result.source,
+                         len(missing))
+                refresh_member_activity(conn, missing=True)
+    except Exception as err:
+        log.exception("%s: the member activity summary was not completed", result.source)
+        result.warnings.append(
+            f"member activity summary not completed ({type(err).__name__}: {err}); the "
+            "dashboard counts those months from the sales until the next run completes it")
+    finally:
+        result.summary_seconds = time.perf_counter() - started
 
 
 def respondent_salt(cfg: SourceConfig, data_dir: Path | None = None) -> str:
