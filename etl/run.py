@@ -554,6 +554,7 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
         return result
     try:
         result.run_id = _start_run(engine, cfg.name)
+        log.info("%s: run %d started, claimed by %s", cfg.name, result.run_id, holder)
         salt = respondent_salt(cfg) if ENTITIES[cfg.entity_name].name == \
             "engagement_responses" else None
         for done, batch in enumerate(_batches(engine, cfg, result), start=1):

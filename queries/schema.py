@@ -139,7 +139,8 @@ loyalty_transaction = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("source", String(64), nullable=False),
     Column("txn_id", String(64), nullable=False),
-    Column("customer_id", String(64), ForeignKey("customer.id"), index=True),
+    # Looked up by customer through ix_loyalty_transaction_customer_occurred below.
+    Column("customer_id", String(64), ForeignKey("customer.id")),
     Column("org_unit_id", String(64), ForeignKey("org_unit.id"), nullable=False),
     Column("occurred_at", DateTime, nullable=False),
     Column("channel", String(32)),

@@ -128,16 +128,21 @@ def test_a_load_killed_mid_batch_leaves_nothing(engine: Engine, tmp_path: Path) 
 
 def test_two_runs_of_one_source_never_overlap(engine: Engine, tmp_path: Path) -> None:
     sources = _write_sources(tmp_path)
-    # The whole big file: the first run must still be writing when the second process has
-    # started (an interpreter start, about a second); a third of it now loads faster.
     _big_survey(tmp_path, BIG_ROWS)
     env = _env(engine, sources, tmp_path)
     subprocess.run([sys.executable, "-m", "etl", "run", "org"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
     first = _etl(["-v", "run", "survey"], env)
-    _wait_for_line(first, "survey: writing")
-    second = subprocess.run([sys.executable, "-m", "etl", "run", "survey"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    # The first run is held still right after its claim, while it reads the file (before
+    # its write transaction, which would keep SQLite busy): however fast loads become, the
+    # second process meets a live claim.
+    _wait_for_line(first, "survey: run ")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run([sys.executable, "-m", "etl", "run", "survey"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        first.send_signal(signal.SIGCONT)
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out
     assert second.returncode == 0  # skipped: the first run loads it

@@ -33,6 +33,9 @@ def settings(demo_url: str, tmp_path_factory):
                          cx_data_dir=str(tmp_path_factory.mktemp("reusedata")))
 
 
+# The renderer's reuse is the browser's business, not the database's (each scope's numbers
+# are checked on both backends in test_reports_renderer.py): SQLite only keeps CI short.
+@pytest.mark.parametrize("demo_url", ["sqlite"], indirect=True)
 def test_a_batch_starts_chromium_once_and_keeps_each_scope_apart(settings,
                                                                  tmp_path: Path) -> None:
     from dashboard.app import create_app
