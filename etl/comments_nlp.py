@@ -31,7 +31,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -65,6 +65,10 @@ NEGATIVE, POSITIVE = -0.2, 0.2
 """Sentiment below NEGATIVE is 'negative', above POSITIVE 'positive', between 'neutral'."""
 FOLDS = 5
 LEXICONS = ("en",)
+CHUNK_COMMENTS = 20_000
+"""Comments read, analysed and scored per step (memory stays flat at any volume)."""
+FIT_SAMPLE = 200_000
+"""Models are fitted on at most this many comments of a language, the newest."""
 """Languages with a sentiment lexicon shipped in a package (VADER: English)."""
 
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
@@ -459,14 +463,18 @@ def _save_model(conn: Connection, language: str, kind: str, n_docs: int, params:
                                    params=json.dumps(params, separators=(",", ":"))))
 
 
-def _pending(conn: Connection) -> list:
-    """Responses whose comment is new or loaded again since it was analysed."""
+def _pending(conn: Connection, *, after: int | None = None, limit: int | None = None) -> list:
+    """Responses whose comment is new or loaded again since it was analysed, by id: the
+    first `limit` after response id `after`."""
     has_text = and_(sr.c.comment.is_not(None), func.length(func.trim(sr.c.comment)) > 0)
-    return conn.execute(
-        select(sr.c.id, sr.c.comment, sr.c.nps, ca.c.text_hash)
-        .select_from(sr.outerjoin(ca, ca.c.response_pk == sr.c.id))
-        .where(has_text, or_(ca.c.response_pk.is_(None), sr.c.loaded_at > ca.c.analysed_at))
-        .order_by(sr.c.id)).all()
+    query = (select(sr.c.id, sr.c.comment, sr.c.nps, ca.c.text_hash)
+             .select_from(sr.outerjoin(ca, ca.c.response_pk == sr.c.id))
+             .where(has_text, or_(ca.c.response_pk.is_(None),
+                                  sr.c.loaded_at > ca.c.analysed_at))
+             .order_by(sr.c.id))
+    if after is not None:
+        query = query.where(sr.c.id > after)
+    return conn.execute(query.limit(limit)).all()
 
 
 def _remove_blank(conn: Connection) -> int:
@@ -476,16 +484,50 @@ def _remove_blank(conn: Connection) -> int:
     return conn.execute(delete(ca).where(ca.c.response_pk.in_(blank))).rowcount or 0
 
 
+def _docs_query(language: str):
+    return (select(ca.c.response_pk, ca.c.lemmas, sr.c.nps, sr.c.comment)
+            .select_from(ca.join(sr, sr.c.id == ca.c.response_pk))
+            .where(ca.c.language == language).order_by(ca.c.response_pk))
+
+
 def _language_docs(conn: Connection, language: str, pks: list[int] | None = None) -> list:
-    query = (select(ca.c.response_pk, ca.c.lemmas, sr.c.nps, sr.c.comment)
-             .select_from(ca.join(sr, sr.c.id == ca.c.response_pk))
-             .where(ca.c.language == language).order_by(ca.c.response_pk))
+    query = _docs_query(language)
     if pks is None:
         return conn.execute(query).all()
     out = []
     for start in range(0, len(pks), 1000):
         out += conn.execute(query.where(ca.c.response_pk.in_(pks[start:start + 1000]))).all()
     return out
+
+
+def _doc_chunks(conn: Connection, language: str, *, unscored: bool = False,
+                size: int = CHUNK_COMMENTS) -> Iterator[list]:
+    """The language's analysed comments, `size` at a time by response id (all of them, or
+    only those without a sentiment label): a million comments never sit in memory."""
+    query = _docs_query(language)
+    if unscored:
+        query = query.where(ca.c.sentiment_label.is_(None))
+    after = None
+    while True:
+        page = query if after is None else query.where(ca.c.response_pk > after)
+        rows = conn.execute(page.limit(size)).all()
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        after = rows[-1].response_pk
+
+
+def _fit_sample(conn: Connection, language: str, total: int) -> list:
+    """The comments models are fitted on: all of them, or the newest FIT_SAMPLE (in id
+    order) when there are more: a fit's cost grows with its documents, its topics and
+    words hardly change past a few hundred thousand."""
+    if total <= FIT_SAMPLE:
+        return _language_docs(conn, language)
+    newest = (select(ca.c.response_pk).where(ca.c.language == language)
+              .order_by(ca.c.response_pk.desc()).limit(FIT_SAMPLE).subquery())
+    return conn.execute(_docs_query(language).where(
+        ca.c.response_pk.in_(select(newest.c.response_pk)))).all()
 
 
 def _write(conn: Connection, values: list[dict]) -> None:
@@ -498,73 +540,82 @@ def _write(conn: Connection, values: list[dict]) -> None:
     conn.execute(update(ca).where(ca.c.response_pk == bindparam("pk")).values(**cols), values)
 
 
-def _refit(conn: Connection, language: str, settings: Settings, now: dt.datetime) -> None:
-    """Fit the language's topics and sentiment model on all its comments and rescore them."""
-    rows = _language_docs(conn, language)
-    docs = [r.lemmas or "" for r in rows]
+def _refit(conn: Connection, language: str, settings: Settings, now: dt.datetime,
+           total: int) -> None:
+    """Fit the language's topics and sentiment model on its comments (`_fit_sample`) and
+    rescore all `total` of them, a chunk at a time."""
+    sample = _fit_sample(conn, language, total)
+    docs = [r.lemmas or "" for r in sample]
     topics = fit_topics(docs, topic_count(len(docs), settings.cx_comment_topics))
-    values: list[dict] = [{"pk": r.response_pk} for r in rows]
     if topics is not None and len(topics.components):
         _match_topics(conn, language, topics, now)
-        _save_model(conn, language, "topics", len(docs), topics.to_json(), now)
-        for v, (k, w) in zip(values, topics.assign(docs), strict=True):
-            v["topic_id"] = topics.topic_ids[k] if k is not None else None
-            v["topic_weight"] = w
+        _save_model(conn, language, "topics", total, topics.to_json(), now)
     else:
-        for v in values:
-            v["topic_id"] = v["topic_weight"] = None
-    labels = [weak_label(r.nps) for r in rows]
+        topics = None
+    labels = [weak_label(r.nps) for r in sample]
     train = [i for i, y in enumerate(labels) if y is not None]
     model = fit_sentiment([docs[i] for i in train], [labels[i] for i in train])
-    scores: list[float | None] = [None] * len(rows)
+    # A comment the model was trained on gets its held-out score (cross-fitted), so its
+    # stored sentiment never saw its own label.
+    held_out: dict[int, float] = {}
     if model is not None:
         _save_model(conn, language, "sentiment", len(train), model.to_json(), now)
-        full = model.score(docs)
-        scores = [float(s) for s in full]
         held = cross_fitted([docs[i] for i in train], [labels[i] for i in train])
         if held is not None:
-            for i, s in zip(train, held, strict=True):
-                scores[i] = float(s)
+            held_out = {sample[i].response_pk: float(v) for i, v in zip(train, held,
+                                                                           strict=True)}
     else:
         conn.execute(delete(cm).where(cm.c.language == language, cm.c.kind == "sentiment"))
-    for v, r, s in zip(values, rows, scores, strict=True):
-        score = combine(lexicon_sentiment(r.comment, language), s)
-        v["sentiment"] = score
-        v["sentiment_label"] = sentiment_label(score)
-    _write(conn, values)
+    del sample, docs
+    for rows in _doc_chunks(conn, language):
+        _write(conn, _scores(rows, language, topics, model, held_out))
 
 
-def _score_new(conn: Connection, language: str, rows: list) -> None:
-    """Score new comments of a language with its stored models."""
+def _scores(rows: list, language: str, topics: TopicModel | None,
+            model: SentimentModel | None, held_out: dict[int, float] | None = None
+            ) -> list[dict]:
+    """The stored topic and sentiment of each comment of `rows` under these models."""
     docs = [r.lemmas or "" for r in rows]
     values: list[dict] = [{"pk": r.response_pk} for r in rows]
-    stored = _load_model(conn, language, "topics")
-    if stored:
-        topics = TopicModel.from_json(stored[1])
+    if topics is not None:
         for v, (k, w) in zip(values, topics.assign(docs), strict=True):
             v["topic_id"] = topics.topic_ids[k] if k is not None else None
             v["topic_weight"] = w
     else:
         for v in values:
             v["topic_id"] = v["topic_weight"] = None
-    stored = _load_model(conn, language, "sentiment")
-    model_scores = (SentimentModel.from_json(stored[1]).score(docs) if stored
-                    else [None] * len(rows))
+    model_scores = model.score(docs) if model is not None else [None] * len(rows)
+    held_out = held_out or {}
     for v, r, s in zip(values, rows, model_scores, strict=True):
+        s = held_out.get(r.response_pk, s)
         score = combine(lexicon_sentiment(r.comment, language),
                         None if s is None else float(s))
         v["sentiment"] = score
         v["sentiment_label"] = sentiment_label(score)
-    _write(conn, values)
+    return values
+
+
+def _score_new(conn: Connection, language: str, rows: list) -> None:
+    """Score new comments of a language with its stored models."""
+    stored = _load_model(conn, language, "topics")
+    topics = TopicModel.from_json(stored[1]) if stored else None
+    stored = _load_model(conn, language, "sentiment")
+    model = SentimentModel.from_json(stored[1]) if stored else None
+    _write(conn, _scores(rows, language, topics, model))
 
 
 def analyse_comments(engine: Engine, settings: Settings | None = None, *,
-                     refit: bool = False, now: dt.datetime | None = None) -> AnalysisResult:
-    """Analyse new and changed survey comments and store the results (one transaction).
+                     refit: bool = False, now: dt.datetime | None = None,
+                     chunk: int = CHUNK_COMMENTS) -> AnalysisResult:
+    """Analyse new and changed survey comments and store the results.
 
     Comments whose text is unchanged since their analysis are left alone (their response was
-    loaded again, the words were not). A language is refitted when it has no model, its
-    comments have grown by REFIT_GROWTH since the fit, or `refit` asks for it.
+    loaded again, the words were not). New ones are read, detected and lemmatised `chunk` at
+    a time, each chunk in its own transaction (memory stays flat however many arrive); then
+    each language they touched is scored in one transaction: refitted when it has no model,
+    its comments have grown by REFIT_GROWTH since the fit, or `refit` asks for it, else its
+    unscored comments scored with the stored models. A pass cut short leaves comments
+    analysed but unscored; the next pass scores them.
     """
     settings = settings or get_settings()
     now = now or _now()
@@ -572,51 +623,75 @@ def analyse_comments(engine: Engine, settings: Settings | None = None, *,
     result = AnalysisResult()
     with engine.begin() as conn:
         result.removed = _remove_blank(conn)
-        rows = _pending(conn)
-        fresh, same = [], []
-        for r in rows:
-            digest = text_hash(r.comment)
-            if r.text_hash == digest:
-                same.append(r.id)
-                continue
-            fresh.append((r, digest))
-        result.unchanged = len(same)
-        for start in range(0, len(same), 1000):  # reloaded, same words: not read again
-            conn.execute(update(ca).where(ca.c.response_pk.in_(same[start:start + 1000]))
-                         .values(analysed_at=now))
-        detected = [detect_language(r.comment, languages) for r, _ in fresh]
-        usual = Counter(x for x in detected if x).most_common(1)
-        fallback = usual[0][0] if usual else (languages[0] if languages else None)
-        if fresh:
-            conn.execute(delete(ca).where(ca.c.response_pk.in_([r.id for r, _ in fresh])))
-        new_rows = []
-        for (r, digest), lang in zip(fresh, detected, strict=True):
-            lang = lang or fallback
-            words = " ".join(lemmas(r.comment, lang)) if lang else ""
-            new_rows.append({"response_pk": r.id, "text_hash": digest, "language": lang,
-                             "lemmas": words, "analysed_at": now})
-            result.by_language[lang or "?"] = result.by_language.get(lang or "?", 0) + 1
-        for start in range(0, len(new_rows), 1000):
-            conn.execute(insert(ca), new_rows[start:start + 1000])
-        result.analysed = len(new_rows)
-        touched = {row["language"] for row in new_rows if row["language"]}
+    touched: set[str] = set()
+    after = None
+    while True:
+        with engine.begin() as conn:
+            rows = _pending(conn, after=after, limit=chunk)
+            if not rows:
+                break
+            after = rows[-1].id
+            touched |= _analyse_chunk(conn, rows, languages, now, result)
+        if len(rows) < chunk:
+            break
+    with engine.begin() as conn:
+        # Languages with comments a cut-short pass left unscored.
+        touched |= {x for (x,) in conn.execute(
+            select(ca.c.language).where(ca.c.language.is_not(None),
+                                        ca.c.sentiment_label.is_(None)).distinct())}
         if refit:
             touched |= {x for (x,) in conn.execute(
                 select(ca.c.language).where(ca.c.language.is_not(None)).distinct())}
-        for language in sorted(touched):
+    for language in sorted(touched):
+        with engine.begin() as conn:
             total = int(conn.execute(select(func.count()).select_from(ca).where(
                 ca.c.language == language)).scalar_one())
             stored = _load_model(conn, language, "topics")
             if total >= MIN_TOPIC_DOCS and (refit or stored is None
                                             or total >= REFIT_GROWTH * stored[0]):
-                _refit(conn, language, settings, now)
+                _refit(conn, language, settings, now, total)
                 result.refitted.append(language)
             else:
-                mine = [x["response_pk"] for x in new_rows if x["language"] == language]
-                _score_new(conn, language, _language_docs(conn, language, mine))
+                for rows in _doc_chunks(conn, language, unscored=True):
+                    _score_new(conn, language, rows)
     log.info("comments: %d analysed, %d unchanged, %d removed, refitted %s", result.analysed,
              result.unchanged, result.removed, ",".join(result.refitted) or "none")
     return result
+
+
+def _analyse_chunk(conn: Connection, rows: list, languages: list[str], now: dt.datetime,
+                   result: AnalysisResult) -> set[str]:
+    """Detect, lemmatise and store (unscored) one chunk of pending comments; the languages
+    it holds."""
+    fresh, same = [], []
+    for r in rows:
+        digest = text_hash(r.comment)
+        if r.text_hash == digest:
+            same.append(r.id)
+            continue
+        fresh.append((r, digest))
+    result.unchanged += len(same)
+    for start in range(0, len(same), 1000):  # reloaded, same words: not read again
+        conn.execute(update(ca).where(ca.c.response_pk.in_(same[start:start + 1000]))
+                     .values(analysed_at=now))
+    detected = [detect_language(r.comment, languages) for r, _ in fresh]
+    usual = Counter(x for x in detected if x).most_common(1)
+    fallback = usual[0][0] if usual else (languages[0] if languages else None)
+    if fresh:
+        ids = [r.id for r, _ in fresh]
+        for start in range(0, len(ids), 1000):
+            conn.execute(delete(ca).where(ca.c.response_pk.in_(ids[start:start + 1000])))
+    new_rows = []
+    for (r, digest), lang in zip(fresh, detected, strict=True):
+        lang = lang or fallback
+        words = " ".join(lemmas(r.comment, lang)) if lang else ""
+        new_rows.append({"response_pk": r.id, "text_hash": digest, "language": lang,
+                         "lemmas": words, "analysed_at": now})
+        result.by_language[lang or "?"] = result.by_language.get(lang or "?", 0) + 1
+    for start in range(0, len(new_rows), 1000):
+        conn.execute(insert(ca), new_rows[start:start + 1000])
+    result.analysed += len(new_rows)
+    return {row["language"] for row in new_rows if row["language"]}
 
 
 def analyse_after_load(engine: Engine) -> AnalysisResult | None:

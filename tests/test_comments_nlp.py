@@ -244,3 +244,85 @@ def test_merging_topics_and_bad_edits(engine) -> None:
             rename_topic(conn, 999, "x")
         with pytest.raises(ValueError, match="label: at most 200"):
             rename_topic(conn, a, "x" * 201)
+
+
+def _load_corpora(engine) -> None:
+    with engine.begin() as conn:
+        _add_unit(conn)
+        for language in ("en", "fr"):
+            for i, (_, text, nps) in enumerate(corpus(language)):
+                _add(conn, f"{language}{i}", text, nps)
+
+
+def _stored(engine) -> dict[str, tuple]:
+    """Each comment's analysis by response id (pks differ between databases)."""
+    ca, sr = schema.comment_analysis, schema.survey_response
+    with engine.connect() as conn:
+        rows = conn.execute(select(sr.c.response_id, ca.c.language, ca.c.lemmas,
+                                   ca.c.topic_id, ca.c.topic_weight, ca.c.sentiment,
+                                   ca.c.sentiment_label)
+                            .select_from(ca.join(sr, sr.c.id == ca.c.response_pk))).all()
+    return {r[0]: tuple(round(v, 9) if isinstance(v, float) else v for v in r[1:])
+            for r in rows}
+
+
+def test_small_chunks_give_the_same_analysis_as_one(engine, tmp_path) -> None:
+    """Read and analysed 7 comments at a time (11 chunks for 72 comments in two languages),
+    the stored analysis is the one of a single pass, comment for comment."""
+    from etl.migrate import upgrade
+    from queries.db import make_engine
+
+    settings = load_settings(cx_comment_topics=3)
+    _load_corpora(engine)
+    other = make_engine(f"sqlite:///{tmp_path / 'one.db'}")
+    upgrade(other)
+    _load_corpora(other)
+    chunked = analyse_comments(engine, settings, now=NOW, chunk=7)
+    whole = analyse_comments(other, settings, now=NOW)
+    assert chunked.analysed == whole.analysed == 72
+    assert chunked.refitted == whole.refitted == ["en", "fr"]
+    got, want = _stored(engine), _stored(other)
+    assert len(got) == 72 and got == want
+    assert all(v[5] is not None for v in got.values())  # every comment has its label
+    other.dispose()
+
+
+def test_a_pass_cut_short_is_scored_by_the_next(engine) -> None:
+    """A pass that stored its chunks but stopped before scoring (the process died) leaves
+    comments without a label; the next pass scores them, and reads none again."""
+    from etl.comments_nlp import AnalysisResult, _analyse_chunk, _pending, languages_of
+
+    settings = load_settings(cx_comment_topics=3)
+    _load_corpora(engine)
+    with engine.begin() as conn:
+        rows = _pending(conn)
+        _analyse_chunk(conn, rows, languages_of(settings), NOW, AnalysisResult())
+    assert {v[5] for v in _stored(engine).values()} == {None}
+    result = analyse_comments(engine, settings, now=NOW)
+    assert result.analysed == 0  # already read: only scored
+    assert result.refitted == ["en", "fr"]
+    labels = {k: v[5] for k, v in _stored(engine).items()}
+    assert None not in labels.values() and len(labels) == 72
+
+
+def test_models_fit_on_the_newest_comments_and_score_every_one(engine, monkeypatch) -> None:
+    """Past FIT_SAMPLE comments the models learn from the newest FIT_SAMPLE only (the fit's
+    cost stays bounded); every comment is still given a topic and a sentiment."""
+    import etl.comments_nlp as nlp
+
+    monkeypatch.setattr(nlp, "FIT_SAMPLE", 30)
+    settings = load_settings(cx_comment_topics=3)
+    with engine.begin() as conn:
+        _add_unit(conn)
+        for i, (_, text, nps) in enumerate(corpus("en")):
+            _add(conn, f"en{i}", text, nps)
+    result = analyse_comments(engine, settings, now=NOW, chunk=10)
+    assert result.refitted == ["en"]
+    cm = schema.comment_model
+    with engine.connect() as conn:
+        models = dict(conn.execute(select(cm.c.kind, cm.c.n_docs)).all())
+    # Topics record the comments they describe (all 36); the sentiment model the labelled
+    # answers of the sample it learnt from: the newest 30, all labelled.
+    assert models == {"topics": 36, "sentiment": 30}
+    stored = _stored(engine)
+    assert len(stored) == 36 and all(v[5] is not None for v in stored.values())
