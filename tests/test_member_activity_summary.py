@@ -26,6 +26,7 @@ from queries.kpis import (
     members_earning_by_month,
 )
 from queries.periods import Month
+from tests.sources_kit import ORG_SOURCE
 
 NOW = dt.datetime(2026, 5, 1)
 MARCH = Month(2026, 3)
@@ -194,22 +195,7 @@ def test_a_run_of_many_batches_counts_the_summary_once_after_them(engine, tmp_pa
                  for i, (who, store, chan, when, points) in enumerate(part)]
         (sales / f"part{n}.csv").write_text("Id,Member,Store,Channel,When,Amount,Points\n"
                                             + "".join(lines))
-    (tmp_path / "sources.toml").write_text(textwrap.dedent("""
-        [[source]]
-        name = "org"
-        kind = "org"
-        adapter = "csv"
-        location = "org.csv"
-        [source.columns]
-        id = "Code"
-        name = "Name"
-        kind = "Level"
-        parent_id = "Parent"
-        [source.values.kind]
-        Company = "company"
-        Region = "region"
-        Store = "store"
-
+    (tmp_path / "sources.toml").write_text(ORG_SOURCE + textwrap.dedent("""
         [[source]]
         name = "members"
         kind = "loyalty"
