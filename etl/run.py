@@ -32,11 +32,12 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from etl import answer_revenue
 from etl.alerts import alerts_after_load
 from etl.cases import cases_after_load
 from etl.comments_nlp import analyse_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
-from etl.load import known_values, now, replace_children, upsert
+from etl.load import UpsertCounts, known_values, now, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
 from etl.rollup import (
     REFRESH,
@@ -57,6 +58,7 @@ from etl.sources import (
 )
 from etl.validate import validate_batch
 from queries import schema
+from queries.periods import Month
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     summary_seconds: float = 0.0
-    """Of `seconds`, the time spent counting the member activity summary after the load."""
+    """Of `seconds`, the time spent after the batches completing the summaries the ETL
+    keeps (member activity, answer revenue)."""
 
     @property
     def ok(self) -> bool:
@@ -477,15 +480,37 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
             # readers count these months from the sales, which this transaction holds.
             refresh_transactions(conn, months, activity=False)
             clear_member_activity(conn, months)
+            _clear_answer_revenue(conn, frame, counts)
             result.touched_months |= months
         elif entity.name in REFRESH and (counts.inserted or counts.updated):
             REFRESH[entity.name](conn, months)
+            if entity.name == "survey_responses":
+                answer_revenue.clear_months(conn, months)
             result.touched_months |= months
     if batch.path is not None and batch.sha256:
         _record_file(conn, cfg.name, str(batch.path), batch.sha256, batch.size or 0, run_id)
     if cfg.watermark:
         _set_watermark(conn, cfg.name, batch.watermark)
         result.watermark = batch.watermark
+
+
+def _clear_answer_revenue(conn: Connection, frame: pd.DataFrame, counts: UpsertCounts) -> None:
+    """Delete the answer revenue rows a sales batch may change: its customers' answers
+    whose windows reach its sales, and where sales were corrected (they may have moved to
+    another customer or day) every answer whose window reaches their old months."""
+    from queries.settings import get_settings
+
+    settings = get_settings()
+    horizon = max(settings.cx_revenue_days, settings.cx_active_days)
+    when = pd.to_datetime(frame["occurred_at"])
+    if when.notna().any():
+        answer_revenue.clear_span(conn, when.min().to_pydatetime(),
+                                  when.max().to_pydatetime(), horizon,
+                                  customers=frame["customer_id"].dropna().unique().tolist())
+    if counts.updated and counts.old_months:
+        spans = [Month.parse(m) for m in counts.old_months]
+        answer_revenue.clear_span(conn, min(m.start for m in spans),
+                                  max(m.end for m in spans), horizon)
 
 
 def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: pd.DataFrame,
@@ -579,6 +604,8 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
         if ENTITIES[cfg.entity_name].name in ACTIVITY_ENTITIES or \
                 result.notes.get("org_units_created"):
             complete_member_activity(engine, result)
+        if ENTITIES[cfg.entity_name].name in ANSWER_REVENUE_ENTITIES:
+            complete_answer_revenue(engine, result)
         result.status = ("failed" if result.rejected else "warning" if result.warnings
                          else "success")
         if result.inserted + result.updated > 1000:
@@ -631,7 +658,33 @@ def complete_member_activity(engine: Engine, result: RunResult) -> None:
             f"member activity summary not completed ({type(err).__name__}: {err}); the "
             "dashboard counts those months from the sales until the next run completes it")
     finally:
-        result.summary_seconds = time.perf_counter() - started
+        result.summary_seconds += time.perf_counter() - started
+
+
+ANSWER_REVENUE_ENTITIES = ("customers", "transactions", "survey_responses")
+"""Loads after which answers may lack their answer revenue row: new answers, sales that
+cleared rows, customers that link answers to the loyalty programme."""
+
+
+def complete_answer_revenue(engine: Engine, result: RunResult) -> None:
+    """`answer_revenue.complete` with the configured windows after a run; a failure is a
+    warning (the revenue page joins the sales itself until a later run completes it)."""
+    from queries.settings import get_settings
+
+    settings = get_settings()
+    started = time.perf_counter()
+    try:
+        written = answer_revenue.complete(engine, window_days=settings.cx_revenue_days,
+                                          churn_days=settings.cx_active_days)
+        if written:
+            log.info("%s: answer revenue counted for %d answers", result.source, written)
+    except Exception as err:
+        log.exception("%s: answer revenue was not completed", result.source)
+        result.warnings.append(
+            f"answer revenue not completed ({type(err).__name__}: {err}); the revenue page "
+            "joins the sales itself until the next run completes it")
+    finally:
+        result.summary_seconds += time.perf_counter() - started
 
 
 def respondent_salt(cfg: SourceConfig, data_dir: Path | None = None) -> str:

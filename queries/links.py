@@ -225,6 +225,7 @@ def revenue_after_survey(
     interaction: Dim = None,
     touchpoint: Dim = None,
     confidence: float = 0.95,
+    stored: bool = True,
 ) -> RevenueLink:
     """Revenue per customer in the `window_days` after a survey, by promoter (9-10) / passive
     (7-8) / detractor (0-6), and churn after it.
@@ -236,6 +237,9 @@ def revenue_after_survey(
     window (the longer of the two) ends by the latest transaction in the database count;
     the others are reported as `left_out`. Detractor revenue = detractors' total revenue in
     the window; revenue at risk = (detractor churn - promoter churn) x that revenue.
+
+    Each answer's purchases come from the ETL's `answer_revenue` when it holds every answer
+    counted here with these windows (`stored=False`: always joined from the sales).
     """
     if window_days < 1 or churn_days < 1:
         raise ValueError("window_days and churn_days must be at least 1")
@@ -257,6 +261,8 @@ def revenue_after_survey(
     ).one()
     responses, linked_n, observed_n = (int(v) for v in counts)
 
+    rows = _stored_revenue(conn, [*base, observed], window_days=window_days,
+                           churn_days=churn_days) if stored else None
     # One row per response: its revenue in the window and whether it bought in the churn
     # window. The join already bounds the transactions to the longer window.
     per_response = (
@@ -282,11 +288,12 @@ def revenue_after_survey(
         .subquery("per_response")
     )
     p = per_response
-    rows = conn.execute(
-        select(p.c.nps, func.count(), func.sum(p.c.revenue), func.sum(p.c.revenue * p.c.revenue),
-               func.sum(1 - p.c.active))
-        .group_by(p.c.nps)
-    ).all()
+    if rows is None:
+        rows = conn.execute(
+            select(p.c.nps, func.count(), func.sum(p.c.revenue),
+                   func.sum(p.c.revenue * p.c.revenue), func.sum(1 - p.c.active))
+            .group_by(p.c.nps)
+        ).all()
     sums = {g: [0, 0.0, 0.0, 0] for g in GROUPS}
     for score, n, total, total_sq, churned in rows:
         acc = sums[_nps_group(int(score))]
@@ -318,6 +325,25 @@ def revenue_after_survey(
         gap=gap, churn_gap=churn_gap, detractor_revenue=det_revenue,
         revenue_at_risk=None if churn_gap.diff is None else churn_gap.diff * det_revenue,
     )
+
+
+def _stored_revenue(conn: Connection, where: list[ColumnElement[bool]], *, window_days: int,
+                    churn_days: int) -> list[Sequence[object]] | None:
+    """`revenue_after_survey`'s rows by NPS score (n, revenue, revenue squared, churned)
+    summed from `answer_revenue`, or None when it lacks a row of an answer counted."""
+    ar = schema.answer_revenue
+    on = and_(ar.c.response_pk == sr.c.id, ar.c.window_days == window_days,
+              ar.c.churn_days == churn_days)
+    got = conn.execute(
+        select(sr.c.nps, func.count(), func.count(ar.c.response_pk), func.sum(ar.c.revenue),
+               func.sum(ar.c.revenue * ar.c.revenue), func.sum(1 - ar.c.active))
+        .select_from(sr.join(cust, cust.c.id == sr.c.customer_id).outerjoin(ar, on))
+        .where(*where)
+        .group_by(sr.c.nps)
+    ).all()
+    if any(r[1] != r[2] for r in got):
+        return None
+    return [(r[0], r[1], *r[3:]) for r in got]
 
 
 # --------------------------------------------------------------------------
@@ -404,6 +430,7 @@ def value_by_nps_group(
     interaction: Dim = None,
     touchpoint: Dim = None,
     confidence: float = 0.95,
+    stored: bool = True,
 ) -> ValueByGroup:
     """Mean ticket, visit frequency and value per customer (ticket x visits) by promoter
     (9-10) / passive (7-8) / detractor (0-6), for NPS answers submitted in [start, end).
@@ -414,7 +441,8 @@ def value_by_nps_group(
     purchases in (submitted_at, submitted_at + window_days]: visits = their number, value =
     their revenue, ticket = revenue / purchases (answers with at least one purchase). Each
     mean has a t interval; promoters are compared with passives and with detractors by
-    Welch's t-test.
+    Welch's t-test. Purchases per answer come from the ETL's `answer_revenue` as in
+    `revenue_after_survey` (`stored=False`: always joined from the sales).
     """
     filters = _fact_filters(unit, {"segment": segment, "channel": channel, "device": device,
                                    "interaction": interaction, "touchpoint": touchpoint})
@@ -433,19 +461,32 @@ def value_by_nps_group(
         window = None
     elif basis == "transactions":
         latest = _as_datetime(conn.execute(select(func.max(tx.c.occurred_at))).scalar())
+        # Only answers whose whole window is observed: a half window undercounts visits.
+        observed = (sr.c.submitted_at <= latest - dt.timedelta(days=window_days)
+                    if latest is not None else false())
+        ar = schema.answer_revenue
+        kept = (
+            select(sr.c.id, sr.c.nps, ar.c.purchases.label("visits"),
+                   ar.c.revenue.label("revenue"), ar.c.response_pk.label("kept"))
+            .select_from(joined.outerjoin(ar, and_(ar.c.response_pk == sr.c.id,
+                                                   ar.c.window_days == window_days)))
+            .where(*base, cust.c.id.is_not(None), observed)
+            .subquery("per_answer")
+        )
         per = (
             select(sr.c.id, sr.c.nps, func.count(tx.c.id).label("visits"),
                    func.coalesce(func.sum(tx.c.amount), 0).label("revenue"))
             .select_from(joined.join(tx, and_(
                 tx.c.customer_id == sr.c.customer_id, tx.c.occurred_at > sr.c.submitted_at,
                 tx.c.occurred_at <= add_days(sr.c.submitted_at, window_days)), isouter=True))
-            # Only answers whose whole window is observed: a half window undercounts visits.
-            .where(*base, cust.c.id.is_not(None),
-                   sr.c.submitted_at <= latest - dt.timedelta(days=window_days)
-                   if latest is not None else false())
+            .where(*base, cust.c.id.is_not(None), observed)
             .group_by(sr.c.id, sr.c.nps)
             .subquery("per_answer")
         )
+        if stored:
+            n, held = conn.execute(select(func.count(), func.count(kept.c.kept))).one()
+            if n == held:
+                per = kept
         ticket = case((per.c.visits > 0, per.c.revenue / per.c.visits), else_=None)
         stmt = (select(per.c.nps, *_moments(ticket), *_moments(per.c.visits),
                        *_moments(per.c.revenue)).group_by(per.c.nps))

@@ -341,6 +341,25 @@ agg_member_activity = Table(
     Column("org_tree", String(40), nullable=False),
 )
 
+# Each NPS answer by a known customer, with that customer's purchases after it: revenue and
+# purchases in the `window_days` after the answer (CX_REVENUE_DAYS) and whether any came in
+# the `churn_days` (CX_ACTIVE_DAYS). Kept by the ETL (a sale or an answer loaded deletes the
+# rows it changes; the end of the run counts them again), so the revenue page sums a column
+# instead of joining every answer to the sales. Readers use it only when it holds a row for
+# every answer they count, with their windows; otherwise they join the sales themselves.
+answer_revenue = Table(
+    "answer_revenue",
+    metadata,
+    Column("response_pk", Integer, ForeignKey("survey_response.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("window_days", SmallInteger, nullable=False),
+    Column("churn_days", SmallInteger, nullable=False),
+    Column("revenue", Money, nullable=False, comment="Purchases in the window_days after"),
+    Column("purchases", Integer, nullable=False, comment="Their number"),
+    Column("active", SmallInteger, nullable=False,
+           comment="1: a purchase in the churn_days after; 0: churned"),
+)
+
 agg_engagement = Table(
     "agg_engagement",
     metadata,

@@ -1,0 +1,163 @@
+"""Answer revenue: each known customer's NPS answer with that customer's purchases after it.
+
+The revenue page compares promoters' and detractors' purchases in the days after they
+answered. Joined live, every answer in a year meets its customer's sales: millions of index
+lookups at a large company's scale, on every cold view. The ETL keeps the result per answer
+instead (`answer_revenue`), in two steps that keep it exact:
+
+- inside each batch's transaction, the rows that batch may change are deleted: the answers
+  of the months a survey batch wrote, the answers of the customers a sales batch touched
+  whose windows reach those sales (readers then join those answers live);
+- after the run, `complete` counts every missing row again, a chunk of answers at a time.
+
+Readers (queries/links.py) use the table only when it holds a row for every answer they
+count, with their windows; otherwise they join the sales themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
+
+from queries import schema
+from queries.periods import Month
+from queries.sqlfuncs import add_days
+
+sr = schema.survey_response
+tx = schema.loyalty_transaction
+cust = schema.customer
+ar = schema.answer_revenue
+
+CHUNK_ANSWERS = 200_000
+"""Answers counted per statement by `complete` (each chunk its own transaction)."""
+
+
+def _delete_answers(conn: Connection, *conditions: object) -> int:
+    answers = select(sr.c.id).where(*conditions)  # type: ignore[arg-type]
+    return conn.execute(delete(ar).where(ar.c.response_pk.in_(answers)),
+                        execution_options={"preserve_rowcount": True}).rowcount or 0
+
+
+def clear_months(conn: Connection, months: Iterable[str]) -> int:
+    """Delete the rows of answers submitted in `months` ('YYYY-MM'): a survey batch wrote
+    them (their score, customer or time may have changed). Returns rows deleted."""
+    spans = [Month.parse(m) for m in sorted(set(months))]
+    if not spans:
+        return 0
+    return _delete_answers(conn, or_(*[and_(sr.c.submitted_at >= m.start,
+                                            sr.c.submitted_at < m.end) for m in spans]))
+
+
+def clear_span(conn: Connection, low: dt.datetime, high: dt.datetime, horizon_days: int, *,
+               customers: Sequence[str] | None = None) -> int:
+    """Delete the rows of answers whose windows may hold a sale made in [low, high]: those
+    submitted from `horizon_days` before `low` up to `high`, of `customers` only when given
+    (the customers of a sales batch). Returns rows deleted."""
+    when = [sr.c.submitted_at >= low - dt.timedelta(days=horizon_days),
+            sr.c.submitted_at <= high]
+    if customers is None:
+        return _delete_answers(conn, *when)
+    keys = sorted({str(c) for c in customers if c is not None})
+    if not keys:
+        return 0
+    if len(keys) <= 1000:
+        return _delete_answers(conn, *when, sr.c.customer_id.in_(keys))
+    # A sales batch of a million rows names hundreds of thousands of customers: a temporary
+    # table rather than that many bound parameters.
+    import pandas as pd
+
+    from etl.load import fill
+
+    holder = Table("tmp_revenue_customers", MetaData(),
+                   Column("customer_id", String(64), primary_key=True),
+                   prefixes=["TEMPORARY"])
+    holder.create(conn)
+    try:
+        fill(conn, holder, pd.DataFrame({"customer_id": keys}))
+        return _delete_answers(conn, *when, sr.c.customer_id.in_(select(holder.c.customer_id)))
+    finally:
+        holder.drop(conn)
+
+
+def _missing(window_days: int, churn_days: int):
+    """Answers that count (an NPS score, a customer the loyalty programme knows) without a
+    row for these windows."""
+    return (select(sr.c.id)
+            .select_from(sr.join(cust, cust.c.id == sr.c.customer_id)
+                         .outerjoin(ar, ar.c.response_pk == sr.c.id))
+            .where(sr.c.nps.is_not(None), ar.c.response_pk.is_(None)))
+
+
+def missing_count(conn: Connection, *, window_days: int, churn_days: int) -> int:
+    """How many counted answers have no row (or one made with other windows)."""
+    stale = conn.execute(select(func.count()).select_from(ar).where(
+        or_(ar.c.window_days != window_days, ar.c.churn_days != churn_days))).scalar_one()
+    missing = _missing(window_days, churn_days).subquery()
+    return int(stale) + int(conn.execute(select(func.count()).select_from(missing))
+                            .scalar_one())
+
+
+def complete(engine, *, window_days: int, churn_days: int,
+             chunk: int = CHUNK_ANSWERS) -> int:
+    """Count the row of every counted answer that has none (rows made with other windows
+    are replaced), `chunk` answers per transaction: a large first load never holds one
+    transaction for hours, and what is done stays done. Returns rows written."""
+    with engine.begin() as conn:
+        conn.execute(delete(ar).where(or_(ar.c.window_days != window_days,
+                                          ar.c.churn_days != churn_days)))
+    horizon = max(window_days, churn_days)
+    in_window = tx.c.occurred_at <= add_days(sr.c.submitted_at, window_days)
+    written = 0
+    after = None
+    while True:
+        with engine.begin() as conn:
+            pending = _missing(window_days, churn_days).order_by(sr.c.id)
+            if after is not None:
+                pending = pending.where(sr.c.id > after)
+            ids = conn.execute(pending.limit(chunk)).scalars().all()
+            if not ids:
+                return written
+            low, high = ids[0], ids[-1]
+            counted = (
+                select(
+                    sr.c.id, literal(window_days), literal(churn_days),
+                    func.coalesce(func.sum(case((in_window, tx.c.amount), else_=0)), 0),
+                    func.coalesce(func.sum(case((in_window, 1), else_=0)), 0),
+                    func.coalesce(func.max(case(
+                        (tx.c.occurred_at <= add_days(sr.c.submitted_at, churn_days), 1),
+                        else_=0)), 0),
+                )
+                .select_from(
+                    sr.join(cust, cust.c.id == sr.c.customer_id)
+                    .outerjoin(ar, ar.c.response_pk == sr.c.id)
+                    .outerjoin(tx, and_(tx.c.customer_id == sr.c.customer_id,
+                                        tx.c.occurred_at > sr.c.submitted_at,
+                                        tx.c.occurred_at <= add_days(sr.c.submitted_at,
+                                                                     horizon))))
+                .where(sr.c.id >= low, sr.c.id <= high, sr.c.nps.is_not(None),
+                       ar.c.response_pk.is_(None))
+                .group_by(sr.c.id)
+            )
+            written += conn.execute(
+                insert(ar).from_select(["response_pk", "window_days", "churn_days", "revenue",
+                                        "purchases", "active"], counted),
+                execution_options={"preserve_rowcount": True}).rowcount or 0
+        if len(ids) < chunk:
+            return written
+        after = high
