@@ -258,13 +258,11 @@ def _quarantine_file(engine: Engine, run_id: int, source: str, err: SourceError)
         )
 
 
-def _already_loaded(conn: Connection, source: str, path: str, digest: str) -> bool:
-    row = conn.execute(
-        select(schema.source_file.c.sha256).where(
-            schema.source_file.c.source == source, schema.source_file.c.path == path
-        )
-    ).first()
-    return row is not None and row[0] == digest
+def _seen_file(conn: Connection, source: str, path: str):
+    """The file's last load (sha256, size, mtime_ns), or None."""
+    sf = schema.source_file
+    return conn.execute(select(sf.c.sha256, sf.c.size, sf.c.mtime_ns).where(
+        sf.c.source == source, sf.c.path == path)).first()
 
 
 def stored_watermark(engine: Engine, source: str) -> str | None:
@@ -308,20 +306,39 @@ def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[R
     if cfg.adapter in FILE_ADAPTERS:
         for path in list_files(cfg):
             try:
+                stat = path.stat()
+                # Same size and modification time as when it was last loaded: not read or
+                # hashed again (gigabytes of unchanged exports on every run otherwise).
+                with engine.connect() as conn:
+                    seen = _seen_file(conn, cfg.name, str(path))
+                if seen is not None and seen.size == stat.st_size and \
+                        seen.mtime_ns == stat.st_mtime_ns:
+                    result.note("files_unchanged")
+                    log.info("%s: %s unchanged since its last load, skipped", cfg.name, path)
+                    continue
                 data = path.read_bytes()
             except OSError as exc:
                 _reject(engine, cfg, result,
                         SourceError(str(path), f"cannot be read: {exc.strerror or exc}"))
                 continue
-            with engine.connect() as conn:
-                if _already_loaded(conn, cfg.name, str(path), file_digest(data)):
-                    result.note("files_unchanged")
-                    log.info("%s: %s unchanged since its last load, skipped", cfg.name, path)
-                    continue
+            digest = file_digest(data)
+            if seen is not None and seen.sha256 == digest:
+                # Touched, not changed: remember its time so the next run need not hash it.
+                sf = schema.source_file
+                with engine.begin() as conn:
+                    conn.execute(update(sf).where(sf.c.source == cfg.name,
+                                                  sf.c.path == str(path))
+                                 .values(mtime_ns=stat.st_mtime_ns))
+                result.note("files_unchanged")
+                log.info("%s: %s unchanged since its last load, skipped", cfg.name, path)
+                continue
             try:
-                yield read_file(path, cfg, data)
+                batch = read_file(path, cfg, data)
             except SourceError as err:
                 _reject(engine, cfg, result, err)
+                continue
+            batch.mtime_ns = stat.st_mtime_ns
+            yield batch
     elif cfg.adapter == "sql":
         wm = stored_watermark(engine, cfg.name) if cfg.watermark else None
 
@@ -488,7 +505,8 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
                 answer_revenue.clear_months(conn, months)
             result.touched_months |= months
     if batch.path is not None and batch.sha256:
-        _record_file(conn, cfg.name, str(batch.path), batch.sha256, batch.size or 0, run_id)
+        _record_file(conn, cfg.name, str(batch.path), batch.sha256, batch.size or 0, run_id,
+                     batch.mtime_ns)
     if cfg.watermark:
         _set_watermark(conn, cfg.name, batch.watermark)
         result.watermark = batch.watermark
@@ -544,16 +562,16 @@ def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: p
 
 
 def _record_file(conn: Connection, source: str, path: str, digest: str, size: int,
-                 run_id: int) -> None:
+                 run_id: int, mtime_ns: int | None = None) -> None:
     table = schema.source_file
     changed = conn.execute(
         update(table).where(table.c.source == source, table.c.path == path)
-        .values(sha256=digest, size=size, run_id=run_id, loaded_at=now()),
+        .values(sha256=digest, size=size, run_id=run_id, loaded_at=now(), mtime_ns=mtime_ns),
         execution_options={"preserve_rowcount": True},
     ).rowcount
     if not changed:
         conn.execute(insert(table).values(source=source, path=path, sha256=digest, size=size,
-                                          run_id=run_id, loaded_at=now()))
+                                          run_id=run_id, loaded_at=now(), mtime_ns=mtime_ns))
 
 
 def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = None, *,

@@ -60,6 +60,7 @@ class RawBatch:
     watermark: str | None = None
     excluded: dict[str, int] = field(default_factory=dict)
     path: Path | None = None
+    mtime_ns: int | None = None
 
 
 def list_files(cfg: SourceConfig) -> list[Path]:

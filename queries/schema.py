@@ -11,6 +11,7 @@ Times are naive local times of the company (CX_TIMEZONE): a month is a calendar 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -253,6 +254,8 @@ source_file = Table(
     Column("size", Integer, nullable=False),
     Column("run_id", Integer, ForeignKey("etl_run.id")),
     Column("loaded_at", DateTime, nullable=False),
+    Column("mtime_ns", BigInteger,
+           comment="Modification time when last seen; same size and time: not re-read"),
 )
 
 source_state = Table(

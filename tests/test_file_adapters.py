@@ -13,6 +13,7 @@ import codecs
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -338,6 +339,43 @@ def test_changed_file_reloads_as_update(engine: Engine, tmp_path: Path) -> None:
         AB_EXPECTED[2],
         ("R4", at(9, 8), "S02", 2, 1, 5, "assisted", 30.0, "d"),
     ]
+
+
+def test_a_file_of_the_same_size_and_time_is_not_read_again(engine: Engine,
+                                                               tmp_path: Path) -> None:
+    """Unchanged exports are recognised by size and modification time without reading them
+    (gigabytes on every run otherwise); a touched file is hashed, and reloaded only when its
+    bytes changed."""
+    a = write(tmp_path / "surveys" / "a.csv", csv_text(FILE_A))
+    config = write_config(tmp_path, survey_source())
+    run_all(engine, config)
+    stat = a.stat()
+    sf = schema.source_file
+
+    def seen() -> tuple:
+        with engine.connect() as conn:
+            return tuple(conn.execute(select(sf.c.size, sf.c.mtime_ns).where(
+                sf.c.path == str(a))).one())
+
+    assert seen() == (stat.st_size, stat.st_mtime_ns)
+    # Same bytes, a new time (copied again, touched): hashed, found unchanged, its new time
+    # remembered.
+    os.utime(a, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    touched = run_source(engine, config.get("surveys"))
+    assert (touched.read, touched.notes.get("files_unchanged")) == (0, 1)
+    assert seen() == (stat.st_size, stat.st_mtime_ns + 5_000_000_000)
+    # R2's NPS 6 -> 8: the same size. With its time put back the file counts as unchanged
+    # (what make and rsync assume too); once its time moves, it is read and updated.
+    changed = [FILE_A[0], [*FILE_A[1][:3], "8", *FILE_A[1][4:]], *FILE_A[2:]]
+    write(a, csv_text(changed))
+    assert a.stat().st_size == stat.st_size
+    os.utime(a, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    assert run_source(engine, config.get("surveys")).read == 0
+    assert responses(engine)[1][3] == 6
+    os.utime(a, ns=(stat.st_atime_ns, stat.st_mtime_ns + 9_000_000_000))
+    moved = run_source(engine, config.get("surveys"))
+    assert (moved.read, moved.updated) == (2, 1)
+    assert responses(engine)[1][3] == 8
 
 
 # --- Excel ------------------------------------------------------------------------------
