@@ -521,10 +521,11 @@ def _clear_answer_revenue(conn: Connection, frame: pd.DataFrame, counts: UpsertC
     settings = get_settings()
     horizon = max(settings.cx_revenue_days, settings.cx_active_days)
     when = pd.to_datetime(frame["occurred_at"])
-    if when.notna().any():
+    customers = (frame["customer_id"].dropna().unique().tolist()
+                 if "customer_id" in frame else [])
+    if customers and when.notna().any():
         answer_revenue.clear_span(conn, when.min().to_pydatetime(),
-                                  when.max().to_pydatetime(), horizon,
-                                  customers=frame["customer_id"].dropna().unique().tolist())
+                                  when.max().to_pydatetime(), horizon, customers=customers)
     if counts.updated and counts.old_months:
         spans = [Month.parse(m) for m in counts.old_months]
         answer_revenue.clear_span(conn, min(m.start for m in spans),
