@@ -237,10 +237,19 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def cmd_rollup(args: argparse.Namespace) -> int:
     """Rebuild every aggregate table from the facts."""
-    from etl.rollup import refresh_all
+    from sqlalchemy import delete
 
-    with _engine().begin() as conn:
+    from etl import answer_revenue
+    from etl.rollup import refresh_all
+    from queries import schema
+
+    engine = _engine()
+    with engine.begin() as conn:
         rows = refresh_all(conn)
+        conn.execute(delete(schema.answer_revenue))
+    settings = get_settings()
+    rows += answer_revenue.complete(engine, window_days=settings.cx_revenue_days,
+                                    churn_days=settings.cx_active_days)
     print(f"aggregates rebuilt from the facts: {rows} rows")
     return 0
 

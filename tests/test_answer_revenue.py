@@ -189,3 +189,22 @@ def test_counted_by_hand_and_kept_exact_as_sales_arrive(engine, tmp_path: Path) 
     assert answer_revenue.complete(engine, window_days=30, churn_days=200) == 3
     # q1: only t1 within 30 days; q2: t5 within 200 days; q3: t4 within 200 days (190).
     assert _rows(engine) == {"q1": (20.0, 1, 1), "q2": (0.0, 0, 1), "q3": (0.0, 0, 1)}
+
+
+def test_etl_rollup_counts_answer_revenue_again(engine, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from queries.settings import ROOT
+
+    _run(engine, _company(tmp_path))
+    ar = schema.answer_revenue
+    with engine.begin() as conn:
+        conn.execute(update(ar).values(revenue=0, purchases=0))  # damaged by hand
+    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+           "CX_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "etl", "rollup"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert _rows(engine) == {"q1": (50.5, 2, 1), "q2": (0.0, 0, 0), "q3": (0.0, 0, 0)}
