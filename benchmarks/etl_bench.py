@@ -251,9 +251,10 @@ def run(ctx: BenchContext) -> None:
             rep.add("etl", f"load {name}", backend, rate, "rows/s", floor=floor_rate,
                     target=">= 100k rows/s, floor/3" if table else "", met=met, note=note)
             if res.get("summary", 0) > 0.05:
-                rep.add("etl", f"  of which member activity summary ({name})", backend,
+                rep.add("etl", f"  of which summaries after the batches ({name})", backend,
                         res["summary"], "s",
-                        note="counted once after the batches, inside the load's figure")
+                        note="member activity, answer revenue: counted once after the "
+                             "batches, inside the load's figure")
             if res.get("after_load"):
                 rep.add("etl", f"after load {name} (comment NLP, cases, alerts)", backend,
                         res["after_load"], "s", note="runs after the load has committed")
