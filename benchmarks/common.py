@@ -36,7 +36,7 @@ SCALES = {
     # Keeps the benchmark code working in CI and `make bench` (about two minutes): every
     # part runs, the serving parts once (PostgreSQL behind Redis, the production setup).
     "small": Scale("small", customers=2_000, months=13, regions=4, stores=24,
-                   load_seconds=6, users=(10, 50), pdf_recipients=3, repeats=5,
+                   load_seconds=6, users=(10, 50), pdf_recipients=3, repeats=3,
                    caches=("redis",), serve_on=("postgresql",)),
     # About the demo's size (its org; the rates of answers and sales per customer):
     # the middle of the growth curve.

@@ -42,6 +42,22 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "half of the data tests cannot run (use .ci/run)")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Browser tests drive the pages: the numbers on them come from queries/, whose tests run
+    # on both backends. A browser test runs on PostgreSQL too only when it checks the numbers
+    # a page or PDF shows against the CLI (`both_backends`); the rest once, on SQLite, which
+    # keeps CI inside its 15 minutes.
+    once = [item for item in items
+            if item.get_closest_marker("browser") is not None
+            and item.get_closest_marker("both_backends") is None
+            and getattr(item, "callspec", None) is not None
+            and item.callspec.params.get("demo_url") == "postgresql"]
+    if once:
+        dropped = set(map(id, once))
+        items[:] = [item for item in items if id(item) not in dropped]
+        config.hook.pytest_deselected(items=once)
+
+
 def _pg_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]

@@ -65,6 +65,7 @@ def test_overview_callback_returns_the_queries_numbers(in_app, demo_engine) -> N
 
 
 @pytest.mark.browser
+@pytest.mark.both_backends
 def test_overview_matches_the_cli_without_console_errors(page: Page, served_demo: str,
                                                          demo_url: str) -> None:
     errors = collect_errors(page)

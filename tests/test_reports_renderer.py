@@ -78,6 +78,7 @@ def _shown(k: dict) -> str:
                                               "moe", "hidden")}))
 
 
+@pytest.mark.both_backends
 def test_a_region_pdf_holds_only_that_region(renderer, demo_url: str, tmp_path: Path) -> None:
     pdf = renderer.render(ReportRequest(scope=Scope.of("R-WEST"), period=PERIOD))
     assert pdf.startswith(b"%PDF-")
@@ -175,6 +176,7 @@ def test_web_pages_and_pdf_agree_on_every_shared_figure(renderer, page, served_d
     assert text.count(risk["at-risk"][1]) >= 2  # the page-1 card and the revenue section
 
 
+@pytest.mark.both_backends
 def test_the_company_pdf_matches_the_cli(renderer, demo_url: str, tmp_path: Path) -> None:
     pdf = renderer.render(ReportRequest(scope=Scope.of("ACME"), period=PERIOD, paper="Letter",
                                         landscape=False))
