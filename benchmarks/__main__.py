@@ -9,6 +9,7 @@ nothing (docs/BENCHMARKS.md explains each figure and keeps the latest ones).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import shutil
 import sys
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="which backends to measure")
     parser.add_argument("--pg-name", help="name of the PostgreSQL benchmark database "
                         "(default cx_bench_<scale>); two runs at once need different names")
+    parser.add_argument("--quick", action="store_true",
+                        help="every part once, as briefly as it runs (one repeat, 10 users "
+                             "for 3 s, 2 PDFs): CI's check that the benchmark code works, "
+                             "not figures to quote")
     args = parser.parse_args(argv)
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -74,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     scale = SCALES[args.scale]
+    if args.quick:
+        scale = dataclasses.replace(scale, repeats=1, load_seconds=3, users=(10,),
+                                    pdf_recipients=2)
     work = args.work or Path(tempfile.mkdtemp(prefix=f"cx-bench-{scale.name}-"))
     work.mkdir(parents=True, exist_ok=True)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]

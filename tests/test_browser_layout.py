@@ -26,7 +26,8 @@ PAGES = [
 # Layout is the browser's business: the same numbers come from both backends (the data tests
 # check that), so the pages are laid out once, on SQLite, to keep CI short.
 @pytest.mark.parametrize("demo_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("width", [1024, 1440])
+# 1024 px, the narrowest supported screen: what fits there fits wider.
+@pytest.mark.parametrize("width", [1024])
 @pytest.mark.parametrize(("path", "ready"), PAGES, ids=[p for p, _ in PAGES])
 def test_no_cut_column_and_no_overlapping_label(page: Page, served_demo: str, path: str,
                                                 ready: str, width: int) -> None:

@@ -463,7 +463,7 @@ def test_processes_starting_together_agree_on_one_full_key(tmp_path: Path,
 
     monkeypatch.delenv("SECRET_KEY", raising=False)
     ctx = multiprocessing.get_context("fork")
-    rounds, width = 60, 8
+    rounds, width = 25, 8  # eight processes racing, 25 times: a torn write showed within 10
     for n in range(rounds):
         folder = tmp_path / f"round{n}"
         barrier, out = ctx.Barrier(width), ctx.Queue()
