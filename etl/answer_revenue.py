@@ -19,28 +19,31 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
+import pandas as pd
 from sqlalchemy import (
     Column,
     Connection,
+    Engine,
     MetaData,
     String,
     Table,
     and_,
-    case,
     delete,
+    exists,
     func,
     insert,
     literal,
     or_,
     select,
 )
+from sqlalchemy.sql import Select
 
+from etl.load import fill
 from queries import schema
+from queries.links import answer_purchases
 from queries.periods import Month
-from queries.sqlfuncs import add_days
 
 sr = schema.survey_response
-tx = schema.loyalty_transaction
 cust = schema.customer
 ar = schema.answer_revenue
 
@@ -80,10 +83,6 @@ def clear_span(conn: Connection, low: dt.datetime, high: dt.datetime, horizon_da
         return _delete_answers(conn, *when, sr.c.customer_id.in_(keys))
     # A sales batch of a million rows names hundreds of thousands of customers: a temporary
     # table rather than that many bound parameters.
-    import pandas as pd
-
-    from etl.load import fill
-
     holder = Table("tmp_revenue_customers", MetaData(),
                    Column("customer_id", String(64), primary_key=True),
                    prefixes=["TEMPORARY"])
@@ -95,9 +94,9 @@ def clear_span(conn: Connection, low: dt.datetime, high: dt.datetime, horizon_da
         holder.drop(conn)
 
 
-def _missing(window_days: int, churn_days: int):
+def _missing() -> Select:
     """Answers that count (an NPS score, a customer the loyalty programme knows) without a
-    row for these windows."""
+    row (`complete` first deletes the rows of other windows)."""
     return (select(sr.c.id)
             .select_from(sr.join(cust, cust.c.id == sr.c.customer_id)
                          .outerjoin(ar, ar.c.response_pk == sr.c.id))
@@ -108,12 +107,12 @@ def missing_count(conn: Connection, *, window_days: int, churn_days: int) -> int
     """How many counted answers have no row (or one made with other windows)."""
     stale = conn.execute(select(func.count()).select_from(ar).where(
         or_(ar.c.window_days != window_days, ar.c.churn_days != churn_days))).scalar_one()
-    missing = _missing(window_days, churn_days).subquery()
+    missing = _missing().subquery()
     return int(stale) + int(conn.execute(select(func.count()).select_from(missing))
                             .scalar_one())
 
 
-def complete(engine, *, window_days: int, churn_days: int,
+def complete(engine: Engine, *, window_days: int, churn_days: int,
              chunk: int = CHUNK_ANSWERS) -> int:
     """Count the row of every counted answer that has none (rows made with other windows
     are replaced), `chunk` answers per transaction: a large first load never holds one
@@ -121,39 +120,22 @@ def complete(engine, *, window_days: int, churn_days: int,
     with engine.begin() as conn:
         conn.execute(delete(ar).where(or_(ar.c.window_days != window_days,
                                           ar.c.churn_days != churn_days)))
-    horizon = max(window_days, churn_days)
-    in_window = tx.c.occurred_at <= add_days(sr.c.submitted_at, window_days)
     written = 0
     after = None
     while True:
         with engine.begin() as conn:
-            pending = _missing(window_days, churn_days).order_by(sr.c.id)
+            pending = _missing().order_by(sr.c.id)
             if after is not None:
                 pending = pending.where(sr.c.id > after)
             ids = conn.execute(pending.limit(chunk)).scalars().all()
             if not ids:
                 return written
             low, high = ids[0], ids[-1]
-            counted = (
-                select(
-                    sr.c.id, literal(window_days), literal(churn_days),
-                    func.coalesce(func.sum(case((in_window, tx.c.amount), else_=0)), 0),
-                    func.coalesce(func.sum(case((in_window, 1), else_=0)), 0),
-                    func.coalesce(func.max(case(
-                        (tx.c.occurred_at <= add_days(sr.c.submitted_at, churn_days), 1),
-                        else_=0)), 0),
-                )
-                .select_from(
-                    sr.join(cust, cust.c.id == sr.c.customer_id)
-                    .outerjoin(ar, ar.c.response_pk == sr.c.id)
-                    .outerjoin(tx, and_(tx.c.customer_id == sr.c.customer_id,
-                                        tx.c.occurred_at > sr.c.submitted_at,
-                                        tx.c.occurred_at <= add_days(sr.c.submitted_at,
-                                                                     horizon))))
-                .where(sr.c.id >= low, sr.c.id <= high, sr.c.nps.is_not(None),
-                       ar.c.response_pk.is_(None))
-                .group_by(sr.c.id)
-            )
+            held = select(ar.c.response_pk).where(ar.c.response_pk == sr.c.id)
+            each = answer_purchases(window_days, churn_days).where(
+                sr.c.id >= low, sr.c.id <= high, ~exists(held)).subquery()
+            counted = select(each.c.response_pk, literal(window_days), literal(churn_days),
+                             each.c.revenue, each.c.purchases, each.c.active)
             written += conn.execute(
                 insert(ar).from_select(["response_pk", "window_days", "churn_days", "revenue",
                                         "purchases", "active"], counted),

@@ -490,16 +490,6 @@ def _docs_query(language: str):
             .where(ca.c.language == language).order_by(ca.c.response_pk))
 
 
-def _language_docs(conn: Connection, language: str, pks: list[int] | None = None) -> list:
-    query = _docs_query(language)
-    if pks is None:
-        return conn.execute(query).all()
-    out = []
-    for start in range(0, len(pks), 1000):
-        out += conn.execute(query.where(ca.c.response_pk.in_(pks[start:start + 1000]))).all()
-    return out
-
-
 def _doc_chunks(conn: Connection, language: str, *, unscored: bool = False,
                 size: int = CHUNK_COMMENTS) -> Iterator[list]:
     """The language's analysed comments, `size` at a time by response id (all of them, or
@@ -523,7 +513,7 @@ def _fit_sample(conn: Connection, language: str, total: int) -> list:
     order) when there are more: a fit's cost grows with its documents, its topics and
     words hardly change past a few hundred thousand."""
     if total <= FIT_SAMPLE:
-        return _language_docs(conn, language)
+        return conn.execute(_docs_query(language)).all()
     newest = (select(ca.c.response_pk).where(ca.c.language == language)
               .order_by(ca.c.response_pk.desc()).limit(FIT_SAMPLE).subquery())
     return conn.execute(_docs_query(language).where(

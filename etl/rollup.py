@@ -180,6 +180,16 @@ def _key_text(length: int) -> String:
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
+def _sales_span(conn: Connection) -> tuple[Month, Month] | None:
+    """The months activity is counted for: from the first sale's month to the month after
+    the last sale's (members stay active for a window after it); None without sales."""
+    low, high = conn.execute(select(func.min(tx.c.occurred_at),
+                                    func.max(tx.c.occurred_at))).one()
+    if low is None:
+        return None
+    return Month.of(_as_datetime(low)), Month.of(_as_datetime(high)).shift(1)
+
+
 def clear_member_activity(conn: Connection, months: Iterable[str] | None = None, *,
                           window_days: int = 90) -> int:
     """Delete the `agg_member_activity` rows that transactions of `months` (None = all)
@@ -192,12 +202,11 @@ def clear_member_activity(conn: Connection, months: Iterable[str] | None = None,
         months = list(months)
         if not months:
             return 0
-        low, high = conn.execute(select(func.min(tx.c.occurred_at),
-                                        func.max(tx.c.occurred_at))).one()
         keys = {str(Month.parse(m)) for m in months}
-        if low is not None:
-            first = min(Month.of(_as_datetime(low)), *map(Month.parse, keys))
-            last = max(Month.of(_as_datetime(high)).shift(1), *map(Month.parse, keys))
+        span = _sales_span(conn)
+        if span is not None:
+            first = min(span[0], *map(Month.parse, keys))
+            last = max(span[1], *map(Month.parse, keys))
             keys |= {str(m) for m in activity_months(months, first, last, window_days)}
         where.append(agg.c.month.in_(sorted(keys)))
     return conn.execute(delete(agg).where(*where),
@@ -211,17 +220,14 @@ def missing_activity_months(conn: Connection, *, window_days: int = 90) -> list[
     from queries.kpis import org_tree_fingerprint
 
     agg = schema.agg_member_activity
-    low, high = conn.execute(select(func.min(tx.c.occurred_at),
-                                    func.max(tx.c.occurred_at))).one()
-    if low is None:
+    span = _sales_span(conn)
+    if span is None:
         return []
-    span = activity_months(None, Month.of(_as_datetime(low)),
-                           Month.of(_as_datetime(high)).shift(1), window_days)
     tree = org_tree_fingerprint(conn)
     held = set(conn.execute(select(agg.c.month).where(
         agg.c.window_days == window_days, agg.c.scope_unit == EVERY_UNIT,
         agg.c.segment == ANY, agg.c.channel == ANY, agg.c.org_tree == tree)).scalars())
-    return [str(m) for m in span if str(m) not in held]
+    return [str(m) for m in activity_months(None, *span, window_days) if str(m) not in held]
 
 
 def refresh_member_activity(conn: Connection, months: Iterable[str] | None = None, *,
@@ -240,19 +246,15 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
     from queries.kpis import org_tree_fingerprint
 
     agg = schema.agg_member_activity
-    low, high = conn.execute(select(func.min(tx.c.occurred_at),
-                                    func.max(tx.c.occurred_at))).one()
-    if low is None:
+    span = _sales_span(conn)
+    if span is None:
         conn.execute(delete(agg).where(agg.c.window_days == window_days))
         return 0
-    first = Month.of(_as_datetime(low))
-    # Members stay active after the last sale for a window: the month after it still counts.
-    last = Month.of(_as_datetime(high)).shift(1)
     if missing:
         wanted = [Month.parse(m) for m in missing_activity_months(conn,
                                                                   window_days=window_days)]
     else:
-        wanted = activity_months(None if months is None else list(months), first, last,
+        wanted = activity_months(None if months is None else list(months), *span,
                                  window_days)
     conn.execute(delete(agg).where(
         agg.c.window_days == window_days,
@@ -274,10 +276,11 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
     span_low = min(instants) - since
     span_high = max(instants)
 
-    def numbered(name: str, column: Column, values: Iterable[object], *,
-                 start: int = 1) -> tuple[Table, dict[object, int]]:
-        # A small table giving each value a number (the packed keys below are numbers).
-        ids = {v: i for i, v in enumerate(values, start=start)}
+    def numbered(name: str, column: Column, values: Iterable[object]
+                 ) -> tuple[Table, dict[object, int]]:
+        # A small table giving each value a number from 1 (the packed keys below are
+        # numbers; 0 stands for none).
+        ids = {v: i for i, v in enumerate(values, start=1)}
         table = Table(name, MetaData(), column, Column("i", Integer, nullable=False),
                       prefixes=["TEMPORARY"])
         table.create(conn)
@@ -373,12 +376,12 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
                          "activity with 64-bit keys")
     totals: dict[tuple, int] = collections.Counter()
     kept: dict[tuple, int] = collections.Counter()
+
+    def big(n: int) -> ColumnElement[int]:
+        return literal(n, BigInteger)
+
     for by_channel in (False, True):
-        chan = visits.c.chan if by_channel else literal(0, BigInteger)
-
-        def big(n: int) -> ColumnElement[int]:
-            return literal(n, BigInteger)
-
+        chan = visits.c.chan if by_channel else big(0)
         packed = ((((cast(visits.c.seg, BigInteger) * big(radix_m) + visits.c.member)
                     * big(radix_a) + scopes.c.ancestor) * big(radix_c) + chan)
                   * big(radix_k) + visits.c.k)
@@ -422,10 +425,13 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
             group = (k, ancestors[anc], seg_key, chan_key)
             active[group] += n
             retained[group] += kept[(k, anc, seg, chan_i)]
+    groups_at: dict[int, set[tuple]] = collections.defaultdict(set)
+    for key in active:
+        groups_at[key[0]].add(key[1:])
     rows = []
     for m in wanted:
         cur, prev = index[m.end], index[m.shift(-1).end]
-        groups = {key[1:] for key in active if key[0] in (cur, prev, earn[m])}
+        groups = groups_at[cur] | groups_at[prev] | groups_at[earn[m]]
         # Every counted month has its company row, even at zero: readers take its
         # presence as "this month was counted".
         groups.add((EVERY_UNIT, ANY, ANY))

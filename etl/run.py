@@ -42,7 +42,6 @@ from etl.model import ENTITIES, ENTITY_ORDER, Entity
 from etl.rollup import (
     REFRESH,
     clear_member_activity,
-    missing_activity_months,
     refresh_member_activity,
     refresh_survey,
     refresh_transactions,
@@ -305,30 +304,29 @@ def _read_with_retries(read: Callable[[], T], cfg: SourceConfig,
 def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[RawBatch]:
     if cfg.adapter in FILE_ADAPTERS:
         for path in list_files(cfg):
+            with engine.connect() as conn:
+                seen = _seen_file(conn, cfg.name, str(path))
             try:
                 stat = path.stat()
                 # Same size and modification time as when it was last loaded: not read or
                 # hashed again (gigabytes of unchanged exports on every run otherwise).
-                with engine.connect() as conn:
-                    seen = _seen_file(conn, cfg.name, str(path))
-                if seen is not None and seen.size == stat.st_size and \
-                        seen.mtime_ns == stat.st_mtime_ns:
-                    result.note("files_unchanged")
-                    log.info("%s: %s unchanged since its last load, skipped", cfg.name, path)
-                    continue
-                data = path.read_bytes()
+                same_stat = seen is not None and (seen.size, seen.mtime_ns) == \
+                    (stat.st_size, stat.st_mtime_ns)
+                data = b"" if same_stat else path.read_bytes()
             except OSError as exc:
                 _reject(engine, cfg, result,
                         SourceError(str(path), f"cannot be read: {exc.strerror or exc}"))
                 continue
-            digest = file_digest(data)
-            if seen is not None and seen.sha256 == digest:
-                # Touched, not changed: remember its time so the next run need not hash it.
-                sf = schema.source_file
-                with engine.begin() as conn:
-                    conn.execute(update(sf).where(sf.c.source == cfg.name,
-                                                  sf.c.path == str(path))
-                                 .values(mtime_ns=stat.st_mtime_ns))
+            digest = None if same_stat else file_digest(data)
+            if same_stat or (seen is not None and seen.sha256 == digest):
+                if not same_stat:
+                    # Touched, not changed: remember its time so the next run need not
+                    # hash it.
+                    sf = schema.source_file
+                    with engine.begin() as conn:
+                        conn.execute(update(sf).where(sf.c.source == cfg.name,
+                                                      sf.c.path == str(path))
+                                     .values(mtime_ns=stat.st_mtime_ns))
                 result.note("files_unchanged")
                 log.info("%s: %s unchanged since its last load, skipped", cfg.name, path)
                 continue
@@ -657,53 +655,48 @@ ACTIVITY_ENTITIES = ("org_units", "customers", "transactions")
 """Loads that can leave months of the member activity summary uncounted: sales and members
 change its counts, a changed org tree its subtrees (as does any load that creates units)."""
 
-
-def complete_member_activity(engine: Engine, result: RunResult) -> None:
-    """Count the member activity summary's missing months (cleared by this run's batches,
-    or never counted) in one transaction of its own. A failure here loses no data: the
-    dashboard counts those months from the sales until a later run completes them, and the
-    run says so in a warning."""
-    started = time.perf_counter()
-    try:
-        with engine.begin() as conn:
-            missing = missing_activity_months(conn)
-            if missing:
-                log.info("%s: counting member activity for %d months", result.source,
-                         len(missing))
-                refresh_member_activity(conn, missing=True)
-    except Exception as err:
-        log.exception("%s: the member activity summary was not completed", result.source)
-        result.warnings.append(
-            f"member activity summary not completed ({type(err).__name__}: {err}); the "
-            "dashboard counts those months from the sales until the next run completes it")
-    finally:
-        result.summary_seconds += time.perf_counter() - started
-
-
 ANSWER_REVENUE_ENTITIES = ("customers", "transactions", "survey_responses")
 """Loads after which answers may lack their answer revenue row: new answers, sales that
 cleared rows, customers that link answers to the loyalty programme."""
 
 
+def _after_batches(result: RunResult, what: str, meanwhile: str,
+                   step: Callable[[], int]) -> None:
+    """Run a summary's completion `step` after the batches. A failure loses no data (the
+    dashboard reads `meanwhile` until a later run completes it): a warning, not a failed
+    run. Its time counts in `result.summary_seconds`."""
+    started = time.perf_counter()
+    try:
+        written = step()
+        if written:
+            log.info("%s: %s: %d rows counted", result.source, what, written)
+    except Exception as err:
+        log.exception("%s: %s was not completed", result.source, what)
+        result.warnings.append(f"{what} not completed ({type(err).__name__}: {err}); "
+                               f"{meanwhile} until the next run completes it")
+    finally:
+        result.summary_seconds += time.perf_counter() - started
+
+
+def complete_member_activity(engine: Engine, result: RunResult) -> None:
+    """Count the member activity summary's missing months (cleared by this run's batches,
+    never counted, or counted on an older org tree) in one transaction of its own."""
+    def step() -> int:
+        with engine.begin() as conn:
+            return refresh_member_activity(conn, missing=True)
+
+    _after_batches(result, "member activity summary",
+                   "the dashboard counts those months from the sales", step)
+
+
 def complete_answer_revenue(engine: Engine, result: RunResult) -> None:
-    """`answer_revenue.complete` with the configured windows after a run; a failure is a
-    warning (the revenue page joins the sales itself until a later run completes it)."""
+    """`answer_revenue.complete` with the configured windows after a run."""
     from queries.settings import get_settings
 
     settings = get_settings()
-    started = time.perf_counter()
-    try:
-        written = answer_revenue.complete(engine, window_days=settings.cx_revenue_days,
-                                          churn_days=settings.cx_active_days)
-        if written:
-            log.info("%s: answer revenue counted for %d answers", result.source, written)
-    except Exception as err:
-        log.exception("%s: answer revenue was not completed", result.source)
-        result.warnings.append(
-            f"answer revenue not completed ({type(err).__name__}: {err}); the revenue page "
-            "joins the sales itself until the next run completes it")
-    finally:
-        result.summary_seconds += time.perf_counter() - started
+    _after_batches(result, "answer revenue", "the revenue page joins the sales itself",
+                   lambda: answer_revenue.complete(engine, window_days=settings.cx_revenue_days,
+                                                   churn_days=settings.cx_active_days))
 
 
 def respondent_salt(cfg: SourceConfig, data_dir: Path | None = None) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.sql import ColumnElement, Subquery
+from sqlalchemy.sql import ColumnElement, Select, Subquery
 
 from queries import metrics, schema, stats
 from queries.employees import hidden_in_wave
@@ -211,6 +211,38 @@ class RevenueLink:
         return pd.DataFrame([vars(g) for g in (self.promoter, self.passive, self.detractor)])
 
 
+def answer_purchases(window_days: int, churn_days: int) -> Select:
+    """Each NPS answer by a customer the loyalty programme knows, with that customer's
+    purchases after it: `revenue` and `purchases` in (submitted_at, submitted_at +
+    window_days], `active` 1 when any came in (submitted_at, submitted_at + churn_days].
+    Columns response_pk, nps, revenue, purchases, active; add filters with `.where`.
+
+    The one definition of an answer's revenue window: the readers below join it live, and
+    the ETL stores it per answer (`answer_revenue`) for them to sum instead."""
+    in_window = tx.c.occurred_at <= add_days(sr.c.submitted_at, window_days)
+    horizon = max(window_days, churn_days)
+    return (
+        select(
+            sr.c.id.label("response_pk"),
+            sr.c.nps,
+            func.coalesce(func.sum(case((in_window, tx.c.amount), else_=0)), 0)
+            .label("revenue"),
+            func.coalesce(func.sum(case((in_window, 1), else_=0)), 0).label("purchases"),
+            func.coalesce(func.max(case(
+                (tx.c.occurred_at <= add_days(sr.c.submitted_at, churn_days), 1),
+                else_=0)), 0).label("active"),
+        )
+        # The join already bounds the purchases to the longer window.
+        .select_from(sr.join(cust, cust.c.id == sr.c.customer_id).outerjoin(tx, and_(
+            tx.c.customer_id == sr.c.customer_id,
+            tx.c.occurred_at > sr.c.submitted_at,
+            tx.c.occurred_at <= add_days(sr.c.submitted_at, horizon),
+        )))
+        .where(sr.c.nps.is_not(None))
+        .group_by(sr.c.id, sr.c.nps)
+    )
+
+
 def revenue_after_survey(
     conn: Connection,
     *,
@@ -264,29 +296,9 @@ def revenue_after_survey(
     rows = _stored_revenue(conn, [*base, observed], window_days=window_days,
                            churn_days=churn_days) if stored else None
     # One row per response: its revenue in the window and whether it bought in the churn
-    # window. The join already bounds the transactions to the longer window.
-    per_response = (
-        select(
-            sr.c.id,
-            sr.c.nps,
-            func.coalesce(func.sum(case(
-                (tx.c.occurred_at <= add_days(sr.c.submitted_at, window_days), tx.c.amount),
-                else_=0)), 0).label("revenue"),
-            func.max(case(
-                (tx.c.occurred_at <= add_days(sr.c.submitted_at, churn_days), 1),
-                else_=0)).label("active"),
-        )
-        .select_from(
-            sr.join(cust, cust.c.id == sr.c.customer_id).outerjoin(tx, and_(
-                tx.c.customer_id == sr.c.customer_id,
-                tx.c.occurred_at > sr.c.submitted_at,
-                tx.c.occurred_at <= add_days(sr.c.submitted_at, horizon),
-            ))
-        )
-        .where(*base, observed)
-        .group_by(sr.c.id, sr.c.nps)
+    # window.
+    per_response = answer_purchases(window_days, churn_days).where(*base, observed) \
         .subquery("per_response")
-    )
     p = per_response
     if rows is None:
         rows = conn.execute(
@@ -453,6 +465,7 @@ def value_by_nps_group(
         carried = conn.execute(select(func.count(sr.c.spend) + func.count(sr.c.visits))
                                .select_from(joined).where(*base)).scalar()
         basis = "survey" if carried else "transactions"
+    rows: list[Sequence[object]] | None = None
     if basis == "survey":
         ticket, visits = sr.c.spend, sr.c.visits
         product = ticket * visits
@@ -473,27 +486,28 @@ def value_by_nps_group(
             .where(*base, cust.c.id.is_not(None), observed)
             .subquery("per_answer")
         )
-        per = (
-            select(sr.c.id, sr.c.nps, func.count(tx.c.id).label("visits"),
-                   func.coalesce(func.sum(tx.c.amount), 0).label("revenue"))
-            .select_from(joined.join(tx, and_(
-                tx.c.customer_id == sr.c.customer_id, tx.c.occurred_at > sr.c.submitted_at,
-                tx.c.occurred_at <= add_days(sr.c.submitted_at, window_days)), isouter=True))
-            .where(*base, cust.c.id.is_not(None), observed)
-            .group_by(sr.c.id, sr.c.nps)
+        live = answer_purchases(window_days, window_days).where(*base, observed) \
             .subquery("per_answer")
-        )
+        per = select(live.c.nps, live.c.purchases.label("visits"), live.c.revenue) \
+            .subquery("per_answer_visits")
+
+        def by_score(answers: Subquery) -> Select:
+            a = answers.c
+            ticket = case((a.visits > 0, a.revenue / a.visits), else_=None)
+            return (select(a.nps, *_moments(ticket), *_moments(a.visits),
+                           *_moments(a.revenue)).group_by(a.nps))
+
+        stmt = by_score(per)
         if stored:
-            n, held = conn.execute(select(func.count(), func.count(kept.c.kept))).one()
-            if n == held:
-                per = kept
-        ticket = case((per.c.visits > 0, per.c.revenue / per.c.visits), else_=None)
-        stmt = (select(per.c.nps, *_moments(ticket), *_moments(per.c.visits),
-                       *_moments(per.c.revenue)).group_by(per.c.nps))
+            # The table's sums and, in the same pass, whether it held every answer counted.
+            got = conn.execute(by_score(kept).add_columns(func.count(),
+                                                          func.count(kept.c.kept))).all()
+            if all(r[-2] == r[-1] for r in got):
+                rows = [r[:-2] for r in got]
         window = window_days
     else:
         raise ValueError(f"basis must be 'survey' or 'transactions', got {basis!r}")
-    sums = _sums_by_group(conn.execute(stmt).all())
+    sums = _sums_by_group(rows if rows is not None else conn.execute(stmt).all())
     groups = {g: GroupValue(g, *(stats.mean_ci(int(v[i]), v[i + 1], v[i + 2], confidence)
                                  for i in (0, 3, 6)))
               for g, v in sums.items()}
