@@ -20,8 +20,6 @@ import csv
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +32,7 @@ from typing import Any
 from sqlalchemy import select
 
 from benchmarks.common import BenchContext, served_databases
+from benchmarks.serving import free_port, start_gunicorn, stop_gunicorn
 from queries.db import make_engine
 from queries.settings import ROOT
 
@@ -45,13 +44,6 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def org_units(url: str) -> tuple[list[str], dict[str, list[str]]]:
@@ -119,13 +111,7 @@ class Served:
 
     def stop(self) -> None:
         """Stop gunicorn (graceful, then forced)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_gunicorn(self.proc, timeout=20)
 
 
 def serve(url: str, work: Path, *, redis: bool, extra_env: dict[str, str] | None = None,
@@ -142,24 +128,9 @@ def serve(url: str, work: Path, *, redis: bool, extra_env: dict[str, str] | None
     if redis:
         env["CACHE_REDIS_URL"] = REDIS_URL
     log = work / f"gunicorn-{port}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
-         "--bind", f"127.0.0.1:{port}", "--no-control-socket", "--access-logfile", "/dev/null",
-         *(args or []), "dashboard.app:server"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = start_gunicorn(port, env, log, timeout=120,
+                          args=["--access-logfile", "/dev/null", *(args or [])])
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=5) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("gunicorn did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.3)
     served = Served(proc, base, log, extra_env or {})
     # Every worker imports the app at boot; wait until all of them answer.
     time.sleep(1.0)

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from benchmarks.serving import free_port, start_gunicorn, stop_gunicorn
 from etl.migrate import upgrade
 from queries.db import make_engine
 from queries.schema import metadata
@@ -177,13 +174,6 @@ def demo_engine(demo_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # Where each served dashboard writes its gunicorn log (tests look for leaked secrets there).
 SERVED_LOGS: dict[str, Path] = {}
 
@@ -254,36 +244,10 @@ def served_demo(demo_url: str, demo_dir: Path, tmp_path_factory: pytest.TempPath
         "SECRET_KEY": "test-secret-key-0123456789abcdefghij",
         "CX_BASE_URL": f"http://127.0.0.1:{port}",
     }
-    log = (data_dir / "gunicorn.log").open("w")
     SERVED_LOGS[f"http://127.0.0.1:{port}"] = data_dir / "gunicorn.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
-         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--no-control-socket",
-         "dashboard.app:server"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            raise RuntimeError("gunicorn did not start:\n"
-                               + (data_dir / "gunicorn.log").read_text()[-3000:])
-        time.sleep(0.3)
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    proc = start_gunicorn(port, env, data_dir / "gunicorn.log", args=["--workers", "2"])
+    yield f"http://127.0.0.1:{port}"
+    stop_gunicorn(proc, timeout=10)
 
 
 @pytest.fixture(scope="session")

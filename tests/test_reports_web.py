@@ -15,7 +15,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -24,12 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.serving import free_port, start_gunicorn, stop_gunicorn
 from queries.periods import Month
 from queries.scope import Scope
-from queries.settings import ROOT, load_settings
+from queries.settings import load_settings
 from reports.renderer import RenderBusy, RenderQueue
 from reports.token import ReportRequest
-from tests.conftest import add_test_users, free_port, sign_in
+from tests.conftest import add_test_users, sign_in
 
 WORKERS = 2
 CONCURRENCY = 1
@@ -59,31 +59,9 @@ def web(demo_url: str, demo_dir: Path, tmp_path_factory):
            "CX_BASE_URL": f"http://127.0.0.1:{port}", "CX_PDF_CONCURRENCY": str(CONCURRENCY),
            "CX_PDF_QUEUE": str(QUEUE), "CX_PDF_PER_USER": "3", "CX_THREADS": "4"}
     log_path = data_dir / "gunicorn.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
-         "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--no-control-socket",
-         "dashboard.app:server"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("gunicorn did not start:\n" + log_path.read_text()[-3000:])
-        time.sleep(0.3)
-    yield base, log_path, proc.pid
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    proc = start_gunicorn(port, env, log_path, args=["--workers", str(WORKERS)])
+    yield f"http://127.0.0.1:{port}", log_path, proc.pid
+    stop_gunicorn(proc, timeout=15)
     with engine.begin() as conn:
         for i in range(BURST):
             remove_user(conn, f"burst{i}@example.com")

@@ -4,10 +4,6 @@ several web instances sharing one Redis (docs/SCALING.md)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,11 +12,11 @@ import pytest
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
 
+from benchmarks.serving import free_port, start_gunicorn, stop_gunicorn
 from etl.migrate import upgrade
 from queries.db import make_engine
 from queries.schema import org_unit
-from queries.settings import ROOT
-from tests.conftest import PG_URL, TEST_USERS, add_test_users, free_port, sign_in
+from tests.conftest import PG_URL, TEST_USERS, add_test_users, sign_in
 from tests.dash_http import Client, request, route
 
 SECRET = "test-secret-key-0123456789abcdefghij"
@@ -49,32 +45,11 @@ def _served(tmp: Path, **env: str) -> Iterator[str]:
     for name in ("CACHE_REDIS_URL", "DATABASE_READ_URL"):
         if name not in env:
             full.pop(name, None)
-    log = tmp / f"gunicorn-{port}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
-         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket",
-         "dashboard.app:server"],
-        cwd=ROOT, env=full, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    proc = start_gunicorn(port, full, tmp / f"gunicorn-{port}.log", args=["--workers", "1"])
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.3)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_gunicorn(proc, timeout=10)
 
 
 def _client(base: str, who: str = "executive") -> Client:
