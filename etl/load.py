@@ -196,6 +196,7 @@ def upsert(
     ignore: Iterable[str] = ("loaded_at",),
     track_month: str | None = None,
     return_ids: bool = False,
+    all_new: bool = False,
 ) -> UpsertCounts:
     """Insert new keys and update changed rows of `table` from `frame`; count each.
 
@@ -203,11 +204,16 @@ def upsert(
     With `track_month`, the months of that date column in the rows about to change are
     returned, so rollups can refresh the month a corrected row moved out of. With
     `return_ids`, `ids` holds the surrogate `id` of every row of `frame` with its key.
+    `all_new` says the caller knows no key exists yet (the children of parents this
+    transaction just inserted): the rows are inserted without looking for them first.
     """
     if frame.empty:
         return UpsertCounts()
     with staged(conn, table, frame) as stage:
-        counts = _merge(conn, table, stage, list(frame.columns), key, ignore, track_month)
+        if all_new:
+            counts = _insert_all(conn, table, stage, list(frame.columns))
+        else:
+            counts = _merge(conn, table, stage, list(frame.columns), key, ignore, track_month)
         if return_ids:
             rows = conn.execute(select(table.c.id.label("pk"), *[stage.c[k] for k in key])
                                 .select_from(stage.join(table, _match(table, stage, key))))
@@ -230,9 +236,7 @@ def _merge(conn: Connection, table: Table, stage: Table, columns: list[str],
     if not existing:
         # All keys are new (a first load, a new file, the next day's sales): one plain
         # INSERT ... SELECT, no comparison and no anti-join against the table.
-        return UpsertCounts(conn.execute(
-            insert(table).from_select(columns, select(*[stage.c[c] for c in columns])),
-            execution_options={"preserve_rowcount": True}).rowcount, 0, 0, set())
+        return _insert_all(conn, table, stage, columns)
     compared = [c for c in columns if c not in key and c not in set(ignore)]
     updated = 0
     old_months: set[str] = set()
@@ -259,6 +263,14 @@ def _merge(conn: Connection, table: Table, stage: Table, columns: list[str],
     return UpsertCounts(inserted, updated, 0, old_months)
 
 
+def _insert_all(conn: Connection, table: Table, stage: Table, columns: list[str]
+                ) -> UpsertCounts:
+    # preserve_rowcount: SQLAlchemy 2.1 drops INSERT ... SELECT rowcounts on psycopg.
+    return UpsertCounts(conn.execute(
+        insert(table).from_select(columns, select(*[stage.c[c] for c in columns])),
+        execution_options={"preserve_rowcount": True}).rowcount, 0, 0, set())
+
+
 def parent_ids(
     conn: Connection, table: Table, key: Sequence[str], frame: pd.DataFrame
 ) -> pd.DataFrame:
@@ -278,11 +290,18 @@ def replace_children(
     value_col: str,
     long: pd.DataFrame,
     parents: Sequence[int],
+    *,
+    new_parents: bool = False,
 ) -> None:
     """Make the children of `parents` exactly `long` (parent, name, value): upsert, then
-    delete the ones a changed row no longer has, both set-based through staging tables."""
-    upsert(conn, child, long, key=(parent_col, name_col), ignore=())
-    if not len(parents):
+    delete the ones a changed row no longer has, both set-based through staging tables.
+
+    `new_parents`: every parent was inserted by this transaction, so none has children
+    yet: they are inserted, with neither the comparison nor the delete (each a join of
+    the batch against the whole child table, which at 50M ratings cost more than the
+    insert itself)."""
+    upsert(conn, child, long, key=(parent_col, name_col), ignore=(), all_new=new_parents)
+    if not len(parents) or new_parents:
         return
     ids = pd.DataFrame({parent_col: pd.array(parents, dtype="Int64")}).drop_duplicates()
     kept = long[[parent_col, name_col]]

@@ -483,7 +483,8 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         if date_col:
             months = _month_keys(frame[date_col]) | counts.old_months
         if has_ratings and counts.ids is not None:
-            _write_ratings(conn, cfg, entity, frame, checked.ratings, key, counts.ids)
+            _write_ratings(conn, cfg, entity, frame, checked.ratings, key, counts.ids,
+                           new_parents=counts.inserted == len(frame))
         if entity.name == "customers" and (counts.inserted or counts.updated):
             # Segments live on customers: every survey and sale month may regroup.
             refresh_survey(conn)
@@ -532,7 +533,7 @@ def _clear_answer_revenue(conn: Connection, frame: pd.DataFrame, counts: UpsertC
 
 def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: pd.DataFrame,
                    ratings: pd.DataFrame | None, key: Sequence[str],
-                   ids: pd.DataFrame) -> None:
+                   ids: pd.DataFrame, *, new_parents: bool = False) -> None:
     assert ratings is not None
     child = schema.survey_rating if entity.ratings == "attributes" else schema.engagement_score
     name_col = "attribute" if entity.ratings == "attributes" else "item"
@@ -557,7 +558,7 @@ def _write_ratings(conn: Connection, cfg: SourceConfig, entity: Entity, frame: p
         per_name = {n: getattr(s, attr) if s is not None else None for n, s in scales.items()}
         long[part] = long[name_col].map(per_name).astype("Int64")
     replace_children(conn, child, "response_pk", name_col, value_col, long,
-                     merged["pk"].dropna().astype("int64").tolist())
+                     merged["pk"].dropna().astype("int64").tolist(), new_parents=new_parents)
 
 
 def _record_file(conn: Connection, source: str, path: str, digest: str, size: int,
