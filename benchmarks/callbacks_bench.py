@@ -188,7 +188,9 @@ def _floors(conn: Connection, *, month: Any, unit: str | None, active_days: int,
     from queries import schema
     from queries.kpis import in_scope
 
-    asd, atd, tx = schema.agg_survey_daily, schema.agg_txn_daily, schema.loyalty_transaction
+    # The unit-month rollups: the smallest table holding each unfiltered answer.
+    asd, atd = schema.agg_survey_monthly, schema.agg_txn_monthly
+    tx = schema.loyalty_transaction
     cust, sr, rating = schema.customer, schema.survey_response, schema.survey_rating
     cases, ca = schema.follow_up_case, schema.comment_analysis
     key = str(month)

@@ -100,8 +100,9 @@ def refresh_survey(conn: Connection, months: Iterable[str] | None = None) -> int
                "device", "interaction", "responses", "nps_n", "nps_promoters", "nps_detractors",
                "csat_n", "csat_top2", "csat_sum", "ces_n", "ces_sum", "ces_sumsq", "ces_agree",
                "spend_n", "spend_sum"]
-    return conn.execute(insert(agg).from_select(columns, query),
-                        execution_options={"preserve_rowcount": True}).rowcount
+    written = conn.execute(insert(agg).from_select(columns, query),
+                           execution_options={"preserve_rowcount": True}).rowcount
+    return written + refresh_monthly(conn, "survey", months)
 
 
 def refresh_transactions(conn: Connection, months: Iterable[str] | None = None, *,
@@ -136,9 +137,52 @@ def refresh_transactions(conn: Connection, months: Iterable[str] | None = None, 
                "revenue_sumsq", "points_earned", "points_redeemed"]
     written = conn.execute(insert(agg).from_select(columns, query),
                            execution_options={"preserve_rowcount": True}).rowcount
+    written += refresh_monthly(conn, "sales", months)
     # Active members are counted from the same transactions: refreshed with them, so the
     # two never disagree.
     return written + (refresh_member_activity(conn, months) if activity else 0)
+
+
+# Each fact's daily rollup, its monthly one (keys beyond the month and unit) and the
+# dimensions whose values the filter bar offers.
+MONTHLY = {
+    "survey": (schema.agg_survey_daily, schema.agg_survey_monthly, (),
+               ("segment", "channel", "device", "interaction", "touchpoint")),
+    "sales": (schema.agg_txn_daily, schema.agg_txn_monthly, ("member",),
+              ("segment", "channel")),
+}
+
+
+def refresh_monthly(conn: Connection, fact: str, months: Iterable[str] | None = None) -> int:
+    """Rebuild `fact`'s unit-month rollup and its dimension values for `months` (None = all)
+    from its daily rollup, which must be current for those months. Returns rows written.
+
+    Sums of sums: the daily table already grouped the facts, so this reads thousands of
+    rows per month, not the facts again.
+    """
+    daily, monthly, extra, dims = MONTHLY[fact]
+    wanted = None if months is None else sorted(set(months))
+    where_daily = true() if wanted is None else daily.c.month.in_(wanted)
+    conn.execute(delete(monthly).where(
+        true() if wanted is None else monthly.c.month.in_(wanted)))
+    dv = schema.agg_dim_value
+    conn.execute(delete(dv).where(dv.c.fact == fact,
+                                  true() if wanted is None else dv.c.month.in_(wanted)))
+    keys = ["month", "org_unit_id", *extra]
+    measures = [c.name for c in monthly.columns if c.name not in keys]
+    written = conn.execute(insert(monthly).from_select(
+        keys + measures,
+        select(*[daily.c[k] for k in keys], *[func.sum(daily.c[m]) for m in measures])
+        .where(where_daily).group_by(*[daily.c[k] for k in keys])),
+        execution_options={"preserve_rowcount": True}).rowcount
+    values = union_all(*[
+        select(literal(fact, String(8)).label("fact"), literal(dim, String(16)).label("dim"),
+               daily.c.month, daily.c[dim].label("value"))
+        .where(where_daily, daily.c[dim].is_not(None)).distinct()
+        for dim in dims])
+    written += conn.execute(insert(dv).from_select(["fact", "dim", "month", "value"], values),
+                            execution_options={"preserve_rowcount": True}).rowcount
+    return written
 
 
 ANY = ""

@@ -745,7 +745,9 @@ def refresh_statistics(engine: Engine, entity_name: str) -> None:
     does, queries over a freshly loaded table can pick plans a hundred times slower."""
     entity = ENTITIES[entity_name]
     tables = [entity.table, *(t for t in (schema.agg_survey_daily, schema.agg_txn_daily,
-                                          schema.agg_engagement, schema.agg_engagement_unit))]
+                                          schema.agg_survey_monthly, schema.agg_txn_monthly,
+                                          schema.agg_dim_value, schema.agg_engagement,
+                                          schema.agg_engagement_unit))]
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             quote = conn.dialect.identifier_preparer.quote

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pandas as pd
-from sqlalchemy import Connection, Integer, Select, func, literal_column, select
+from sqlalchemy import Connection, Integer, Select, Table, func, literal_column, select
 from sqlalchemy.sql import ColumnElement
 
 from queries import metrics, schema
@@ -24,12 +24,12 @@ from queries.kpis import (
     _dims,
     missing_txn_values,
     not_applicable_reason,
+    sales_rollup,
+    survey_rollup,
 )
 from queries.periods import Month
 
 ou = schema.org_unit
-asd = schema.agg_survey_daily
-atd = schema.agg_txn_daily
 
 BY = ("unit", *SURVEY_DIMS)
 COUNTS = ("responses", "nps_n", "nps_promoters", "nps_detractors", "csat_n", "csat_top2",
@@ -92,7 +92,7 @@ def _subtree_map(children: list[str]) -> Select:
     return select(walk.c.child_id, walk.c.unit_id).subquery("subtree_map")
 
 
-def _survey_sums() -> list[ColumnElement]:
+def _survey_sums(asd: Table) -> list[ColumnElement]:
     return [func.coalesce(func.sum(asd.c[c]), 0).label(c) for c in COUNTS]
 
 
@@ -100,6 +100,8 @@ def _survey_counts(conn: Connection, month: Month, filters: Filters, by: str,
                    children: list[str], parent: str | None) -> dict[object, dict[str, int]]:
     """Rollup counts of `month` per group key: a child unit id (with the key `None` for
     answers recorded on the parent itself) or a dimension value."""
+    # Units side by side without a dimension filter read the unit-month rollup.
+    asd = survey_rollup(filters) if by == "unit" else schema.agg_survey_daily
     dims = _dims(asd, replace(filters, unit=None), SURVEY_DIMS)
     if by == "unit":
         if not children:
@@ -107,21 +109,21 @@ def _survey_counts(conn: Connection, month: Month, filters: Filters, by: str,
         else:
             tree = _subtree_map(children)
             rows = conn.execute(
-                select(tree.c.child_id, *_survey_sums())
+                select(tree.c.child_id, *_survey_sums(asd))
                 .select_from(asd.join(tree, tree.c.unit_id == asd.c.org_unit_id))
                 .where(asd.c.month == str(month), *dims)
                 .group_by(tree.c.child_id)
             ).mappings().all()
             out = {r["child_id"]: dict(r) for r in rows}
         if parent is not None:
-            own = conn.execute(select(*_survey_sums()).where(
+            own = conn.execute(select(*_survey_sums(asd)).where(
                 asd.c.month == str(month), asd.c.org_unit_id == parent, *dims)).mappings().one()
             if own["responses"]:
                 out[None] = dict(own)
         return out
     column = asd.c[by]
     rows = conn.execute(
-        select(column.label("key"), *_survey_sums())
+        select(column.label("key"), *_survey_sums(asd))
         .where(asd.c.month == str(month), *_dims(asd, filters, SURVEY_DIMS))
         .group_by(column)
     ).mappings().all()
@@ -134,6 +136,7 @@ def _revenue(conn: Connection, month: Month, filters: Filters, by: str,
     if by not in ("unit", *TXN_DIMS) or any(k not in ("unit", *TXN_DIMS)
                                            for k in filters.active()):
         return None
+    atd = sales_rollup(filters) if by == "unit" else schema.agg_txn_daily
     if by == "unit":
         dims = _dims(atd, replace(filters, unit=None), TXN_DIMS)
         out: dict[object, float] = {}

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Integer,
+    Table,
     and_,
     case,
     func,
@@ -37,6 +38,9 @@ tx = schema.loyalty_transaction
 cust = schema.customer
 asd = schema.agg_survey_daily
 atd = schema.agg_txn_daily
+asm = schema.agg_survey_monthly
+atm = schema.agg_txn_monthly
+adv = schema.agg_dim_value
 aeu = schema.agg_engagement_unit
 aei = schema.agg_engagement
 hc = schema.headcount
@@ -97,6 +101,17 @@ def _dims(table, filters: Filters, names: tuple[str, ...]) -> list[ColumnElement
 
 SURVEY_DIMS = ("segment", "channel", "device", "interaction", "touchpoint")
 TXN_DIMS = ("segment", "channel")
+
+
+def survey_rollup(filters: Filters) -> Table:
+    """The survey rollup for a month-grain question within `filters`: the unit-month table
+    when no survey dimension is filtered (it has none), the daily one otherwise."""
+    return asd if any(getattr(filters, d) for d in SURVEY_DIMS) else asm
+
+
+def sales_rollup(filters: Filters) -> Table:
+    """The sales rollup for a month-grain question within `filters` (see `survey_rollup`)."""
+    return atd if any(getattr(filters, d) for d in TXN_DIMS) else atm
 
 
 @dataclass(frozen=True)
@@ -182,13 +197,15 @@ def survey_counts(conn: Connection, *, months: list[Month], filters: Filters) ->
     """Counts and sums of survey scores over `months` within `filters` (from the rollup)."""
     cols = ("responses", "nps_n", "nps_promoters", "nps_detractors", "csat_n", "csat_top2",
             "ces_n", "ces_sum", "ces_sumsq", "ces_agree", "spend_n", "spend_sum")
-    stmt = select(*[func.coalesce(func.sum(asd.c[c]), 0).label(c) for c in cols]).where(
-        asd.c.month.in_([str(m) for m in months]), *_dims(asd, filters, SURVEY_DIMS))
+    agg = survey_rollup(filters)
+    stmt = select(*[func.coalesce(func.sum(agg.c[c]), 0).label(c) for c in cols]).where(
+        agg.c.month.in_([str(m) for m in months]), *_dims(agg, filters, SURVEY_DIMS))
     return dict(conn.execute(stmt).mappings().one())
 
 
 def sales_counts(conn: Connection, *, months: list[Month], filters: Filters) -> dict[str, float]:
     """Revenue, transactions and points over `months` (members and not) within `filters`."""
+    atd = sales_rollup(filters)
     member = atd.c.member.is_(True)
     stmt = select(
         func.coalesce(func.sum(atd.c.revenue), 0.0).label("revenue"),
@@ -428,7 +445,7 @@ def wave_counts(conn: Connection, *, wave: dt.date, unit: str | None = None) -> 
 def latest_full_month(conn: Connection, *, today: dt.date | None = None) -> Month | None:
     """The last complete calendar month that has survey or sales data."""
     today = today or dt.date.today()
-    newest = [conn.execute(select(func.max(t.c.month))).scalar() for t in (asd, atd)]
+    newest = [conn.execute(select(func.max(t.c.month))).scalar() for t in (asm, atm)]
     newest = [Month.parse(m) for m in newest if m]
     if not newest:
         return None
@@ -511,7 +528,8 @@ def missing_txn_values(conn: Connection, filters: Filters) -> dict[str, str]:
         value = getattr(filters, dim)
         if not value:
             continue
-        found = conn.execute(select(atd.c[dim]).where(atd.c[dim] == value).limit(1)).first()
+        found = conn.execute(select(adv.c.value).where(
+            adv.c.fact == "sales", adv.c.dim == dim, adv.c.value == value).limit(1)).first()
         if found is None:
             out[dim] = value
     return out

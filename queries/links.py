@@ -682,6 +682,9 @@ def unit_cx_revenue(
     dims = {"segment": segment, "channel": channel, "device": device,
             "interaction": interaction, "touchpoint": touchpoint}
 
+    # Without a dimension filter the unit-month rollups answer (thousands of rows, not
+    # millions of daily ones).
+    asd = schema.agg_survey_daily if any(dims.values()) else schema.agg_survey_monthly
     lm = _level_map(level)
     survey = conn.execute(
         select(lm.c.level_id, asd.c.month, func.sum(asd.c.nps_n), func.sum(asd.c.nps_promoters),
@@ -694,6 +697,7 @@ def unit_cx_revenue(
 
     lm = _level_map(level)
     txn_dims = {"segment": segment, "channel": channel}
+    atd = schema.agg_txn_daily if any(txn_dims.values()) else schema.agg_txn_monthly
     revenue = dict(((u, m), float(v or 0)) for u, m, v in conn.execute(
         select(lm.c.level_id, atd.c.month, func.sum(atd.c.revenue))
         .select_from(atd.join(lm, lm.c.unit_id == atd.c.org_unit_id))

@@ -14,11 +14,11 @@ from queries.kpis import (
     _dims,
     in_scope,
     member_activity_series,
+    sales_rollup,
+    survey_rollup,
 )
 from queries.periods import Month
 
-asd = schema.agg_survey_daily
-atd = schema.agg_txn_daily
 aeu = schema.agg_engagement_unit
 aei = schema.agg_engagement
 
@@ -32,6 +32,7 @@ def kpi_trend(conn: Connection, *, end: Month, months: int = 13,
     keys = [str(m) for m in span]
     cols = ("nps_n", "nps_promoters", "nps_detractors", "csat_n", "csat_top2", "ces_n",
             "ces_sum", "ces_sumsq")
+    asd, atd = survey_rollup(filters), sales_rollup(filters)
     survey = conn.execute(
         select(asd.c.month, *[func.sum(asd.c[c]).label(c) for c in cols])
         .where(asd.c.month.in_(keys), *_dims(asd, filters, SURVEY_DIMS))

@@ -144,3 +144,72 @@ def test_a_load_refreshes_only_the_months_it_touched(engine: Engine, demo_dir: P
     assert got.loc["2026-10"].equals(want.loc["2026-10"])
     n_days = int((rolled["month"] == "2025-11").sum())
     assert got.loc["2025-11", "nps_n"] == want.loc["2025-11", "nps_n"] + 1000 * n_days
+    # The unit-month rollup is rebuilt from the daily one for the touched month only: the
+    # new answer is in its 2026-10 row and the error planted in the daily 2025-11 rows
+    # did not reach it, so every month still equals the facts.
+    pd.testing.assert_frame_equal(_grouped(_monthly(engine), by, SURVEY_SUMS), want)
+
+
+def _monthly(engine: Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(select(schema.agg_survey_monthly)).mappings().all())
+
+
+def test_unit_month_rollups_and_dimension_values_match_the_facts(demo_engine: Engine) -> None:
+    facts, monthly = _facts(demo_engine), _monthly(demo_engine)
+    by = ["month", "org_unit_id"]
+    # One row per unit and month, and the same sums as the facts grouped by pandas.
+    assert not monthly.duplicated(by).any()
+    pd.testing.assert_frame_equal(_grouped(monthly, by, SURVEY_SUMS),
+                                  _grouped(facts, by, SURVEY_SUMS))
+    tx, cust, dv = schema.loyalty_transaction, schema.customer, schema.agg_dim_value
+    with demo_engine.connect() as conn:
+        sales = pd.DataFrame(conn.execute(
+            select(tx.c.occurred_at, tx.c.org_unit_id, tx.c.channel, tx.c.amount,
+                   tx.c.customer_id, cust.c.segment)
+            .select_from(tx.outerjoin(cust, cust.c.id == tx.c.customer_id))).mappings().all())
+        rolled = pd.DataFrame(conn.execute(select(schema.agg_txn_monthly)).mappings().all())
+        values = pd.DataFrame(conn.execute(select(dv)).mappings().all())
+    sales["month"] = pd.to_datetime(sales["occurred_at"]).dt.strftime("%Y-%m")
+    sales["member"] = sales["customer_id"].notna()
+    rolled["member"] = rolled["member"].astype(bool)
+    keys = ["month", "org_unit_id", "member"]
+    want = sales.groupby(keys).agg(txns=("amount", "size"), revenue=("amount", "sum"))
+    got = rolled.set_index(keys)[["txns", "revenue"]].sort_index()
+    pd.testing.assert_frame_equal(got, want.sort_index(), check_dtype=False, atol=0.01)
+    # Every value a dimension takes in a month, from each fact, and nothing else.
+    for fact, frame, dims in (("survey", facts, ["segment", "channel", "device", "interaction",
+                                                 "touchpoint"]),
+                              ("sales", sales, ["segment", "channel"])):
+        for dim in dims:
+            want_values = {(m, v) for m, v in frame[["month", dim]].dropna()
+                           .itertuples(index=False)}
+            mine = values[(values["fact"] == fact) & (values["dim"] == dim)]
+            assert {(m, v) for m, v in mine[["month", "value"]].itertuples(index=False)} \
+                == want_values, (fact, dim)
+
+
+def test_unfiltered_and_filtered_reads_agree_with_the_facts(demo_engine: Engine) -> None:
+    """A unit-only filter reads the monthly rollup, a dimension filter the daily one: both
+    give what pandas counts from the facts."""
+    from queries.kpis import Filters, survey_counts
+    from queries.options import filter_options
+    from queries.periods import Month
+
+    facts = _facts(demo_engine)
+    months = sorted(facts["month"].unique())[-3:]
+    region = sorted(facts["region"].dropna().unique())[0]
+    channel = sorted(facts["channel"].dropna().unique())[0]
+    cases = [(Filters(), facts), (Filters(unit=region), facts[facts["region"] == region]),
+             (Filters(unit=region, channel=channel),
+              facts[(facts["region"] == region) & (facts["channel"] == channel)])]
+    with demo_engine.connect() as conn:
+        for filters, rows in cases:
+            got = survey_counts(conn, months=[Month.parse(m) for m in months], filters=filters)
+            want = rows[rows["month"].isin(months)][SURVEY_SUMS].sum()
+            for col in ("responses", "nps_n", "nps_promoters", "nps_detractors", "csat_top2"):
+                assert int(got[col]) == int(want[col]), (filters, col)
+        options = filter_options(conn)
+    assert options.devices == sorted(facts["device"].dropna().unique())
+    assert options.touchpoints == sorted(facts["touchpoint"].dropna().unique())
+    assert options.months[0] == max(facts["month"]) or options.months[0] > max(facts["month"])
