@@ -144,6 +144,15 @@ def _unit_names(conn: Connection, ids: list[str]) -> dict[str, str]:
     return dict(conn.execute(select(ou.c.id, ou.c.name).where(ou.c.id.in_(ids))).all())
 
 
+def _whole_months(first_day: dt.date, end_day: dt.date) -> list[str] | None:
+    """The months of [first_day, end_day) when both are the first of a month, else None."""
+    if first_day.day != 1 or end_day.day != 1 or end_day <= first_day:
+        return None
+    first, last = Month.of(first_day), Month.of(end_day).shift(-1)
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return [str(first.shift(i)) for i in range(count)]
+
+
 def _nps_group(score: int) -> str:
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
 
@@ -792,11 +801,19 @@ def engagement_vs_cx(
     lm = _level_map("store")
     dims = {"segment": segment, "channel": channel, "device": device,
             "interaction": interaction, "touchpoint": touchpoint}
+    months = _whole_months(first_day, end_day)
+    if months is not None and not any(dims.values()):
+        # Whole months, no dimension: the unit-month rollup holds the same sums.
+        agg = schema.agg_survey_monthly
+        when = agg.c.month.in_(months)
+    else:
+        agg = asd
+        when = and_(asd.c.day >= first_day, asd.c.day < end_day)
     cx = {u: _score(outcome, *(int(v or 0) for v in rest)) for u, *rest in conn.execute(
-        select(lm.c.level_id, func.sum(asd.c.nps_n), func.sum(asd.c.nps_promoters),
-               func.sum(asd.c.nps_detractors), func.sum(asd.c.csat_n), func.sum(asd.c.csat_top2))
-        .select_from(asd.join(lm, lm.c.unit_id == asd.c.org_unit_id))
-        .where(asd.c.day >= first_day, asd.c.day < end_day, *_agg_filters(asd, unit, dims))
+        select(lm.c.level_id, func.sum(agg.c.nps_n), func.sum(agg.c.nps_promoters),
+               func.sum(agg.c.nps_detractors), func.sum(agg.c.csat_n), func.sum(agg.c.csat_top2))
+        .select_from(agg.join(lm, lm.c.unit_id == agg.c.org_unit_id))
+        .where(when, *_agg_filters(agg, unit, dims))
         .group_by(lm.c.level_id)
     ).all()}
 
