@@ -104,7 +104,8 @@ def table_counts(conn: Connection) -> pd.DataFrame:
     tables = [schema.org_unit, schema.customer, schema.survey_response, schema.survey_rating,
               schema.loyalty_transaction, schema.engagement_response, schema.engagement_score,
               schema.headcount, schema.agg_survey_daily, schema.agg_txn_daily,
-              schema.agg_engagement, schema.quarantine]
+              schema.agg_survey_monthly, schema.agg_txn_monthly, schema.agg_engagement,
+              schema.quarantine]
     rows = [{"table": t.name, "rows": conn.execute(select(func.count()).select_from(t))
              .scalar_one()} for t in tables]
     return pd.DataFrame(rows)

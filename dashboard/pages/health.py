@@ -44,7 +44,10 @@ TABLE_LABELS = {
     "survey_rating": "Attribute ratings", "loyalty_transaction": "Loyalty transactions",
     "engagement_response": "Engagement answers", "engagement_score": "Engagement item scores",
     "headcount": "Headcount", "agg_survey_daily": "Survey totals per day",
-    "agg_txn_daily": "Transaction totals per day", "agg_engagement": "Engagement totals",
+    "agg_txn_daily": "Transaction totals per day",
+    "agg_survey_monthly": "Survey totals per unit and month",
+    "agg_txn_monthly": "Transaction totals per unit and month",
+    "agg_engagement": "Engagement totals",
     "quarantine": "Quarantined rows",
 }
 RUN_COUNTS = ("rows_read", "rows_inserted", "rows_updated", "rows_quarantined", "rows_skipped")
