@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="every part once, as briefly as it runs (one repeat, 10 users "
                              "for 3 s, 2 PDFs): CI's check that the benchmark code works, "
                              "not figures to quote")
+    parser.add_argument("--repeats", type=int, metavar="N",
+                        help="repeats of each callback case (default: the scale's, 20 at "
+                             "large, where a cold page can take seconds)")
     args = parser.parse_args(argv)
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         scale = dataclasses.replace(scale, repeats=1, load_seconds=3, users=(10,),
                                     pdf_recipients=2)
+    if args.repeats:
+        scale = dataclasses.replace(scale, repeats=args.repeats)
     work = args.work or Path(tempfile.mkdtemp(prefix=f"cx-bench-{scale.name}-"))
     work.mkdir(parents=True, exist_ok=True)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
