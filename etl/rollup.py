@@ -541,7 +541,8 @@ def refresh_engagement(conn: Connection, months: Iterable[str] | None = None) ->
 
 def refresh_all(conn: Connection) -> int:
     """Rebuild every aggregate from the facts (after a customer load changes segments)."""
-    return refresh_survey(conn) + refresh_transactions(conn) + refresh_engagement(conn)
+    return (refresh_survey(conn) + refresh_transactions(conn) + refresh_engagement(conn)
+            + refresh_driver_moments(conn))
 
 
 REFRESH = {
@@ -549,3 +550,70 @@ REFRESH = {
     "transactions": refresh_transactions,
     "engagement_responses": refresh_engagement,
 }
+
+
+DRIVER_OUTCOMES = ("nps", "csat")
+
+
+def refresh_driver_moments(conn: Connection, months: Iterable[str] | None = None) -> int:
+    """Rebuild `agg_driver_moments` for `months` (None = all) from the answers and their
+    ratings: per month, unit, outcome and set of rated attributes, n and the sums and
+    cross-products the key-driver model needs. Returns rows written.
+
+    One grouped statement per outcome: each answer is pivoted to one row (its outcome and
+    one column per attribute, NULL where not rated), the rated set becomes a bit mask, and
+    the database sums every variable and product per month, unit and mask.
+    """
+    import json
+
+    from queries.links import DRIVER_RATING
+
+    wanted = None if months is None else sorted(set(months))
+    agg = schema.agg_driver_moments
+    conn.execute(delete(agg).where(true() if wanted is None else agg.c.month.in_(wanted)))
+    rt = schema.survey_rating
+    in_months = _in_months(sr.c.submitted_at, wanted)
+    attributes = sorted(conn.execute(
+        select(rt.c.attribute).distinct()
+        .select_from(rt.join(sr, sr.c.id == rt.c.response_pk)).where(in_months)).scalars())
+    if not attributes:
+        return 0
+    written = 0
+    month = month_of(sr.c.submitted_at)
+    for outcome in DRIVER_OUTCOMES:
+        y = sr.c[outcome]
+        pivot = (
+            select(month.label("month"), sr.c.org_unit_id, y.label("v0"), *[
+                func.max(case((rt.c.attribute == a, DRIVER_RATING))).label(f"v{i + 1}")
+                for i, a in enumerate(attributes)])
+            .select_from(sr.outerjoin(rt, rt.c.response_pk == sr.c.id))
+            .where(in_months, y.is_not(None))
+            .group_by(sr.c.id, month, sr.c.org_unit_id, y)
+            .subquery("pivot")
+        )
+        v = [pivot.c[f"v{i}"] for i in range(len(attributes) + 1)]
+        mask = sum((case((v[i + 1].is_(None), 0), else_=2 ** i)
+                    for i in range(len(attributes))), literal(0, BigInteger))
+        pairs = [(i, j) for i in range(len(v)) for j in range(i, len(v))]
+        stmt = (select(pivot.c.month, pivot.c.org_unit_id, mask.label("mask"), func.count(),
+                       *[func.sum(c) for c in v], *[func.sum(v[i] * v[j]) for i, j in pairs])
+                .group_by(pivot.c.month, pivot.c.org_unit_id, mask))
+        rows = []
+        for row in conn.execute(stmt):
+            bits = int(row[2])
+            # Outcome first, then the rated attributes in name order: only their sums are
+            # kept (the others are sums over nothing).
+            idx = [0] + [i + 1 for i in range(len(attributes)) if bits >> i & 1]
+            sums = row[4:4 + len(v)]
+            cross = dict(zip(pairs, row[4 + len(v):], strict=True))
+            rows.append({
+                "month": row[0], "org_unit_id": row[1], "outcome": outcome,
+                "pattern": "|".join(attributes[i - 1] for i in idx[1:]), "n": int(row[3]),
+                "moments": json.dumps({
+                    "s": [float(sums[i] or 0) for i in idx],
+                    "ss": [float(cross[(i, j)] or 0) for a, i in enumerate(idx)
+                           for j in idx[a:]]}, separators=(",", ":"))})
+        for start in range(0, len(rows), 20_000):
+            conn.execute(insert(agg), rows[start:start + 20_000])
+        written += len(rows)
+    return written

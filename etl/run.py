@@ -42,6 +42,7 @@ from etl.model import ENTITIES, ENTITY_ORDER, Entity
 from etl.rollup import (
     REFRESH,
     clear_member_activity,
+    refresh_driver_moments,
     refresh_member_activity,
     refresh_survey,
     refresh_transactions,
@@ -501,6 +502,7 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         elif entity.name in REFRESH and (counts.inserted or counts.updated):
             REFRESH[entity.name](conn, months)
             if entity.name == "survey_responses":
+                refresh_driver_moments(conn, months)
                 answer_revenue.clear_months(conn, months)
             result.touched_months |= months
     if batch.path is not None and batch.sha256:

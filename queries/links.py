@@ -52,6 +52,9 @@ Dim = str | Sequence[str] | None
 GROUPS = ("promoter", "passive", "detractor")
 LEVELS = ("company", "region", "store", "team")
 OUTCOMES = ("nps", "csat")
+# A rating as the key-driver model uses it: rescaled onto 1-5 when asked on another scale
+# (the ETL's `agg_driver_moments` sums the same expression).
+DRIVER_RATING = rescaled_sql(rt.c.rating, rt.c.scale_min, rt.c.scale_max, (1, 5), (1, 5))
 
 
 # --------------------------------------------------------------------------
@@ -884,52 +887,42 @@ def _outcome_column(outcome: str) -> ColumnElement:
     return sr.c[outcome]
 
 
-def key_drivers(
-    conn: Connection,
-    *,
-    start: dt.datetime,
-    end: dt.datetime,
-    outcome: str = "nps",
-    unit: str | None = None,
-    segment: Dim = None,
-    channel: Dim = None,
-    device: Dim = None,
-    interaction: Dim = None,
-    touchpoint: Dim = None,
-    min_coverage: float = 0.5,
-) -> Drivers:
-    """Importance (Johnson relative weight, % of R^2) and performance (mean rating) of each
-    attribute against NPS (0-10) or CSAT (1-5): the priority matrix.
+@dataclass(frozen=True)
+class _DriverSums:
+    """What the key-driver model is computed from: the selection's size, each attribute's
+    (n, sum, sum of squares) and, for the attributes kept, the complete cases' n, sums of
+    (outcome, *kept) and their cross-products."""
 
-    Selection: responses submitted in [start, end) in the filters, with the outcome
-    answered. Attributes rated by at least `min_coverage` of the selection enter the model;
-    it is fitted on the complete cases (outcome and every such attribute answered), from
-    the correlation matrix of their SQL sums. r is each attribute's correlation with the
-    outcome on those cases; performance and n use every rating in the selection.
-    """
-    y = _outcome_column(outcome)
-    frame_cols = ["attribute", "importance", "weight", "r", "performance", "sd", "n", "coverage"]
-    filters = _fact_filters(unit, {"segment": segment, "channel": channel, "device": device,
-                                   "interaction": interaction, "touchpoint": touchpoint})
-    sel = [sr.c.submitted_at >= start, sr.c.submitted_at < end, y.is_not(None), *filters]
+    responses: int
+    per_attr: dict[str, tuple[int, float, float]]
+    kept: list[str]
+    n: int
+    sums: list[float]
+    cross: np.ndarray
+
+
+def _kept(per_attr: dict[str, tuple[int, float, float]], responses: int,
+          min_coverage: float) -> list[str]:
+    return [a for a, (n, _, _) in per_attr.items() if responses and n / responses >= min_coverage]
+
+
+def _live_driver_sums(conn: Connection, sel: list[ColumnElement[bool]], y: ColumnElement,
+                      min_coverage: float) -> _DriverSums:
+    """The model's sums counted from the answers and ratings of the selection."""
     joined = sr.outerjoin(cust, cust.c.id == sr.c.customer_id)
     responses = int(conn.execute(select(func.count()).select_from(joined).where(*sel))
                     .scalar_one())
-    # Ratings asked on other scales (a 1-7 attribute) are rescaled onto 1-5 before any sum.
-    rating = rescaled_sql(rt.c.rating, rt.c.scale_min, rt.c.scale_max, (1, 5), (1, 5))
-    per_attr = conn.execute(
+    rating = DRIVER_RATING
+    per_attr = {a: (int(n), float(s), float(s2)) for a, n, s, s2 in conn.execute(
         select(rt.c.attribute, func.count(), func.sum(rating), func.sum(rating * rating))
         .select_from(joined.join(rt, rt.c.response_pk == sr.c.id))
         .where(*sel)
         .group_by(rt.c.attribute)
         .order_by(rt.c.attribute)
-    ).all()
-    perf = {a: (int(n), stats.mean_ci(int(n), float(s), float(s2))) for a, n, s, s2 in per_attr}
-    kept = [a for a, (n, _) in perf.items() if responses and n / responses >= min_coverage]
-    dropped = tuple(a for a in perf if a not in kept)
+    ).all()}
+    kept = _kept(per_attr, responses, min_coverage)
     if not kept:
-        return Drivers(outcome, pd.DataFrame(columns=frame_cols), None, 0, responses, dropped)
-
+        return _DriverSums(responses, per_attr, kept, 0, [], np.zeros((0, 0)))
     # Pivot to one row per response (outcome, then each attribute), then sum the variables
     # and their pairwise products over the complete cases.
     pivot = (
@@ -948,12 +941,115 @@ def key_drivers(
                *[func.sum(v[i] * v[j]) for i, j in pairs])
         .where(and_(*[c.is_not(None) for c in v]))
     ).one()
-    n = int(row[0])
-    sums = [float(s or 0) for s in row[1:1 + len(v)]]
     cross = np.zeros((len(v), len(v)))
-    for (i, j), s in zip(pairs, row[1 + len(v):], strict=True):
-        cross[i, j] = cross[j, i] = float(s or 0)
+    for (i, j), total in zip(pairs, row[1 + len(v):], strict=True):
+        cross[i, j] = cross[j, i] = float(total or 0)
+    return _DriverSums(responses, per_attr, kept, int(row[0]),
+                       [float(t or 0) for t in row[1:1 + len(v)]], cross)
 
+
+def _stored_driver_sums(conn: Connection, *, months: list[str], unit: str | None,
+                        outcome: str, min_coverage: float) -> _DriverSums | None:
+    """The model's sums re-aggregated from the ETL's `agg_driver_moments`, or None when it
+    does not hold every answer of the selection (a month not counted yet)."""
+    import json
+
+    dm, asm = schema.agg_driver_moments, schema.agg_survey_monthly
+    scope = _conditions(dm.c.org_unit_id, {}, unit, {})
+    rows = conn.execute(select(dm.c.pattern, dm.c.n, dm.c.moments).where(
+        dm.c.month.in_(months), dm.c.outcome == outcome, *scope)).all()
+    answered = asm.c.nps_n if outcome == "nps" else asm.c.csat_n
+    expected = conn.execute(select(func.coalesce(func.sum(answered), 0)).where(
+        asm.c.month.in_(months), *_conditions(asm.c.org_unit_id, {}, unit, {}))).scalar_one()
+    # Nothing expected may also mean rollups not built (a database filled by hand): the
+    # ratings then answer, and cheaply when there really is nothing.
+    if not expected or sum(int(n) for _, n, _ in rows) != int(expected):
+        return None
+    # Same pattern, same variables: add their arrays first.
+    by_pattern: dict[str, list] = {}
+    for pattern, n, moments in rows:
+        m = json.loads(moments)
+        acc = by_pattern.setdefault(pattern, [0, np.zeros(len(m["s"])), np.zeros(len(m["ss"]))])
+        acc[0] += int(n)
+        acc[1] += np.asarray(m["s"], dtype=float)
+        acc[2] += np.asarray(m["ss"], dtype=float)
+    responses = sum(acc[0] for acc in by_pattern.values())
+    full: dict[tuple[str, ...], tuple[int, np.ndarray, np.ndarray]] = {}
+    per_attr: dict[str, list] = {}
+    for pattern, (n, sums, upper) in by_pattern.items():
+        names = tuple(pattern.split("|")) if pattern else ()
+        k = len(names) + 1
+        square = np.zeros((k, k))
+        square[np.triu_indices(k)] = upper
+        square = square + np.triu(square, 1).T
+        full[names] = (n, sums, square)
+        for i, a in enumerate(names, start=1):
+            acc = per_attr.setdefault(a, [0, 0.0, 0.0])
+            acc[0] += n
+            acc[1] += sums[i]
+            acc[2] += square[i, i]
+    per = {a: (int(v[0]), float(v[1]), float(v[2])) for a, v in sorted(per_attr.items())}
+    kept = _kept(per, responses, min_coverage)
+    n, total, cross = 0, np.zeros(len(kept) + 1), np.zeros((len(kept) + 1, len(kept) + 1))
+    for names, (count, sums, square) in full.items():
+        if kept and set(kept) <= set(names):
+            idx = [0] + [1 + names.index(a) for a in kept]
+            n += count
+            total += sums[idx]
+            cross += square[np.ix_(idx, idx)]
+    return _DriverSums(responses, per, kept, n, [float(t) for t in total], cross)
+
+
+def key_drivers(
+    conn: Connection,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    outcome: str = "nps",
+    unit: str | None = None,
+    segment: Dim = None,
+    channel: Dim = None,
+    device: Dim = None,
+    interaction: Dim = None,
+    touchpoint: Dim = None,
+    min_coverage: float = 0.5,
+    stored: bool = True,
+) -> Drivers:
+    """Importance (Johnson relative weight, % of R^2) and performance (mean rating) of each
+    attribute against NPS (0-10) or CSAT (1-5): the priority matrix.
+
+    Selection: responses submitted in [start, end) in the filters, with the outcome
+    answered. Attributes rated by at least `min_coverage` of the selection enter the model;
+    it is fitted on the complete cases (outcome and every such attribute answered), from
+    the correlation matrix of their SQL sums. r is each attribute's correlation with the
+    outcome on those cases; performance and n use every rating in the selection.
+
+    Whole months without a dimension filter read the sums from the ETL's
+    `agg_driver_moments` when it holds every answer of the selection (`stored=False`:
+    always counted from the ratings).
+    """
+    y = _outcome_column(outcome)
+    frame_cols = ["attribute", "importance", "weight", "r", "performance", "sd", "n", "coverage"]
+    values = {"segment": segment, "channel": channel, "device": device,
+              "interaction": interaction, "touchpoint": touchpoint}
+    got = None
+    months = _whole_months(start.date(), end.date()) \
+        if start == dt.datetime.combine(start.date(), dt.time()) \
+        and end == dt.datetime.combine(end.date(), dt.time()) else None
+    if stored and months is not None and not any(values.values()):
+        got = _stored_driver_sums(conn, months=months, unit=unit, outcome=outcome,
+                                  min_coverage=min_coverage)
+    if got is None:
+        sel = [sr.c.submitted_at >= start, sr.c.submitted_at < end, y.is_not(None),
+               *_fact_filters(unit, values)]
+        got = _live_driver_sums(conn, sel, y, min_coverage)
+    perf = {a: (n, stats.mean_ci(n, s, s2)) for a, (n, s, s2) in got.per_attr.items()}
+    kept = got.kept
+    dropped = tuple(a for a in perf if a not in kept)
+    if not kept:
+        return Drivers(outcome, pd.DataFrame(columns=frame_cols), None, 0, got.responses,
+                       dropped)
+    n, sums, cross = got.n, got.sums, got.cross
     r = np.full(len(kept), np.nan)
     weights = rescaled = [np.nan] * len(kept)
     r_squared = None
@@ -966,12 +1062,12 @@ def key_drivers(
             weights, rescaled, r_squared = list(rw.weights), list(rw.rescaled), rw.r_squared
     rows = [{"attribute": a, "importance": rescaled[k], "weight": weights[k], "r": float(r[k]),
              "performance": perf[a][1].mean, "sd": perf[a][1].sd, "n": perf[a][0],
-             "coverage": perf[a][0] / responses} for k, a in enumerate(kept)]
+             "coverage": perf[a][0] / got.responses} for k, a in enumerate(kept)]
     frame = (pd.DataFrame(rows, columns=frame_cols)
              .sort_values(["importance", "attribute"], ascending=[False, True],
                           na_position="last", kind="stable")
              .reset_index(drop=True))
-    return Drivers(outcome, frame, r_squared, n, responses, dropped)
+    return Drivers(outcome, frame, r_squared, n, got.responses, dropped)
 
 
 __all__ = [

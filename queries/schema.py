@@ -372,6 +372,24 @@ agg_dim_value = Table(
     Column("value", String(64), primary_key=True),
 )
 
+# The key-driver model's sufficient statistics per unit, month and outcome: answers with
+# the outcome given are grouped by the set of attributes they rated (`pattern`, names
+# joined by '|'), and each group keeps n and the sums and cross-products of the outcome and
+# its attributes (`moments`, JSON: "s" the sums, "ss" the upper triangle of the products,
+# outcome first, then the pattern's attributes in order). Any selection of whole months and
+# units, any coverage threshold, re-aggregates exactly from them: the answers that rated
+# every kept attribute are those of the patterns containing them.
+agg_driver_moments = Table(
+    "agg_driver_moments",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), primary_key=True),
+    Column("outcome", String(8), primary_key=True),
+    Column("pattern", String(1000), primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("moments", Text, nullable=False),
+)
+
 # Active members are distinct people: they cannot be summed over units, months or filters,
 # so the ETL counts them for every unit's subtree ('*': the whole company), segment and
 # channel ('': any), at the end of each month. `org_tree` fingerprints the unit tree the
