@@ -247,6 +247,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     with engine.begin() as conn:
         rows = refresh_all(conn)
         conn.execute(delete(schema.answer_revenue))
+        answer_revenue.mark_pending(conn)
     settings = get_settings()
     rows += answer_revenue.complete(engine, window_days=settings.cx_revenue_days,
                                     churn_days=settings.cx_active_days)

@@ -35,6 +35,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    update,
 )
 from sqlalchemy.sql import Select
 
@@ -51,7 +52,22 @@ CHUNK_ANSWERS = 200_000
 """Answers counted per statement by `complete` (each chunk its own transaction)."""
 
 
+STATE = "answer_revenue"
+
+
+def mark_pending(conn: Connection) -> None:
+    """Record, in the caller's transaction, that rows may be missing (a batch deleted some or
+    added answers, sales or customers): the next `complete` looks for them."""
+    st = schema.summary_state
+    bumped = conn.execute(update(st).where(st.c.name == STATE)
+                          .values(version=st.c.version + 1, updated_at=dt.datetime.now()),
+                          execution_options={"preserve_rowcount": True}).rowcount
+    if not bumped:  # the migration seeds the row; a database built by create_all has none
+        conn.execute(insert(st).values(name=STATE, version=1, updated_at=dt.datetime.now()))
+
+
 def _delete_answers(conn: Connection, *conditions: object) -> int:
+    mark_pending(conn)
     answers = select(sr.c.id).where(*conditions)  # type: ignore[arg-type]
     return conn.execute(delete(ar).where(ar.c.response_pk.in_(answers)),
                         execution_options={"preserve_rowcount": True}).rowcount or 0
@@ -116,10 +132,38 @@ def complete(engine: Engine, *, window_days: int, churn_days: int,
              chunk: int = CHUNK_ANSWERS) -> int:
     """Count the row of every counted answer that has none (rows made with other windows
     are replaced), `chunk` answers per transaction: a large first load never holds one
-    transaction for hours, and what is done stays done. Returns rows written."""
+    transaction for hours, and what is done stays done. Returns rows written.
+
+    Skipped, without a scan, when no batch marked rows missing (`mark_pending`) since the
+    last completion with these windows: at ten million answers the search for missing rows
+    alone takes seconds, and a run with nothing new must not pay it.
+    """
+    st = schema.summary_state
+    params = f"{window_days}/{churn_days}"
     with engine.begin() as conn:
+        state = conn.execute(select(st.c.version, st.c.done_version, st.c.params)
+                             .where(st.c.name == STATE)).first()
+        if state is not None and state.done_version == state.version \
+                and state.params == params:
+            return 0
+        if state is None:  # the migration seeds the row; a database built by create_all not
+            conn.execute(insert(st).values(name=STATE, version=0,
+                                           updated_at=dt.datetime.now()))
+        started_at = state.version if state is not None else 0
         conn.execute(delete(ar).where(or_(ar.c.window_days != window_days,
                                           ar.c.churn_days != churn_days)))
+    written = _complete_chunks(engine, window_days=window_days, churn_days=churn_days,
+                               chunk=chunk)
+    with engine.begin() as conn:
+        # Only if no batch marked rows missing meanwhile (it bumped the version): otherwise
+        # the next run looks again.
+        conn.execute(update(st).where(st.c.name == STATE, st.c.version == started_at)
+                     .values(done_version=started_at, params=params,
+                             updated_at=dt.datetime.now()))
+    return written
+
+
+def _complete_chunks(engine: Engine, *, window_days: int, churn_days: int, chunk: int) -> int:
     written = 0
     after = None
     while True:

@@ -390,6 +390,20 @@ agg_driver_moments = Table(
     Column("moments", Text, nullable=False),
 )
 
+# Whether a summary the ETL completes after its batches may lack rows: each batch that can
+# leave one missing bumps `version` in its own transaction; a completion that found nothing
+# left records the version it started from (and the windows it counted with). A run with
+# nothing new then skips the completion's scan of millions of answers.
+summary_state = Table(
+    "summary_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("done_version", Integer),
+    Column("params", String(64)),
+    Column("updated_at", DateTime),
+)
+
 # Active members are distinct people: they cannot be summed over units, months or filters,
 # so the ETL counts them for every unit's subtree ('*': the whole company), segment and
 # channel ('': any), at the end of each month. `org_tree` fingerprints the unit tree the

@@ -208,3 +208,45 @@ def test_etl_rollup_counts_answer_revenue_again(engine, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert _rows(engine) == {"q1": (50.5, 2, 1), "q2": (0.0, 0, 0), "q3": (0.0, 0, 0)}
+
+
+def _state(engine) -> tuple:
+    st = schema.summary_state
+    with engine.connect() as conn:
+        return tuple(conn.execute(select(st.c.version, st.c.done_version, st.c.params)
+                                  .where(st.c.name == "answer_revenue")).one())
+
+
+def test_a_run_with_nothing_new_skips_the_search_for_missing_rows(engine,
+                                                                  tmp_path: Path) -> None:
+    config = _company(tmp_path)
+    _run(engine, config)
+    version, done, params = _state(engine)
+    assert (done, params) == (version, "180/90")
+    # A row lost outside the ETL (by hand) is not searched for by a run with nothing new:
+    # readers join that answer's sales live meanwhile, and the numbers stay right.
+    ar, sr = schema.answer_revenue, schema.survey_response
+    with engine.begin() as conn:
+        conn.execute(ar.delete().where(ar.c.response_pk == select(sr.c.id).where(
+            sr.c.response_id == "q1").scalar_subquery()))
+    kw = {"start": dt.datetime(2026, 1, 1), "end": dt.datetime(2026, 3, 1)}
+    with engine.connect() as conn:
+        _same(revenue_after_survey(conn, **kw), revenue_after_survey(conn, **kw,
+                                                                      stored=False))
+    _run(engine, config)
+    assert _state(engine) == (version, done, params)
+    assert "q1" not in _rows(engine)
+    assert answer_revenue.complete(engine, window_days=180, churn_days=90) == 0
+    # Anything that may leave rows missing marks the state, in its own transaction; the
+    # next completion then searches and counts the row again.
+    with engine.begin() as conn:
+        answer_revenue.mark_pending(conn)
+    assert _state(engine)[0] == version + 1
+    assert answer_revenue.complete(engine, window_days=180, churn_days=90) == 1
+    assert _rows(engine)["q1"] == (50.5, 2, 1)
+    assert _state(engine) == (version + 1, version + 1, "180/90")
+    # New sales mark it too (and their run completes it).
+    _sales(tmp_path, "more", [("t9", "A", "S01", "2026-03-01 10:00:00", 1.5)])
+    _run(engine, config)
+    after, done_after, _ = _state(engine)
+    assert after > version + 1 and done_after == after
