@@ -164,26 +164,24 @@ def complete(engine: Engine, *, window_days: int, churn_days: int,
 
 
 def _complete_chunks(engine: Engine, *, window_days: int, churn_days: int, chunk: int) -> int:
+    """Walk the answers' ids `chunk` at a time, each range's missing rows counted in one
+    statement of its own transaction. Walking ranges instead of asking for the next
+    missing ids: that search is an anti-join over every answer, 10 s per call at ten
+    million answers, where a range's is an index range scan."""
+    with engine.connect() as conn:
+        low, high = conn.execute(select(func.min(sr.c.id), func.max(sr.c.id))).one()
     written = 0
-    after = None
-    while True:
+    if low is None:
+        return written
+    for first in range(int(low), int(high) + 1, chunk):
         with engine.begin() as conn:
-            pending = _missing().order_by(sr.c.id)
-            if after is not None:
-                pending = pending.where(sr.c.id > after)
-            ids = conn.execute(pending.limit(chunk)).scalars().all()
-            if not ids:
-                return written
-            low, high = ids[0], ids[-1]
             held = select(ar.c.response_pk).where(ar.c.response_pk == sr.c.id)
             each = answer_purchases(window_days, churn_days).where(
-                sr.c.id >= low, sr.c.id <= high, ~exists(held)).subquery()
+                sr.c.id >= first, sr.c.id < first + chunk, ~exists(held)).subquery()
             counted = select(each.c.response_pk, literal(window_days), literal(churn_days),
                              each.c.revenue, each.c.purchases, each.c.active)
             written += conn.execute(
                 insert(ar).from_select(["response_pk", "window_days", "churn_days", "revenue",
                                         "purchases", "active"], counted),
                 execution_options={"preserve_rowcount": True}).rowcount or 0
-        if len(ids) < chunk:
-            return written
-        after = high
+    return written
