@@ -553,6 +553,8 @@ REFRESH = {
 
 
 DRIVER_OUTCOMES = ("nps", "csat")
+# (k + 1) sums and (k + 1)(k + 2) / 2 products per statement: 40 attributes make 903.
+MAX_DRIVER_ATTRIBUTES = 40
 
 
 def refresh_driver_moments(conn: Connection, months: Iterable[str] | None = None) -> int:
@@ -576,7 +578,9 @@ def refresh_driver_moments(conn: Connection, months: Iterable[str] | None = None
     attributes = sorted(conn.execute(
         select(rt.c.attribute).distinct()
         .select_from(rt.join(sr, sr.c.id == rt.c.response_pk)).where(in_months)).scalars())
-    if not attributes:
+    if not attributes or len(attributes) > MAX_DRIVER_ATTRIBUTES:
+        # Too many attributes for one statement's column list (PostgreSQL allows 1,664):
+        # left empty, the drivers page counts those months from the ratings.
         return 0
     written = 0
     month = month_of(sr.c.submitted_at)

@@ -91,3 +91,20 @@ def test_the_page_reads_the_sums_and_counts_when_a_month_is_missing(
                                        .where(dm.c.month == month)).scalar_one()
         _same(key_drivers(conn, start=start, end=end), live)
         trans.rollback()
+
+
+def test_too_many_attributes_leave_the_sums_empty_and_the_page_counts(
+        demo_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import etl.rollup
+
+    month = _months(demo_engine)[-2]
+    start = dt.datetime.strptime(month, "%Y-%m")
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    monkeypatch.setattr(etl.rollup, "MAX_DRIVER_ATTRIBUTES", 2)  # the demo rates five
+    with demo_engine.connect() as conn, conn.begin() as trans:
+        assert refresh_driver_moments(conn, [month]) == 0
+        assert conn.execute(select(func.count()).select_from(dm)
+                            .where(dm.c.month == month)).scalar_one() == 0
+        _same(key_drivers(conn, start=start, end=end),
+              key_drivers(conn, start=start, end=end, stored=False))
+        trans.rollback()
