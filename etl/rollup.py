@@ -38,6 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from queries import schema
+from queries.kpis import SURVEY_DIMS, TXN_DIMS
+from queries.links import DRIVER_RATING, pack_driver_moments
 from queries.periods import Month
 from queries.sqlfuncs import day_of, month_of, rescaled
 
@@ -146,10 +148,8 @@ def refresh_transactions(conn: Connection, months: Iterable[str] | None = None, 
 # Each fact's daily rollup, its monthly one (keys beyond the month and unit) and the
 # dimensions whose values the filter bar offers.
 MONTHLY = {
-    "survey": (schema.agg_survey_daily, schema.agg_survey_monthly, (),
-               ("segment", "channel", "device", "interaction", "touchpoint")),
-    "sales": (schema.agg_txn_daily, schema.agg_txn_monthly, ("member",),
-              ("segment", "channel")),
+    "survey": (schema.agg_survey_daily, schema.agg_survey_monthly, (), SURVEY_DIMS),
+    "sales": (schema.agg_txn_daily, schema.agg_txn_monthly, ("member",), TXN_DIMS),
 }
 
 
@@ -566,10 +566,6 @@ def refresh_driver_moments(conn: Connection, months: Iterable[str] | None = None
     one column per attribute, NULL where not rated), the rated set becomes a bit mask, and
     the database sums every variable and product per month, unit and mask.
     """
-    import json
-
-    from queries.links import DRIVER_RATING
-
     wanted = None if months is None else sorted(set(months))
     agg = schema.agg_driver_moments
     conn.execute(delete(agg).where(true() if wanted is None else agg.c.month.in_(wanted)))
@@ -610,13 +606,11 @@ def refresh_driver_moments(conn: Connection, months: Iterable[str] | None = None
             idx = [0] + [i + 1 for i in range(len(attributes)) if bits >> i & 1]
             sums = row[4:4 + len(v)]
             cross = dict(zip(pairs, row[4 + len(v):], strict=True))
-            rows.append({
-                "month": row[0], "org_unit_id": row[1], "outcome": outcome,
-                "pattern": "|".join(attributes[i - 1] for i in idx[1:]), "n": int(row[3]),
-                "moments": json.dumps({
-                    "s": [float(sums[i] or 0) for i in idx],
-                    "ss": [float(cross[(i, j)] or 0) for a, i in enumerate(idx)
-                           for j in idx[a:]]}, separators=(",", ":"))})
+            pattern, moments = pack_driver_moments(
+                [attributes[i - 1] for i in idx[1:]], [sums[i] or 0 for i in idx],
+                [cross[(i, j)] or 0 for a, i in enumerate(idx) for j in idx[a:]])
+            rows.append({"month": row[0], "org_unit_id": row[1], "outcome": outcome,
+                         "pattern": pattern, "n": int(row[3]), "moments": moments})
         for start in range(0, len(rows), 20_000):
             conn.execute(insert(agg), rows[start:start + 20_000])
         written += len(rows)

@@ -12,6 +12,7 @@ Survey filters (`unit` with everything below it, `segment`, `channel`, `device`,
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -948,12 +949,27 @@ def _live_driver_sums(conn: Connection, sel: list[ColumnElement[bool]], y: Colum
                        [float(t or 0) for t in row[1:1 + len(v)]], cross)
 
 
+def pack_driver_moments(names: Sequence[str], sums: Sequence[float],
+                        upper: Sequence[float]) -> tuple[str, str]:
+    """`agg_driver_moments`' pattern and moments of a group of answers that rated exactly
+    the attributes `names`: the sums of (outcome, *names) and the upper triangle, row by
+    row, of their products. The one definition of the stored form (its reader is below)."""
+    return "|".join(names), json.dumps({"s": [float(v) for v in sums],
+                                        "ss": [float(v) for v in upper]},
+                                       separators=(",", ":"))
+
+
+def _unpack_driver_moments(pattern: str, moments: str
+                           ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    m = json.loads(moments)
+    return (tuple(pattern.split("|")) if pattern else (),
+            np.asarray(m["s"], dtype=float), np.asarray(m["ss"], dtype=float))
+
+
 def _stored_driver_sums(conn: Connection, *, months: list[str], unit: str | None,
                         outcome: str, min_coverage: float) -> _DriverSums | None:
     """The model's sums re-aggregated from the ETL's `agg_driver_moments`, or None when it
     does not hold every answer of the selection (a month not counted yet)."""
-    import json
-
     dm, asm = schema.agg_driver_moments, schema.agg_survey_monthly
     scope = _conditions(dm.c.org_unit_id, {}, unit, {})
     rows = conn.execute(select(dm.c.pattern, dm.c.n, dm.c.moments).where(
@@ -966,18 +982,17 @@ def _stored_driver_sums(conn: Connection, *, months: list[str], unit: str | None
     if not expected or sum(int(n) for _, n, _ in rows) != int(expected):
         return None
     # Same pattern, same variables: add their arrays first.
-    by_pattern: dict[str, list] = {}
+    by_pattern: dict[tuple[str, ...], list] = {}
     for pattern, n, moments in rows:
-        m = json.loads(moments)
-        acc = by_pattern.setdefault(pattern, [0, np.zeros(len(m["s"])), np.zeros(len(m["ss"]))])
+        names, sums, upper = _unpack_driver_moments(pattern, moments)
+        acc = by_pattern.setdefault(names, [0, np.zeros(len(sums)), np.zeros(len(upper))])
         acc[0] += int(n)
-        acc[1] += np.asarray(m["s"], dtype=float)
-        acc[2] += np.asarray(m["ss"], dtype=float)
+        acc[1] += sums
+        acc[2] += upper
     responses = sum(acc[0] for acc in by_pattern.values())
     full: dict[tuple[str, ...], tuple[int, np.ndarray, np.ndarray]] = {}
     per_attr: dict[str, list] = {}
-    for pattern, (n, sums, upper) in by_pattern.items():
-        names = tuple(pattern.split("|")) if pattern else ()
+    for names, (n, sums, upper) in by_pattern.items():
         k = len(names) + 1
         square = np.zeros((k, k))
         square[np.triu_indices(k)] = upper
