@@ -248,6 +248,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         rows = refresh_all(conn)
         conn.execute(delete(schema.answer_revenue))
         answer_revenue.mark_pending(conn)
+        answer_revenue.forget_months(conn)
     settings = get_settings()
     rows += answer_revenue.complete(engine, window_days=settings.cx_revenue_days,
                                     churn_days=settings.cx_active_days)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     delete,
     exists,
     func,
@@ -35,18 +36,22 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
 
 from etl.load import fill
 from queries import schema
 from queries.links import answer_purchases
 from queries.periods import Month
+from queries.sqlfuncs import month_of
 
 sr = schema.survey_response
 cust = schema.customer
 ar = schema.answer_revenue
+am = schema.agg_answer_month
 
 CHUNK_ANSWERS = 200_000
 """Answers counted per statement by `complete` (each chunk its own transaction)."""
@@ -66,8 +71,12 @@ def mark_pending(conn: Connection) -> None:
         conn.execute(insert(st).values(name=STATE, version=1, updated_at=dt.datetime.now()))
 
 
-def _delete_answers(conn: Connection, *conditions: object) -> int:
+def _delete_answers(conn: Connection, *conditions: object,
+                    months: Iterable[str] | None = None) -> int:
+    """Delete the rows of the answers matching `conditions` and the month sums of `months`
+    (None: every month), which the completion after the run rebuilds."""
     mark_pending(conn)
+    forget_months(conn, months)
     answers = select(sr.c.id).where(*conditions)  # type: ignore[arg-type]
     return conn.execute(delete(ar).where(ar.c.response_pk.in_(answers)),
                         execution_options={"preserve_rowcount": True}).rowcount or 0
@@ -80,7 +89,8 @@ def clear_months(conn: Connection, months: Iterable[str]) -> int:
     if not spans:
         return 0
     return _delete_answers(conn, or_(*[and_(sr.c.submitted_at >= m.start,
-                                            sr.c.submitted_at < m.end) for m in spans]))
+                                            sr.c.submitted_at < m.end) for m in spans]),
+                           months=[str(m) for m in spans])
 
 
 def clear_span(conn: Connection, low: dt.datetime, high: dt.datetime, horizon_days: int, *,
@@ -88,15 +98,16 @@ def clear_span(conn: Connection, low: dt.datetime, high: dt.datetime, horizon_da
     """Delete the rows of answers whose windows may hold a sale made in [low, high]: those
     submitted from `horizon_days` before `low` up to `high`, of `customers` only when given
     (the customers of a sales batch). Returns rows deleted."""
-    when = [sr.c.submitted_at >= low - dt.timedelta(days=horizon_days),
-            sr.c.submitted_at <= high]
+    first = low - dt.timedelta(days=horizon_days)
+    when = [sr.c.submitted_at >= first, sr.c.submitted_at <= high]
+    months = _months_between(first, high)
     if customers is None:
-        return _delete_answers(conn, *when)
+        return _delete_answers(conn, *when, months=months)
     keys = sorted({str(c) for c in customers if c is not None})
     if not keys:
         return 0
     if len(keys) <= 1000:
-        return _delete_answers(conn, *when, sr.c.customer_id.in_(keys))
+        return _delete_answers(conn, *when, sr.c.customer_id.in_(keys), months=months)
     # A sales batch of a million rows names hundreds of thousands of customers: a temporary
     # table rather than that many bound parameters.
     holder = Table("tmp_revenue_customers", MetaData(),
@@ -105,7 +116,8 @@ def clear_span(conn: Connection, low: dt.datetime, high: dt.datetime, horizon_da
     holder.create(conn)
     try:
         fill(conn, holder, pd.DataFrame({"customer_id": keys}))
-        return _delete_answers(conn, *when, sr.c.customer_id.in_(select(holder.c.customer_id)))
+        return _delete_answers(conn, *when, sr.c.customer_id.in_(select(holder.c.customer_id)),
+                               months=months)
     finally:
         holder.drop(conn)
 
@@ -137,6 +149,9 @@ def complete(engine: Engine, *, window_days: int, churn_days: int,
     Skipped, without a scan, when no batch marked rows missing (`mark_pending`) since the
     last completion with these windows: at ten million answers the search for missing rows
     alone takes seconds, and a run with nothing new must not pay it.
+
+    Then rebuilds the month sums (`agg_answer_month`) that batches forgot or that lag (not
+    in the count returned).
     """
     st = schema.summary_state
     params = f"{window_days}/{churn_days}"
@@ -145,6 +160,11 @@ def complete(engine: Engine, *, window_days: int, churn_days: int,
                              .where(st.c.name == STATE)).first()
         if state is not None and state.done_version == state.version \
                 and state.params == params:
+            # The month sums may still lag (a fresh upgrade, answers removed elsewhere):
+            # finding which reads two small tables, not the answers.
+            refresh_months(conn, stale_months(conn, window_days=window_days,
+                                              churn_days=churn_days),
+                           window_days=window_days, churn_days=churn_days)
             return 0
         if state is None:  # the migration seeds the row; a database built by create_all not
             conn.execute(insert(st).values(name=STATE, version=0,
@@ -160,6 +180,9 @@ def complete(engine: Engine, *, window_days: int, churn_days: int,
         conn.execute(update(st).where(st.c.name == STATE, st.c.version == started_at)
                      .values(done_version=started_at, params=params,
                              updated_at=dt.datetime.now()))
+        refresh_months(conn, stale_months(conn, window_days=window_days,
+                                          churn_days=churn_days),
+                       window_days=window_days, churn_days=churn_days)
     return written
 
 
@@ -185,3 +208,88 @@ def _complete_chunks(engine: Engine, *, window_days: int, churn_days: int, chunk
                                         "purchases", "active"], counted),
                 execution_options={"preserve_rowcount": True}).rowcount or 0
     return written
+
+
+def _months_between(low: dt.datetime, high: dt.datetime) -> list[str]:
+    first, last = Month.of(low.date()), Month.of(high.date())
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return [str(first.shift(i)) for i in range(max(count, 0))]
+
+
+def forget_months(conn: Connection, months: Iterable[str] | None = None) -> None:
+    """Delete the month sums (`agg_answer_month`) of `months` (None: all), in the caller's
+    transaction: readers count those months from the answers until `complete` rebuilds
+    them. Called by anything that changes which answers count or what they bought."""
+    wanted = None if months is None else sorted(set(months))
+    if wanted is not None and not wanted:
+        return
+    conn.execute(delete(am).where(true() if wanted is None else am.c.month.in_(wanted)))
+
+
+def refresh_months(conn: Connection, months: Iterable[str] | None = None, *,
+                   window_days: int, churn_days: int) -> int:
+    """Rebuild the month sums of `months` (None: all) from the answers, their customers and
+    `answer_revenue`'s rows counted with these windows. Returns rows written."""
+    wanted = None if months is None else sorted(set(months))
+    if wanted is not None and not wanted:
+        return 0
+    forget_months(conn, wanted)
+    month = month_of(sr.c.submitted_at)
+    linked = cust.c.id.is_not(None)
+    value = sr.c.spend * sr.c.visits
+    held = ar.c.response_pk.is_not(None)
+    ticket = case((ar.c.purchases > 0, ar.c.revenue / ar.c.purchases), else_=None)
+
+    def moments(expr: ColumnElement) -> list[ColumnElement]:
+        return [func.count(expr), func.coalesce(func.sum(expr), 0),
+                func.coalesce(func.sum(expr * expr), 0)]
+
+    query = (
+        select(month, sr.c.org_unit_id, sr.c.nps, func.count(),
+               func.coalesce(func.sum(case((linked, 1), else_=0)), 0),
+               *moments(sr.c.spend), *moments(sr.c.visits), *moments(value),
+               literal(window_days), literal(churn_days),
+               func.count(ar.c.response_pk),
+               func.coalesce(func.sum(case((held, 1 - ar.c.active), else_=0)), 0),
+               *moments(ar.c.revenue), *moments(ar.c.purchases), *moments(ticket))
+        # Only rows of linked answers count: a row left from before a customer was removed
+        # must not make a month look complete.
+        .select_from(sr.outerjoin(cust, cust.c.id == sr.c.customer_id)
+                     .outerjoin(ar, and_(ar.c.response_pk == sr.c.id, linked,
+                                         ar.c.window_days == window_days,
+                                         ar.c.churn_days == churn_days)))
+        .where(sr.c.nps.is_not(None),
+               true() if wanted is None else or_(*[
+                   and_(sr.c.submitted_at >= m.start, sr.c.submitted_at < m.end)
+                   for m in map(Month.parse, wanted)]))
+        .group_by(month, sr.c.org_unit_id, sr.c.nps)
+    )
+    columns = [c.name for c in am.columns]
+    return conn.execute(insert(am).from_select(columns, query),
+                        execution_options={"preserve_rowcount": True}).rowcount or 0
+
+
+def stale_months(conn: Connection, *, window_days: int, churn_days: int) -> list[str]:
+    """Months whose sums are missing, lag the survey's monthly rollup, lack rows or were
+    counted with other windows: what `complete` rebuilds. Reads the two small tables."""
+    asm = schema.agg_survey_monthly
+    want = dict(conn.execute(select(asm.c.month, func.sum(asm.c.nps_n))
+                             .group_by(asm.c.month)).all())
+    have = {r[0]: r[1:] for r in conn.execute(
+        select(am.c.month, func.sum(am.c.responses), func.sum(am.c.linked),
+               func.sum(am.c.kept), func.min(am.c.window_days), func.max(am.c.window_days),
+               func.min(am.c.churn_days), func.max(am.c.churn_days))
+        .group_by(am.c.month)).all()}
+    stale = []
+    for month in sorted(set(want) | set(have)):
+        n = int(want.get(month) or 0)
+        got = have.get(month)
+        if got is None:
+            if n:
+                stale.append(month)
+            continue
+        responses, linked, kept, w_lo, w_hi, c_lo, c_hi = got
+        if (int(responses) != n or int(kept) != int(linked)
+                or (w_lo, w_hi, c_lo, c_hi) != (window_days,) * 2 + (churn_days,) * 2):
+            stale.append(month)
+    return stale

@@ -489,6 +489,8 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
         if entity.name == "customers" and (counts.inserted or counts.updated):
             # A new member's earlier answers now count for the revenue page.
             answer_revenue.mark_pending(conn)
+            if counts.inserted:
+                answer_revenue.forget_months(conn)
             # Segments live on customers: every survey and sale month may regroup.
             refresh_survey(conn)
             refresh_transactions(conn, activity=False)

@@ -21,12 +21,14 @@ import pandas as pd
 from sqlalchemy import (
     Connection,
     Integer,
+    Row,
     Table,
     and_,
     case,
     false,
     func,
     literal_column,
+    or_,
     select,
 )
 from sqlalchemy.sql import ColumnElement, Select, Subquery
@@ -283,42 +285,49 @@ def revenue_after_survey(
     the others are reported as `left_out`. Detractor revenue = detractors' total revenue in
     the window; revenue at risk = (detractor churn - promoter churn) x that revenue.
 
-    Each answer's purchases come from the ETL's `answer_revenue` when it holds every answer
-    counted here with these windows (`stored=False`: always joined from the sales).
+    Whole months without a dimension filter are summed from the ETL's `agg_answer_month`
+    when it holds them; other answers' purchases come from the ETL's `answer_revenue` when
+    it holds every answer counted here with these windows (`stored=False`: always joined
+    from the sales).
     """
     if window_days < 1 or churn_days < 1:
         raise ValueError("window_days and churn_days must be at least 1")
-    filters = _fact_filters(unit, {"segment": segment, "channel": channel, "device": device,
-                                   "interaction": interaction, "touchpoint": touchpoint})
+    dims = {"segment": segment, "channel": channel, "device": device,
+            "interaction": interaction, "touchpoint": touchpoint}
+    filters = _fact_filters(unit, dims)
     horizon = max(window_days, churn_days)
     latest = _as_datetime(conn.execute(select(func.max(tx.c.occurred_at))).scalar())
+    cut = latest - dt.timedelta(days=horizon) if latest is not None else None
     base = [sr.c.submitted_at >= start, sr.c.submitted_at < end, sr.c.nps.is_not(None),
             *filters]
-    linked = cust.c.id.is_not(None)
-    observed = (sr.c.submitted_at <= latest - dt.timedelta(days=horizon)
-                if latest is not None else false())
-    counts = conn.execute(
-        select(func.count(),
-               func.coalesce(func.sum(case((linked, 1), else_=0)), 0),
-               func.coalesce(func.sum(case((and_(linked, observed), 1), else_=0)), 0))
-        .select_from(sr.outerjoin(cust, cust.c.id == sr.c.customer_id))
-        .where(*base)
-    ).one()
-    responses, linked_n, observed_n = (int(v) for v in counts)
-
-    rows = _stored_revenue(conn, [*base, observed], window_days=window_days,
-                           churn_days=churn_days) if stored else None
-    # One row per response: its revenue in the window and whether it bought in the churn
-    # window.
-    per_response = answer_purchases(window_days, churn_days).where(*base, observed) \
-        .subquery("per_response")
-    p = per_response
-    if rows is None:
-        rows = conn.execute(
-            select(p.c.nps, func.count(), func.sum(p.c.revenue),
-                   func.sum(p.c.revenue * p.c.revenue), func.sum(1 - p.c.active))
-            .group_by(p.c.nps)
-        ).all()
+    responses = linked_n = observed_n = 0
+    rows: list[Sequence[object]] = []
+    live_months: list[Month] = []
+    split = _answer_month_split(conn, start, end, unit, dims) if stored else None
+    if split is not None:
+        held, live_months = split
+        for month, got in held.items():
+            observed_all = cut is not None and month.end <= cut
+            observed_none = cut is None or month.start > cut
+            counted = all(r.kept == r.linked and r.window_days == window_days
+                          and r.churn_days == churn_days for r in got)
+            if not (observed_all and counted) and not observed_none:
+                live_months.append(month)
+                continue
+            responses += sum(r.responses for r in got)
+            linked_n += sum(r.linked for r in got)
+            if observed_all:
+                observed_n += sum(r.linked for r in got)
+                rows += [(r.nps, r.kept, r.revenue_sum, r.revenue_sumsq, r.churned)
+                         for r in got]
+        base.append(_in_months(sr.c.submitted_at, live_months))
+    if split is None or live_months:
+        (live_responses, live_linked, live_observed), live_rows = _live_revenue(
+            conn, base, cut, window_days=window_days, churn_days=churn_days, stored=stored)
+        responses += live_responses
+        linked_n += live_linked
+        observed_n += live_observed
+        rows += live_rows
     sums = {g: [0, 0.0, 0.0, 0] for g in GROUPS}
     for score, n, total, total_sq, churned in rows:
         acc = sums[_nps_group(int(score))]
@@ -350,6 +359,99 @@ def revenue_after_survey(
         gap=gap, churn_gap=churn_gap, detractor_revenue=det_revenue,
         revenue_at_risk=None if churn_gap.diff is None else churn_gap.diff * det_revenue,
     )
+
+
+def _in_months(column: ColumnElement, months: Sequence[Month]) -> ColumnElement[bool]:
+    if not months:
+        return false()
+    return or_(*[and_(column >= m.start, column < m.end) for m in months])
+
+
+def _answer_month_split(conn: Connection, start: dt.datetime, end: dt.datetime,
+                        unit: str | None, dims: dict[str, Dim]
+                        ) -> tuple[dict[Month, list[Row]], list[Month]] | None:
+    """The ETL's month sums (`agg_answer_month`) for [start, end) within `unit`, by month,
+    and the months they cannot answer (to count from the answers); None when they cannot
+    serve the question at all (a dimension filter, or a window that is not whole months).
+
+    A month is held when it has rows and its summed responses equal `agg_survey_monthly`'s
+    NPS answers in the same scope (the survey batch keeps that one in its own transaction):
+    a month a batch changed since the completion, or never summed, then counts live.
+    """
+    if any(v is not None for v in dims.values()):
+        return None
+    if start.time() != dt.time() or end.time() != dt.time():
+        return None
+    months = _whole_months(start.date(), end.date())
+    if months is None:
+        return None
+    am, asm = schema.agg_answer_month, schema.agg_survey_monthly
+    scope = unit_scope(unit)
+    in_am = [am.c.month.in_(months)] + ([am.c.org_unit_id.in_(scope)] if scope is not None
+                                        else [])
+    in_asm = [asm.c.month.in_(months)] + ([asm.c.org_unit_id.in_(scope)]
+                                          if scope is not None else [])
+    want = {m: int(n or 0) for m, n in conn.execute(
+        select(asm.c.month, func.sum(asm.c.nps_n)).where(*in_asm).group_by(asm.c.month))}
+    measures = [c for c in am.columns if c.name not in ("month", "org_unit_id", "nps",
+                                                       "window_days", "churn_days")]
+    got: dict[str, list[Row]] = {}
+    for row in conn.execute(
+            select(am.c.month, am.c.nps, *[func.sum(c).label(c.name) for c in measures],
+                   func.min(am.c.window_days).label("window_days"),
+                   func.max(am.c.window_days).label("window_days_max"),
+                   func.min(am.c.churn_days).label("churn_days"),
+                   func.max(am.c.churn_days).label("churn_days_max"))
+            .where(*in_am).group_by(am.c.month, am.c.nps)):
+        got.setdefault(row.month, []).append(row)
+    held: dict[Month, list[Row]] = {}
+    live: list[Month] = []
+    for m in months:
+        rows = [r for r in got.get(m, [])
+                if r.window_days == r.window_days_max and r.churn_days == r.churn_days_max]
+        # A month without rows counts live: if it really has no answers, that is an
+        # empty index range, and the facts may hold answers no rollup saw yet.
+        if rows and len(rows) == len(got[m]) \
+                and sum(int(r.responses) for r in rows) == want.get(m, 0):
+            held[Month.parse(m)] = rows
+        else:
+            live.append(Month.parse(m))
+    return held, live
+
+
+def _moment_row(row: Row, measures: Sequence[str]) -> tuple[object, ...]:
+    """(nps, n, sum, sum of squares of each measure) of a month-sum row."""
+    return (row.nps, *(getattr(row, f"{m}_{s}") for m in measures
+                       for s in ("n", "sum", "sumsq")))
+
+
+def _live_revenue(conn: Connection, base: list[ColumnElement[bool]],
+                  cut: dt.datetime | None, *, window_days: int, churn_days: int,
+                  stored: bool) -> tuple[tuple[int, int, int], list[Sequence[object]]]:
+    """`revenue_after_survey` counted from the answers matching `base`: (responses, linked,
+    observed) and rows by NPS score (n, revenue, revenue squared, churned)."""
+    linked = cust.c.id.is_not(None)
+    observed = sr.c.submitted_at <= cut if cut is not None else false()
+    counts = conn.execute(
+        select(func.count(),
+               func.coalesce(func.sum(case((linked, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((and_(linked, observed), 1), else_=0)), 0))
+        .select_from(sr.outerjoin(cust, cust.c.id == sr.c.customer_id))
+        .where(*base)
+    ).one()
+    rows = _stored_revenue(conn, [*base, observed], window_days=window_days,
+                           churn_days=churn_days) if stored else None
+    if rows is None:
+        # One row per response: its revenue in the window and whether it bought in the
+        # churn window.
+        p = answer_purchases(window_days, churn_days).where(*base, observed) \
+            .subquery("per_response")
+        rows = conn.execute(
+            select(p.c.nps, func.count(), func.sum(p.c.revenue),
+                   func.sum(p.c.revenue * p.c.revenue), func.sum(1 - p.c.active))
+            .group_by(p.c.nps)
+        ).all()
+    return (int(counts[0]), int(counts[1]), int(counts[2])), list(rows)
 
 
 def _stored_revenue(conn: Connection, where: list[ColumnElement[bool]], *, window_days: int,
@@ -466,40 +568,64 @@ def value_by_nps_group(
     purchases in (submitted_at, submitted_at + window_days]: visits = their number, value =
     their revenue, ticket = revenue / purchases (answers with at least one purchase). Each
     mean has a t interval; promoters are compared with passives and with detractors by
-    Welch's t-test. Purchases per answer come from the ETL's `answer_revenue` as in
-    `revenue_after_survey` (`stored=False`: always joined from the sales).
+    Welch's t-test. Whole months come from the ETL's month sums and purchases per answer
+    from its `answer_revenue`, as in `revenue_after_survey` (`stored=False`: always joined
+    from the sales).
     """
-    filters = _fact_filters(unit, {"segment": segment, "channel": channel, "device": device,
-                                   "interaction": interaction, "touchpoint": touchpoint})
+    dims = {"segment": segment, "channel": channel, "device": device,
+            "interaction": interaction, "touchpoint": touchpoint}
+    filters = _fact_filters(unit, dims)
     base = [sr.c.submitted_at >= start, sr.c.submitted_at < end, sr.c.nps.is_not(None),
             *filters]
     joined = sr.outerjoin(cust, cust.c.id == sr.c.customer_id)
+    # Whole months the ETL summed are read from `agg_answer_month`; the rest (and any
+    # question it cannot answer) is counted from the answers below, restricted to them.
+    split = _answer_month_split(conn, start, end, unit, dims) if stored else None
+    held, live_months = split if split is not None else ({}, [])
+
+    def live_where() -> list[ColumnElement[bool]]:
+        return base if split is None else [*base, _in_months(sr.c.submitted_at, live_months)]
+
     if basis is None:
-        carried = conn.execute(select(func.count(sr.c.spend) + func.count(sr.c.visits))
-                               .select_from(joined).where(*base)).scalar()
+        carried = sum(int(r.spend_n) + int(r.visits_n) for got in held.values() for r in got)
+        if split is None or live_months:
+            carried += conn.execute(select(func.count(sr.c.spend) + func.count(sr.c.visits))
+                                    .select_from(joined).where(*live_where())).scalar() or 0
         basis = "survey" if carried else "transactions"
-    rows: list[Sequence[object]] | None = None
+    summed: list[Sequence[object]] = []
+    live_rows: list[Sequence[object]] | None = None
     if basis == "survey":
+        summed = [_moment_row(r, ("spend", "visits", "value"))
+                  for got in held.values() for r in got]
         ticket, visits = sr.c.spend, sr.c.visits
         product = ticket * visits
         stmt = (select(sr.c.nps, *_moments(ticket), *_moments(visits), *_moments(product))
-                .select_from(joined).where(*base).group_by(sr.c.nps))
+                .select_from(joined).where(*live_where()).group_by(sr.c.nps))
         window = None
     elif basis == "transactions":
         latest = _as_datetime(conn.execute(select(func.max(tx.c.occurred_at))).scalar())
+        cut = latest - dt.timedelta(days=window_days) if latest is not None else None
+        for month, got in held.items():
+            if cut is None or month.start > cut:
+                continue  # nothing of it observed yet
+            if month.end <= cut and all(r.kept == r.linked and r.window_days == window_days
+                                        for r in got):
+                summed += [_moment_row(r, ("ticket", "purchases", "revenue")) for r in got]
+            else:
+                live_months.append(month)
         # Only answers whose whole window is observed: a half window undercounts visits.
-        observed = (sr.c.submitted_at <= latest - dt.timedelta(days=window_days)
-                    if latest is not None else false())
+        observed = sr.c.submitted_at <= cut if cut is not None else false()
+        where = live_where()
         ar = schema.answer_revenue
         kept = (
             select(sr.c.id, sr.c.nps, ar.c.purchases.label("visits"),
                    ar.c.revenue.label("revenue"), ar.c.response_pk.label("kept"))
             .select_from(joined.outerjoin(ar, and_(ar.c.response_pk == sr.c.id,
                                                    ar.c.window_days == window_days)))
-            .where(*base, cust.c.id.is_not(None), observed)
+            .where(*where, cust.c.id.is_not(None), observed)
             .subquery("per_answer")
         )
-        live = answer_purchases(window_days, window_days).where(*base, observed) \
+        live = answer_purchases(window_days, window_days).where(*where, observed) \
             .subquery("per_answer")
         per = select(live.c.nps, live.c.purchases.label("visits"), live.c.revenue) \
             .subquery("per_answer_visits")
@@ -511,16 +637,18 @@ def value_by_nps_group(
                            *_moments(a.revenue)).group_by(a.nps))
 
         stmt = by_score(per)
-        if stored:
+        if stored and (split is None or live_months):
             # The table's sums and, in the same pass, whether it held every answer counted.
-            got = conn.execute(by_score(kept).add_columns(func.count(),
-                                                          func.count(kept.c.kept))).all()
-            if all(r[-2] == r[-1] for r in got):
-                rows = [r[:-2] for r in got]
+            got_rows = conn.execute(by_score(kept).add_columns(func.count(),
+                                                               func.count(kept.c.kept))).all()
+            if all(r[-2] == r[-1] for r in got_rows):
+                live_rows = [r[:-2] for r in got_rows]
         window = window_days
     else:
         raise ValueError(f"basis must be 'survey' or 'transactions', got {basis!r}")
-    sums = _sums_by_group(rows if rows is not None else conn.execute(stmt).all())
+    if live_rows is None:
+        live_rows = conn.execute(stmt).all() if split is None or live_months else []
+    sums = _sums_by_group([*summed, *live_rows])
     groups = {g: GroupValue(g, *(stats.mean_ci(int(v[i]), v[i + 1], v[i + 2], confidence)
                                  for i in (0, 3, 6)))
               for g, v in sums.items()}

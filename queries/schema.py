@@ -444,6 +444,32 @@ answer_revenue = Table(
            comment="1: a purchase in the churn_days after; 0: churned"),
 )
 
+# `answer_revenue` and the answers' own spend and visits summed per month, unit and NPS
+# score: the revenue page's whole observed months without a dimension filter read a few
+# thousand rows instead of joining every answer of a year. `responses` and `linked` (by a
+# customer the loyalty programme knows) hold for every answer; the purchase sums cover the
+# `kept` linked answers that had a row counted with `window_days`/`churn_days`. Any batch
+# that deletes answer revenue rows deletes its months here; the completion after the run
+# rebuilds the months it finds missing. Readers use a month only when its responses match
+# `agg_survey_monthly` and, for purchases, when `kept` = `linked` with their windows.
+agg_answer_month = Table(
+    "agg_answer_month",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), primary_key=True),
+    Column("nps", SmallInteger, primary_key=True),
+    Column("responses", Integer, nullable=False),
+    Column("linked", Integer, nullable=False),
+    *[Column(f"{m}_{s}", Integer if s == "n" else Float, nullable=False)
+      for m in ("spend", "visits", "value") for s in ("n", "sum", "sumsq")],
+    Column("window_days", SmallInteger, nullable=False),
+    Column("churn_days", SmallInteger, nullable=False),
+    Column("kept", Integer, nullable=False),
+    Column("churned", Integer, nullable=False),
+    *[Column(f"{m}_{s}", Integer if s == "n" else Float, nullable=False)
+      for m in ("revenue", "purchases", "ticket") for s in ("n", "sum", "sumsq")],
+)
+
 agg_engagement = Table(
     "agg_engagement",
     metadata,

@@ -163,9 +163,19 @@ def test_counted_by_hand_and_kept_exact_as_sales_arrive(engine, tmp_path: Path) 
     assert _rows(engine) == {"q1": (50.5, 2, 1), "q2": (12.25, 1, 0), "q3": (0.0, 0, 0)}
 
     kw = {"start": dt.datetime(2026, 1, 1), "end": dt.datetime(2026, 3, 1)}
+    ar, am = schema.answer_revenue, schema.agg_answer_month
     with engine.begin() as conn:
-        # The reader sums the table (a row altered by hand shows), the live join does not.
-        ar = schema.answer_revenue
+        # The reader sums the month sums (one altered by hand shows), the live join does not.
+        assert conn.execute(select(am.c.revenue_sum).where(
+            am.c.month == "2026-01", am.c.nps >= 9)).scalar_one() == 50.5
+        conn.execute(update(am).where(am.c.month == "2026-01", am.c.nps >= 9)
+                     .values(revenue_sum=1000.0))
+        assert revenue_after_survey(conn, **kw).promoter.total == 1000.0
+        assert revenue_after_survey(conn, **kw, stored=False).promoter.total == 50.5
+        conn.rollback()
+    with engine.begin() as conn:
+        # Without the month's sums it sums the per-answer table (a row altered by hand shows).
+        answer_revenue.forget_months(conn, ["2026-01"])
         conn.execute(update(ar).where(ar.c.response_pk == select(schema.survey_response.c.id)
                                       .where(schema.survey_response.c.response_id == "q1")
                                       .scalar_subquery()).values(revenue=1000.0))
