@@ -43,6 +43,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from etl.load import fill
+from etl.rollup import bump_summary
 from queries import schema
 from queries.links import answer_purchases
 from queries.periods import Month
@@ -63,12 +64,7 @@ STATE = "answer_revenue"
 def mark_pending(conn: Connection) -> None:
     """Record, in the caller's transaction, that rows may be missing (a batch deleted some or
     added answers, sales or customers): the next `complete` looks for them."""
-    st = schema.summary_state
-    bumped = conn.execute(update(st).where(st.c.name == STATE)
-                          .values(version=st.c.version + 1, updated_at=dt.datetime.now()),
-                          execution_options={"preserve_rowcount": True}).rowcount
-    if not bumped:  # the migration seeds the row; a database built by create_all has none
-        conn.execute(insert(st).values(name=STATE, version=1, updated_at=dt.datetime.now()))
+    bump_summary(conn, STATE)
 
 
 def _delete_answers(conn: Connection, *conditions: object,

@@ -42,6 +42,7 @@ from scipy import sparse
 from scipy.optimize import nnls
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
+from etl.rollup import TOPIC_MONTH, bump_summary, settle_topic_months
 from queries import schema
 from queries.settings import Settings, get_settings
 
@@ -613,6 +614,8 @@ def analyse_comments(engine: Engine, settings: Settings | None = None, *,
     result = AnalysisResult()
     with engine.begin() as conn:
         result.removed = _remove_blank(conn)
+        if result.removed:
+            bump_summary(conn, TOPIC_MONTH)
     touched: set[str] = set()
     after = None
     while True:
@@ -634,6 +637,7 @@ def analyse_comments(engine: Engine, settings: Settings | None = None, *,
                 select(ca.c.language).where(ca.c.language.is_not(None)).distinct())}
     for language in sorted(touched):
         with engine.begin() as conn:
+            bump_summary(conn, TOPIC_MONTH)
             total = int(conn.execute(select(func.count()).select_from(ca).where(
                 ca.c.language == language)).scalar_one())
             stored = _load_model(conn, language, "topics")
@@ -644,6 +648,10 @@ def analyse_comments(engine: Engine, settings: Settings | None = None, *,
             else:
                 for rows in _doc_chunks(conn, language, unscored=True):
                     _score_new(conn, language, rows)
+    with engine.begin() as conn:
+        # Once, after every chunk and language: the topics chart's month sums (stale since
+        # the first write above) are rebuilt from what the analysis now holds.
+        settle_topic_months(conn)
     log.info("comments: %d analysed, %d unchanged, %d removed, refitted %s", result.analysed,
              result.unchanged, result.removed, ",".join(result.refitted) or "none")
     return result
@@ -668,6 +676,7 @@ def _analyse_chunk(conn: Connection, rows: list, languages: list[str], now: dt.d
     usual = Counter(x for x in detected if x).most_common(1)
     fallback = usual[0][0] if usual else (languages[0] if languages else None)
     if fresh:
+        bump_summary(conn, TOPIC_MONTH)
         ids = [r.id for r, _ in fresh]
         for start in range(0, len(ids), 1000):
             conn.execute(delete(ca).where(ca.c.response_pk.in_(ids[start:start + 1000])))

@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
     true,
     union_all,
+    update,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -542,7 +543,7 @@ def refresh_engagement(conn: Connection, months: Iterable[str] | None = None) ->
 def refresh_all(conn: Connection) -> int:
     """Rebuild every aggregate from the facts (after a customer load changes segments)."""
     return (refresh_survey(conn) + refresh_transactions(conn) + refresh_engagement(conn)
-            + refresh_driver_moments(conn))
+            + refresh_driver_moments(conn) + refresh_topic_months(conn))
 
 
 REFRESH = {
@@ -615,3 +616,63 @@ def refresh_driver_moments(conn: Connection, months: Iterable[str] | None = None
             conn.execute(insert(agg), rows[start:start + 20_000])
         written += len(rows)
     return written
+
+
+def bump_summary(conn: Connection, name: str) -> None:
+    """Record, in the caller's transaction, that summary `name` may be stale (see
+    `summary_state`): readers stop trusting it until `settle_summary` runs after a rebuild."""
+    st = schema.summary_state
+    bumped = conn.execute(update(st).where(st.c.name == name)
+                          .values(version=st.c.version + 1, updated_at=dt.datetime.now()),
+                          execution_options={"preserve_rowcount": True}).rowcount
+    if not bumped:  # migrations seed the rows; a database built by create_all has none
+        conn.execute(insert(st).values(name=name, version=1, updated_at=dt.datetime.now()))
+
+
+TOPIC_MONTH = "topic_month"
+
+
+def refresh_topic_months(conn: Connection, months: Iterable[str] | None = None) -> int:
+    """Rebuild `agg_topic_month` for `months` (None = all) from the comments, their answers
+    and the stored analyses: the comments `queries.comment_topics` counts, summed per month,
+    unit and own topic. Returns rows written."""
+    from queries.comments import commented, nps_group
+
+    wanted = None if months is None else sorted(set(months))
+    agg = schema.agg_topic_month
+    conn.execute(delete(agg).where(true() if wanted is None else agg.c.month.in_(wanted)))
+    ca = schema.comment_analysis
+    month = month_of(sr.c.submitted_at)
+    group = nps_group()
+    query = (
+        select(month, sr.c.org_unit_id, ca.c.topic_id, func.count(),
+               func.count(ca.c.sentiment), func.coalesce(func.sum(ca.c.sentiment), 0.0),
+               _count_if(ca.c.sentiment_label == "negative"), func.count(ca.c.sentiment_label),
+               func.count(sr.c.nps), _count_if(group == "promoter"),
+               _count_if(group == "detractor"))
+        .select_from(sr.join(ca, ca.c.response_pk == sr.c.id))
+        .where(*commented(), ca.c.topic_id.is_not(None), _in_months(sr.c.submitted_at, wanted))
+        .group_by(month, sr.c.org_unit_id, ca.c.topic_id)
+    )
+    columns = ["month", "org_unit_id", "topic_id", "comments", "sentiment_n", "sentiment_sum",
+               "negative", "toned", "nps_n", "promoters", "detractors"]
+    return conn.execute(insert(agg).from_select(columns, query),
+                        execution_options={"preserve_rowcount": True}).rowcount or 0
+
+
+def settle_topic_months(conn: Connection) -> bool:
+    """After the comment analysis: when it left `agg_topic_month` stale, rebuild it and mark
+    it current, in the caller's transaction. Returns whether it rebuilt."""
+    st = schema.summary_state
+    state = conn.execute(select(st.c.version, st.c.done_version)
+                         .where(st.c.name == TOPIC_MONTH)).first()
+    if state is not None and state.done_version == state.version:
+        return False
+    if state is None:
+        bump_summary(conn, TOPIC_MONTH)
+        state = conn.execute(select(st.c.version).where(st.c.name == TOPIC_MONTH)).first()
+    refresh_topic_months(conn)
+    # Only if nothing marked it stale meanwhile: otherwise the next analysis rebuilds again.
+    conn.execute(update(st).where(st.c.name == TOPIC_MONTH, st.c.version == state.version)
+                 .values(done_version=state.version, updated_at=dt.datetime.now()))
+    return True

@@ -45,6 +45,7 @@ from etl.rollup import (
     refresh_driver_moments,
     refresh_member_activity,
     refresh_survey,
+    refresh_topic_months,
     refresh_transactions,
 )
 from etl.sources import (
@@ -507,6 +508,7 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
             REFRESH[entity.name](conn, months)
             if entity.name == "survey_responses":
                 refresh_driver_moments(conn, months)
+                refresh_topic_months(conn, months)
                 answer_revenue.clear_months(conn, months)
             result.touched_months |= months
     if batch.path is not None and batch.sha256:

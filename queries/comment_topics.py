@@ -26,7 +26,8 @@ from sqlalchemy import Connection, case, func, select
 
 from queries import metrics, schema
 from queries.comments import nps_group, selection
-from queries.kpis import Filters
+from queries.kpis import SURVEY_DIMS, Filters, in_scope
+from queries.periods import whole_months
 from queries.stats import two_proportion_z
 
 sr = schema.survey_response
@@ -62,8 +63,44 @@ class TopicSummary:
     previous_comments: int
 
 
+COUNT_COLUMNS = ["topic_id", "comments", "sentiment", "neg", "toned", "nps_n", "promoters",
+                 "detractors"]
+
+
+def _summed_months(conn: Connection, start: dt.datetime, end: dt.datetime,
+                   filters: Filters) -> list[str] | None:
+    """The months of [start, end) when the ETL's topic sums can answer for `filters` (whole
+    months, no dimension filter, sums not left stale by a comment analysis), else None."""
+    if any(getattr(filters, d) for d in SURVEY_DIMS) \
+            or start.time() != dt.time() or end.time() != dt.time():
+        return None
+    months = whole_months(start.date(), end.date())
+    if months is None:
+        return None
+    st = schema.summary_state
+    state = conn.execute(select(st.c.version, st.c.done_version)
+                         .where(st.c.name == "topic_month")).first()
+    return months if state is not None and state.version == state.done_version else None
+
+
 def _counts(conn: Connection, start: dt.datetime, end: dt.datetime,
-            filters: Filters) -> pd.DataFrame:
+            filters: Filters, *, stored: bool = True) -> pd.DataFrame:
+    months = _summed_months(conn, start, end, filters) if stored else None
+    if months is not None:
+        tm = schema.agg_topic_month
+        key = func.coalesce(ct.c.merged_into, ct.c.id)
+        rows = conn.execute(
+            select(key.label("topic_id"), func.sum(tm.c.comments).label("comments"),
+                   (func.sum(tm.c.sentiment_sum)
+                    / func.nullif(func.sum(tm.c.sentiment_n), 0)).label("sentiment"),
+                   func.sum(tm.c.negative).label("neg"), func.sum(tm.c.toned).label("toned"),
+                   func.sum(tm.c.nps_n).label("nps_n"),
+                   func.sum(tm.c.promoters).label("promoters"),
+                   func.sum(tm.c.detractors).label("detractors"))
+            .select_from(tm.join(ct, ct.c.id == tm.c.topic_id))
+            .where(tm.c.month.in_(months), in_scope(tm.c.org_unit_id, filters.unit))
+            .group_by(key)).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows], columns=COUNT_COLUMNS)
     group = nps_group()
     key = topic_key().label("topic_id")
     joined = (sr.join(ca, ca.c.response_pk == sr.c.id).join(ct, ct.c.id == ca.c.topic_id)
@@ -78,19 +115,21 @@ def _counts(conn: Connection, start: dt.datetime, end: dt.datetime,
                func.sum(case((group == "detractor", 1), else_=0)).label("detractors"))
         .select_from(joined).where(*selection(start, end, filters))
         .group_by(topic_key())).mappings().all()
-    return pd.DataFrame([dict(r) for r in rows],
-                        columns=["topic_id", "comments", "sentiment", "neg", "toned", "nps_n",
-                                 "promoters", "detractors"])
+    return pd.DataFrame([dict(r) for r in rows], columns=COUNT_COLUMNS)
 
 
 def topic_summary(conn: Connection, *, start: dt.datetime, end: dt.datetime, filters: Filters,
                   compare_start: dt.datetime | None = None,
-                  compare_end: dt.datetime | None = None) -> TopicSummary:
+                  compare_end: dt.datetime | None = None, stored: bool = True) -> TopicSummary:
     """Topics of the comments of answers submitted in [start, end) within `filters`, with
     volume, sentiment, NPS (n, margin), the detractor-driver test, and, given a comparison
-    window [compare_start, compare_end), the change of share and NPS with their tests."""
-    now = _counts(conn, start, end, filters)
-    prev = (_counts(conn, compare_start, compare_end, filters)
+    window [compare_start, compare_end), the change of share and NPS with their tests.
+
+    Windows of whole months without a dimension filter are summed from the ETL's
+    `agg_topic_month` when the comment analysis left it current (`stored=False`: always
+    counted from the comments)."""
+    now = _counts(conn, start, end, filters, stored=stored)
+    prev = (_counts(conn, compare_start, compare_end, filters, stored=stored)
             if compare_start is not None and compare_end is not None else None)
     names = {r.id: r for r in conn.execute(select(ct.c.id, ct.c.label, ct.c.terms,
                                                   ct.c.language))}

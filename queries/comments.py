@@ -64,12 +64,18 @@ def selection(start: dt.datetime, end: dt.datetime, filters: Filters) -> list[
     return _conditions(start, end, filters, None, None)
 
 
+def commented() -> list[ColumnElement[bool]]:
+    """The answer has a non-empty comment: the one test of what counts as a comment (the
+    ETL's topic sums use it too)."""
+    return [sr.c.comment.is_not(None), func.length(func.trim(sr.c.comment)) > 0]
+
+
 def _conditions(start: dt.datetime, end: dt.datetime, filters: Filters, search: str | None,
                 group: str | None, topic: int | None = None,
                 tone: str | None = None) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [
-        sr.c.submitted_at >= start, sr.c.submitted_at < end, sr.c.comment.is_not(None),
-        func.length(func.trim(sr.c.comment)) > 0, in_scope(sr.c.org_unit_id, filters.unit)]
+        sr.c.submitted_at >= start, sr.c.submitted_at < end, *commented(),
+        in_scope(sr.c.org_unit_id, filters.unit)]
     if filters.segment:
         conds.append(cust.c.segment == filters.segment)
     for name in ("channel", "device", "interaction", "touchpoint"):
@@ -140,4 +146,5 @@ def comments(conn: Connection, *, start: dt.datetime, end: dt.datetime, filters:
     return Comments(frame, total)
 
 
-__all__ = ["GROUPS", "MAX_SEARCH", "TONES", "Comments", "comments", "like_pattern", "selection"]
+__all__ = ["GROUPS", "MAX_SEARCH", "TONES", "Comments", "commented", "comments", "like_pattern",
+           "selection"]

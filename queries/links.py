@@ -36,7 +36,7 @@ from sqlalchemy.sql import ColumnElement, Select, Subquery
 from queries import metrics, schema, stats
 from queries.employees import hidden_in_wave
 from queries.kpis import unit_scope
-from queries.periods import Month
+from queries.periods import Month, whole_months
 from queries.sqlfuncs import add_days
 from queries.sqlfuncs import rescaled as rescaled_sql
 from queries.stats import Correlation, MeanCI, Test
@@ -148,15 +148,6 @@ def _unit_names(conn: Connection, ids: list[str]) -> dict[str, str]:
     if not ids:
         return {}
     return dict(conn.execute(select(ou.c.id, ou.c.name).where(ou.c.id.in_(ids))).all())
-
-
-def _whole_months(first_day: dt.date, end_day: dt.date) -> list[str] | None:
-    """The months of [first_day, end_day) when both are the first of a month, else None."""
-    if first_day.day != 1 or end_day.day != 1 or end_day <= first_day:
-        return None
-    first, last = Month.of(first_day), Month.of(end_day).shift(-1)
-    count = (last.year - first.year) * 12 + last.month - first.month + 1
-    return [str(first.shift(i)) for i in range(count)]
 
 
 def _nps_group(score: int) -> str:
@@ -382,7 +373,7 @@ def _answer_month_split(conn: Connection, start: dt.datetime, end: dt.datetime,
         return None
     if start.time() != dt.time() or end.time() != dt.time():
         return None
-    months = _whole_months(start.date(), end.date())
+    months = whole_months(start.date(), end.date())
     if months is None:
         return None
     am, asm = schema.agg_answer_month, schema.agg_survey_monthly
@@ -933,7 +924,7 @@ def engagement_vs_cx(
     lm = _level_map("store")
     dims = {"segment": segment, "channel": channel, "device": device,
             "interaction": interaction, "touchpoint": touchpoint}
-    months = _whole_months(first_day, end_day)
+    months = whole_months(first_day, end_day)
     if months is not None and not any(dims.values()):
         # Whole months, no dimension: the unit-month rollup holds the same sums.
         agg = schema.agg_survey_monthly
@@ -1176,7 +1167,7 @@ def key_drivers(
     values = {"segment": segment, "channel": channel, "device": device,
               "interaction": interaction, "touchpoint": touchpoint}
     got = None
-    months = _whole_months(start.date(), end.date()) \
+    months = whole_months(start.date(), end.date()) \
         if start == dt.datetime.combine(start.date(), dt.time()) \
         and end == dt.datetime.combine(end.date(), dt.time()) else None
     if stored and months is not None and not any(values.values()):

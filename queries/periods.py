@@ -58,3 +58,13 @@ class Month:
     def label(self) -> str:
         """Human label such as 'October 2026'."""
         return self.start.strftime("%B %Y")
+
+
+def whole_months(first_day: dt.date, end_day: dt.date) -> list[str] | None:
+    """The months ('YYYY-MM') of [first_day, end_day) when both are the first of a month,
+    else None: the windows the ETL's month summaries can answer."""
+    if first_day.day != 1 or end_day.day != 1 or end_day <= first_day:
+        return None
+    first, last = Month.of(first_day), Month.of(end_day).shift(-1)
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return [str(first.shift(i)) for i in range(count)]

@@ -643,6 +643,27 @@ comment_analysis = Table(
                     name="sentiment_label"),
 )
 
+# Comments with a topic summed per month, unit and (own) topic: the topics chart of a window
+# of whole months without a dimension filter reads these instead of joining every comment.
+# Survey batches rebuild their months; the comment analysis (which assigns topics and
+# tones) marks `summary_state` 'topic_month' stale while it writes and rebuilds it after;
+# readers use it only when that state is done.
+agg_topic_month = Table(
+    "agg_topic_month",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("org_unit_id", String(64), ForeignKey("org_unit.id"), primary_key=True),
+    Column("topic_id", Integer, primary_key=True, comment="Own topic (merges apply on read)"),
+    Column("comments", Integer, nullable=False),
+    Column("sentiment_n", Integer, nullable=False),
+    Column("sentiment_sum", Float, nullable=False),
+    Column("negative", Integer, nullable=False),
+    Column("toned", Integer, nullable=False),
+    Column("nps_n", Integer, nullable=False),
+    Column("promoters", Integer, nullable=False),
+    Column("detractors", Integer, nullable=False),
+)
+
 # The fitted models per language (vocabulary, idf, NMF components or classifier weights as
 # JSON), so new comments are scored without refitting.
 comment_model = Table(

@@ -1,0 +1,114 @@
+"""The topics chart's month sums (`agg_topic_month`): topic summaries read from them equal the
+summaries counted from the comments, merges included; while a comment analysis has left
+them stale the reader counts from the comments; the ETL leaves them current."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, func, select, update
+
+from etl.rollup import TOPIC_MONTH, bump_summary, refresh_topic_months, settle_topic_months
+from queries import schema
+from queries.comment_topics import topic_summary
+from queries.kpis import Filters
+
+tm = schema.agg_topic_month
+sr = schema.survey_response
+
+
+def _window(engine: Engine, months: int, back: int = 0) -> tuple[dt.datetime, dt.datetime]:
+    with engine.connect() as conn:
+        last = conn.execute(select(func.max(tm.c.month))).scalar_one()
+    end = dt.datetime.strptime(last, "%Y-%m")
+    for _ in range(back):
+        end = (end - dt.timedelta(days=1)).replace(day=1)
+    end = (end + dt.timedelta(days=32)).replace(day=1)
+    start = end
+    for _ in range(months):
+        start = (start - dt.timedelta(days=1)).replace(day=1)
+    return start, end
+
+
+def _region(engine: Engine) -> str:
+    ou = schema.org_unit
+    with engine.connect() as conn:
+        return conn.execute(select(ou.c.id).where(ou.c.kind == "region").order_by(ou.c.id)
+                            .limit(1)).scalar_one()
+
+
+def _same(a, b) -> None:
+    assert (a.comments, a.detractor_comments, a.promoter_comments, a.previous_comments) == (
+        b.comments, b.detractor_comments, b.promoter_comments, b.previous_comments)
+    pd.testing.assert_frame_equal(a.frame, b.frame, rtol=1e-9)
+
+
+@pytest.mark.parametrize(("months", "scope"), [(12, "company"), (3, "region"), (1, "store")])
+def test_summed_topics_equal_topics_counted_from_the_comments(
+        demo_engine: Engine, months: int, scope: str) -> None:
+    start, end = _window(demo_engine, months)
+    prev_start, prev_end = _window(demo_engine, months, back=months)
+    unit = {"company": None, "region": _region(demo_engine), "store": "S01"}[scope]
+    kw = {"start": start, "end": end, "filters": Filters(unit=unit),
+          "compare_start": prev_start, "compare_end": prev_end}
+    with demo_engine.connect() as conn:
+        live = topic_summary(conn, **kw, stored=False)
+        _same(topic_summary(conn, **kw), live)
+        # A dimension filter is not in the sums: counted from the comments, same answer.
+        channel = conn.execute(select(sr.c.channel).where(sr.c.channel.is_not(None))
+                               .limit(1)).scalar_one()
+        kw["filters"] = Filters(unit=unit, channel=channel)
+        _same(topic_summary(conn, **kw), topic_summary(conn, **kw, stored=False))
+    assert live.comments > 0 and len(live.frame) >= 2
+
+
+def test_the_reader_uses_the_sums_only_while_current(demo_engine: Engine) -> None:
+    start, end = _window(demo_engine, 3)
+    kw = {"start": start, "end": end, "filters": Filters()}
+    with demo_engine.connect() as conn, conn.begin() as trans:
+        live = topic_summary(conn, **kw, stored=False)
+        top = int(live.frame["topic_id"].iloc[0])
+        # A planted change in the sums shows: the reader used them (a merged topic's own
+        # rows count under the topic it was merged into).
+        planted = conn.execute(
+            update(tm).where(tm.c.month == f"{start:%Y-%m}", tm.c.topic_id.in_(
+                select(schema.comment_topic.c.id).where(func.coalesce(
+                    schema.comment_topic.c.merged_into, schema.comment_topic.c.id) == top)))
+            .values(comments=tm.c.comments + 1000)).rowcount
+        assert planted >= 1
+        got = topic_summary(conn, **kw)
+        assert got.comments == live.comments + 1000 * planted
+        # An analysis writing (stale sums): counted from the comments again.
+        bump_summary(conn, TOPIC_MONTH)
+        _same(topic_summary(conn, **kw), live)
+        # Settled: rebuilt from the comments, exact, and used again.
+        assert settle_topic_months(conn)
+        _same(topic_summary(conn, **kw), live)
+        assert not settle_topic_months(conn)
+        trans.rollback()
+
+
+def test_the_etl_leaves_the_sums_current(engine: Engine, demo_dir) -> None:
+    from etl.config import load_config
+    from etl.run import run_sources
+
+    results = run_sources(engine, load_config(demo_dir / "sources.toml"))
+    assert all(r.ok for r in results)
+    st = schema.summary_state
+    with engine.begin() as conn:
+        state = conn.execute(select(st.c.version, st.c.done_version)
+                             .where(st.c.name == TOPIC_MONTH)).one()
+        assert state.version == state.done_version
+        kept = pd.read_sql(select(tm).order_by(tm.c.month, tm.c.org_unit_id, tm.c.topic_id),
+                           conn)
+        assert refresh_topic_months(conn) == len(kept) > 0
+        again = pd.read_sql(select(tm).order_by(tm.c.month, tm.c.org_unit_id, tm.c.topic_id),
+                            conn)
+        pd.testing.assert_frame_equal(again, kept)
+        # Every analysed comment with a topic is in the sums once.
+        ca = schema.comment_analysis
+        assert kept["comments"].sum() == conn.execute(
+            select(func.count()).select_from(ca.join(sr, sr.c.id == ca.c.response_pk))
+            .where(ca.c.topic_id.is_not(None), sr.c.comment.is_not(None))).scalar_one()
