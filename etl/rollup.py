@@ -630,12 +630,15 @@ def bump_summary(conn: Connection, name: str) -> None:
 
 
 TOPIC_MONTH = "topic_month"
+NO_TOPIC = 0
+"""`agg_topic_month`'s topic of comments without one (not analysed yet, or no topic): kept so
+the sums count every comment, which the comment list's total needs."""
 
 
 def refresh_topic_months(conn: Connection, months: Iterable[str] | None = None) -> int:
     """Rebuild `agg_topic_month` for `months` (None = all) from the comments, their answers
-    and the stored analyses: the comments `queries.comment_topics` counts, summed per month,
-    unit and own topic. Returns rows written."""
+    and the stored analyses: every comment (`queries.comments.commented`) summed per month,
+    unit and own topic (`NO_TOPIC` without one). Returns rows written."""
     from queries.comments import commented, nps_group
 
     wanted = None if months is None else sorted(set(months))
@@ -644,15 +647,16 @@ def refresh_topic_months(conn: Connection, months: Iterable[str] | None = None) 
     ca = schema.comment_analysis
     month = month_of(sr.c.submitted_at)
     group = nps_group()
+    topic = func.coalesce(ca.c.topic_id, NO_TOPIC)
     query = (
-        select(month, sr.c.org_unit_id, ca.c.topic_id, func.count(),
+        select(month, sr.c.org_unit_id, topic, func.count(),
                func.count(ca.c.sentiment), func.coalesce(func.sum(ca.c.sentiment), 0.0),
                _count_if(ca.c.sentiment_label == "negative"), func.count(ca.c.sentiment_label),
                func.count(sr.c.nps), _count_if(group == "promoter"),
                _count_if(group == "detractor"))
-        .select_from(sr.join(ca, ca.c.response_pk == sr.c.id))
-        .where(*commented(), ca.c.topic_id.is_not(None), _in_months(sr.c.submitted_at, wanted))
-        .group_by(month, sr.c.org_unit_id, ca.c.topic_id)
+        .select_from(sr.outerjoin(ca, ca.c.response_pk == sr.c.id))
+        .where(*commented(), _in_months(sr.c.submitted_at, wanted))
+        .group_by(month, sr.c.org_unit_id, topic)
     )
     columns = ["month", "org_unit_id", "topic_id", "comments", "sentiment_n", "sentiment_sum",
                "negative", "toned", "nps_n", "promoters", "detractors"]

@@ -25,9 +25,8 @@ import pandas as pd
 from sqlalchemy import Connection, case, func, select
 
 from queries import metrics, schema
-from queries.comments import nps_group, selection
-from queries.kpis import SURVEY_DIMS, Filters, in_scope
-from queries.periods import whole_months
+from queries.comments import nps_group, selection, summed_months
+from queries.kpis import Filters, in_scope
 from queries.stats import two_proportion_z
 
 sr = schema.survey_response
@@ -67,25 +66,9 @@ COUNT_COLUMNS = ["topic_id", "comments", "sentiment", "neg", "toned", "nps_n", "
                  "detractors"]
 
 
-def _summed_months(conn: Connection, start: dt.datetime, end: dt.datetime,
-                   filters: Filters) -> list[str] | None:
-    """The months of [start, end) when the ETL's topic sums can answer for `filters` (whole
-    months, no dimension filter, sums not left stale by a comment analysis), else None."""
-    if any(getattr(filters, d) for d in SURVEY_DIMS) \
-            or start.time() != dt.time() or end.time() != dt.time():
-        return None
-    months = whole_months(start.date(), end.date())
-    if months is None:
-        return None
-    st = schema.summary_state
-    state = conn.execute(select(st.c.version, st.c.done_version)
-                         .where(st.c.name == "topic_month")).first()
-    return months if state is not None and state.version == state.done_version else None
-
-
 def _counts(conn: Connection, start: dt.datetime, end: dt.datetime,
             filters: Filters, *, stored: bool = True) -> pd.DataFrame:
-    months = _summed_months(conn, start, end, filters) if stored else None
+    months = summed_months(conn, start, end, filters) if stored else None
     if months is not None:
         tm = schema.agg_topic_month
         key = func.coalesce(ct.c.merged_into, ct.c.id)

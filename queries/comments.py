@@ -15,7 +15,8 @@ from sqlalchemy import Connection, case, func, select
 from sqlalchemy.sql import ColumnElement
 
 from queries import schema
-from queries.kpis import Filters, in_scope
+from queries.kpis import SURVEY_DIMS, Filters, in_scope
+from queries.periods import whole_months
 
 sr = schema.survey_response
 ou = schema.org_unit
@@ -103,6 +104,23 @@ def _conditions(start: dt.datetime, end: dt.datetime, filters: Filters, search: 
     return conds
 
 
+def summed_months(conn: Connection, start: dt.datetime, end: dt.datetime,
+                   filters: Filters) -> list[str] | None:
+    """The months of [start, end) when the ETL's comment sums (`agg_topic_month`) can answer
+    for `filters` (whole months, no dimension filter, sums not left stale by a comment
+    analysis), else None."""
+    if any(getattr(filters, d) for d in SURVEY_DIMS) \
+            or start.time() != dt.time() or end.time() != dt.time():
+        return None
+    months = whole_months(start.date(), end.date())
+    if months is None:
+        return None
+    st = schema.summary_state
+    state = conn.execute(select(st.c.version, st.c.done_version)
+                         .where(st.c.name == "topic_month")).first()
+    return months if state is not None and state.version == state.done_version else None
+
+
 def comments(conn: Connection, *, start: dt.datetime, end: dt.datetime, filters: Filters,
              search: str | None = None, limit: int = 200, offset: int = 0,
              group: str | None = None, topic: int | None = None,
@@ -114,15 +132,26 @@ def comments(conn: Connection, *, start: dt.datetime, end: dt.datetime, filters:
     the unit's name, touchpoint, channel, scores and NPS group; `total` counts every match.
     `topic` (an id; merged topics count as their target) and `tone` (a sentiment label)
     keep only comments the ETL's analysis put there; each row carries its topic and
-    sentiment (None until analysed).
+    sentiment (None until analysed). Without a search, topic or tone, `total` of a window
+    of whole months comes from the ETL's comment sums when current (`summed_months`).
     """
     if limit < 0 or offset < 0:
         raise ValueError("limit and offset must not be negative")
     conds = _conditions(start, end, filters, search, group, topic, tone)
     joined = sr.join(ou, ou.c.id == sr.c.org_unit_id).outerjoin(
         cust, cust.c.id == sr.c.customer_id)
-    total = int(conn.execute(select(func.count()).select_from(joined).where(*conds))
-                .scalar_one())
+    months = (summed_months(conn, start, end, filters)
+              if not (search or "").strip() and topic is None and tone is None else None)
+    if months is not None:
+        tm = schema.agg_topic_month
+        counted = {None: func.sum(tm.c.comments), "promoter": func.sum(tm.c.promoters),
+                   "detractor": func.sum(tm.c.detractors),
+                   "passive": func.sum(tm.c.nps_n - tm.c.promoters - tm.c.detractors)}
+        total = int(conn.execute(select(func.coalesce(counted[group], 0)).where(
+            tm.c.month.in_(months), in_scope(tm.c.org_unit_id, filters.unit))).scalar_one())
+    else:
+        total = int(conn.execute(select(func.count()).select_from(joined).where(*conds))
+                    .scalar_one())
     own = ct.alias("own_topic")
     shown = ct.alias("shown_topic")
     joined = (joined.outerjoin(ca, ca.c.response_pk == sr.c.id)

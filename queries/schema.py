@@ -643,8 +643,9 @@ comment_analysis = Table(
                     name="sentiment_label"),
 )
 
-# Comments with a topic summed per month, unit and (own) topic: the topics chart of a window
-# of whole months without a dimension filter reads these instead of joining every comment.
+# Comments summed per month, unit and (own) topic, 0 for none yet: the topics chart and the
+# comment list's count of a window of whole months without a dimension filter read these
+# instead of reading every comment.
 # Survey batches rebuild their months; the comment analysis (which assigns topics and
 # tones) marks `summary_state` 'topic_month' stale while it writes and rebuilds it after;
 # readers use it only when that state is done.
@@ -653,7 +654,8 @@ agg_topic_month = Table(
     metadata,
     Column("month", String(7), primary_key=True),
     Column("org_unit_id", String(64), ForeignKey("org_unit.id"), primary_key=True),
-    Column("topic_id", Integer, primary_key=True, comment="Own topic (merges apply on read)"),
+    Column("topic_id", Integer, primary_key=True,
+           comment="Own topic (merges apply on read); 0: none"),
     Column("comments", Integer, nullable=False),
     Column("sentiment_n", Integer, nullable=False),
     Column("sentiment_sum", Float, nullable=False),

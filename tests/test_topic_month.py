@@ -112,3 +112,28 @@ def test_the_etl_leaves_the_sums_current(engine: Engine, demo_dir) -> None:
         assert kept["comments"].sum() == conn.execute(
             select(func.count()).select_from(ca.join(sr, sr.c.id == ca.c.response_pk))
             .where(ca.c.topic_id.is_not(None), sr.c.comment.is_not(None))).scalar_one()
+
+
+@pytest.mark.parametrize("group", [None, "promoter", "passive", "detractor"])
+def test_the_comment_count_from_the_sums_equals_a_count_of_the_answers(
+        demo_engine: Engine, group: str | None) -> None:
+    from queries.comments import comments, summed_months
+
+    start, end = _window(demo_engine, 12)
+    region = _region(demo_engine)
+    ou = schema.org_unit
+    with demo_engine.connect() as conn:
+        assert summed_months(conn, start, end, Filters(unit=region)) is not None
+        got = comments(conn, start=start, end=end, filters=Filters(unit=region), group=group,
+                       limit=5)
+        frame = pd.read_sql(select(sr.c.comment, sr.c.nps, sr.c.org_unit_id, ou.c.parent_id)
+                            .select_from(sr.join(ou, ou.c.id == sr.c.org_unit_id))
+                            .where(sr.c.submitted_at >= start, sr.c.submitted_at < end), conn)
+    # The demo's stores sit directly under their region.
+    frame = frame[(frame["parent_id"] == region) | (frame["org_unit_id"] == region)]
+    frame = frame[frame["comment"].fillna("").str.strip().str.len() > 0]
+    nps = frame["nps"]
+    keep = {None: nps.notna() | nps.isna(), "promoter": nps >= 9,
+            "passive": (nps >= 7) & (nps <= 8), "detractor": nps <= 6}[group]
+    assert got.total == int(keep.sum()) > 0
+    assert len(got.rows) == 5

@@ -1,5 +1,5 @@
-"""comments with a topic summed per month, unit and topic, so the topics chart need not join
-every comment of its window
+"""comments summed per month, unit and topic, so the topics chart and the comment count need
+not read every comment of their window
 
 Revision ID: 0021
 Revises: 0020
@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column('month', sa.String(length=7), nullable=False),
         sa.Column('org_unit_id', sa.String(length=64), nullable=False),
         sa.Column('topic_id', sa.Integer(), nullable=False,
-                  comment='Own topic (merges apply on read)'),
+                  comment='Own topic (merges apply on read); 0: none'),
         sa.Column('comments', sa.Integer(), nullable=False),
         sa.Column('sentiment_n', sa.Integer(), nullable=False),
         sa.Column('sentiment_sum', sa.Float(), nullable=False),
