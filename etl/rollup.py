@@ -543,7 +543,7 @@ def refresh_engagement(conn: Connection, months: Iterable[str] | None = None) ->
 def refresh_all(conn: Connection) -> int:
     """Rebuild every aggregate from the facts (after a customer load changes segments)."""
     return (refresh_survey(conn) + refresh_transactions(conn) + refresh_engagement(conn)
-            + refresh_driver_moments(conn) + refresh_topic_months(conn))
+            + refresh_driver_moments(conn) + settle_topic_months(conn, force=True))
 
 
 REFRESH = {
@@ -664,13 +664,13 @@ def refresh_topic_months(conn: Connection, months: Iterable[str] | None = None) 
                         execution_options={"preserve_rowcount": True}).rowcount or 0
 
 
-def settle_topic_months(conn: Connection) -> bool:
-    """After the comment analysis: when it left `agg_topic_month` stale, rebuild it and mark
-    it current, in the caller's transaction. Returns whether it rebuilt."""
+def settle_topic_months(conn: Connection, *, force: bool = False) -> bool:
+    """After the comment analysis: when it left `agg_topic_month` stale (or `force`), rebuild
+    it and mark it current, in the caller's transaction. Returns whether it rebuilt."""
     st = schema.summary_state
     state = conn.execute(select(st.c.version, st.c.done_version)
                          .where(st.c.name == TOPIC_MONTH)).first()
-    if state is not None and state.done_version == state.version:
+    if state is not None and state.done_version == state.version and not force:
         return False
     if state is None:
         bump_summary(conn, TOPIC_MONTH)
