@@ -297,20 +297,27 @@ def revenue_after_survey(
     split = _answer_month_split(conn, start, end, unit, dims) if stored else None
     if split is not None:
         held, live_months = split
+        partial: list[Month] = []
         for month, got in held.items():
-            observed_all = cut is not None and month.end <= cut
-            observed_none = cut is None or month.start > cut
-            counted = all(r.kept == r.linked and r.window_days == window_days
-                          and r.churn_days == churn_days for r in got)
-            if not (observed_all and counted) and not observed_none:
-                live_months.append(month)
-                continue
+            # Held months know their answers and linked answers whatever is observed.
             responses += sum(r.responses for r in got)
             linked_n += sum(r.linked for r in got)
-            if observed_all:
+            if cut is None or month.start > cut:
+                continue  # none of it observed yet
+            if month.end <= cut and all(r.kept == r.linked and r.window_days == window_days
+                                        and r.churn_days == churn_days for r in got):
                 observed_n += sum(r.linked for r in got)
                 rows += [(r.nps, r.kept, r.revenue_sum, r.revenue_sumsq, r.churned)
                          for r in got]
+            else:
+                partial.append(month)  # the observation boundary: its observed answers live
+        if partial:
+            assert cut is not None
+            got_rows = _observed_revenue(
+                conn, [*base, _in_months(sr.c.submitted_at, partial), sr.c.submitted_at <= cut],
+                window_days=window_days, churn_days=churn_days, stored=stored)
+            observed_n += sum(int(r[1]) for r in got_rows)
+            rows += got_rows
         base.append(_in_months(sr.c.submitted_at, live_months))
     if split is None or live_months:
         (live_responses, live_linked, live_observed), live_rows = _live_revenue(
@@ -430,19 +437,28 @@ def _live_revenue(conn: Connection, base: list[ColumnElement[bool]],
         .select_from(sr.outerjoin(cust, cust.c.id == sr.c.customer_id))
         .where(*base)
     ).one()
-    rows = _stored_revenue(conn, [*base, observed], window_days=window_days,
+    rows = _observed_revenue(conn, [*base, observed], window_days=window_days,
+                             churn_days=churn_days, stored=stored)
+    return (int(counts[0]), int(counts[1]), int(counts[2])), rows
+
+
+def _observed_revenue(conn: Connection, where: list[ColumnElement[bool]], *, window_days: int,
+                      churn_days: int, stored: bool) -> list[Sequence[object]]:
+    """Rows by NPS score (n, revenue, revenue squared, churned) of the linked answers
+    matching `where` (which must keep only observed ones): summed from `answer_revenue` when
+    it holds them all, else joined from the sales."""
+    rows = _stored_revenue(conn, where, window_days=window_days,
                            churn_days=churn_days) if stored else None
     if rows is None:
         # One row per response: its revenue in the window and whether it bought in the
         # churn window.
-        p = answer_purchases(window_days, churn_days).where(*base, observed) \
-            .subquery("per_response")
+        p = answer_purchases(window_days, churn_days).where(*where).subquery("per_response")
         rows = conn.execute(
             select(p.c.nps, func.count(), func.sum(p.c.revenue),
                    func.sum(p.c.revenue * p.c.revenue), func.sum(1 - p.c.active))
             .group_by(p.c.nps)
         ).all()
-    return (int(counts[0]), int(counts[1]), int(counts[2])), list(rows)
+    return list(rows)
 
 
 def _stored_revenue(conn: Connection, where: list[ColumnElement[bool]], *, window_days: int,
