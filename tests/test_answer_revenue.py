@@ -161,6 +161,18 @@ def test_counted_by_hand_and_kept_exact_as_sales_arrive(engine, tmp_path: Path) 
     _sales(tmp_path, "b", [("t5", "B", "S02", "2026-04-30 09:00:00", 12.25)])
     _run(engine, config)
     assert _rows(engine) == {"q1": (50.5, 2, 1), "q2": (12.25, 1, 0), "q3": (0.0, 0, 0)}
+    # The month sums the sales batch forgot were rebuilt by the completion. By hand:
+    # January holds q1 and q2 (revenue 50.5 + 12.25, q2 churned), February q3 (nothing
+    # in its window, churned) and q4 (no customer: an answer, not linked).
+    am = schema.agg_answer_month
+    with engine.connect() as conn:
+        assert answer_revenue.stale_months(conn, window_days=180, churn_days=90) == []
+        sums = conn.execute(select(am.c.month, func.sum(am.c.responses), func.sum(am.c.linked),
+                                   func.sum(am.c.kept), func.sum(am.c.revenue_sum),
+                                   func.sum(am.c.churned))
+                            .group_by(am.c.month).order_by(am.c.month)).all()
+    assert [tuple(r) for r in sums] == [("2026-01", 2, 2, 2, 62.75, 1),
+                                        ("2026-02", 2, 1, 1, 0.0, 1)]
 
     kw = {"start": dt.datetime(2026, 1, 1), "end": dt.datetime(2026, 3, 1)}
     ar, am = schema.answer_revenue, schema.agg_answer_month
