@@ -675,6 +675,10 @@ def settle_topic_months(conn: Connection, *, force: bool = False) -> bool:
     if state is None:
         bump_summary(conn, TOPIC_MONTH)
         state = conn.execute(select(st.c.version).where(st.c.name == TOPIC_MONTH)).first()
+    if conn.dialect.name == "postgresql":
+        # The analysis just wrote these rows: without statistics the planner may take the
+        # table for empty and join every comment to it by a nested loop.
+        conn.exec_driver_sql("ANALYZE comment_analysis")
     refresh_topic_months(conn)
     # Only if nothing marked it stale meanwhile: otherwise the next analysis rebuilds again.
     conn.execute(update(st).where(st.c.name == TOPIC_MONTH, st.c.version == state.version)
