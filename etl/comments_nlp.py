@@ -703,4 +703,16 @@ def analyse_after_load(engine: Engine) -> AnalysisResult | None:
         return None
 
 
-__all__ = ["AnalysisResult", "analyse_comments", "detect_language", "lemmas"]
+def settle_after_load(engine: Engine) -> bool:
+    """A survey run with nothing new: rebuild the comment sums if an earlier analysis (or
+    the upgrade that added them) left them stale; failures logged, not raised."""
+    try:
+        with engine.begin() as conn:
+            return settle_topic_months(conn)
+    except Exception:  # the answers are loaded; the topics chart counts live meanwhile
+        log.exception("comment sums could not be rebuilt; retried after the next load")
+        return False
+
+
+__all__ = ["AnalysisResult", "analyse_comments", "detect_language", "lemmas",
+           "settle_after_load"]

@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from etl import answer_revenue
 from etl.alerts import alerts_after_load
 from etl.cases import cases_after_load
-from etl.comments_nlp import analyse_after_load
+from etl.comments_nlp import analyse_after_load, settle_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
 from etl.load import UpsertCounts, known_values, now, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
@@ -657,6 +657,10 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
         analyse_after_load(engine)
         cases_after_load(engine)
         alerts_after_load(engine)
+    elif cfg.entity_name == "survey_responses":
+        # Nothing to analyse, but the comment sums may still be stale (just after the
+        # upgrade that adds them, or after an analysis cut short): one read when current.
+        settle_after_load(engine)
     return result
 
 

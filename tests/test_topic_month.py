@@ -137,3 +137,28 @@ def test_the_comment_count_from_the_sums_equals_a_count_of_the_answers(
             "passive": (nps >= 7) & (nps <= 8), "detractor": nps <= 6}[group]
     assert got.total == int(keep.sum()) > 0
     assert len(got.rows) == 5
+
+
+def test_a_run_with_nothing_new_settles_stale_sums(engine: Engine, demo_dir) -> None:
+    """Right after the upgrade that adds the sums (state stale, table empty) a survey run
+    with nothing to load rebuilds them once."""
+    from etl.config import load_config
+    from etl.run import run_sources
+
+    config = load_config(demo_dir / "sources.toml")
+    assert all(r.ok for r in run_sources(engine, config))
+    with engine.begin() as conn:
+        before = pd.read_sql(select(tm).order_by(tm.c.month, tm.c.org_unit_id, tm.c.topic_id),
+                             conn)
+        conn.execute(tm.delete())
+        bump_summary(conn, TOPIC_MONTH)
+    results = run_sources(engine, config)
+    assert all(r.ok and not r.inserted and not r.updated for r in results)
+    st = schema.summary_state
+    with engine.connect() as conn:
+        state = conn.execute(select(st.c.version, st.c.done_version)
+                             .where(st.c.name == TOPIC_MONTH)).one()
+        after = pd.read_sql(select(tm).order_by(tm.c.month, tm.c.org_unit_id, tm.c.topic_id),
+                            conn)
+    assert state.version == state.done_version
+    pd.testing.assert_frame_equal(after, before)
