@@ -62,16 +62,20 @@ STATE = "answer_revenue"
 
 
 def mark_pending(conn: Connection) -> None:
-    """Record, in the caller's transaction, that rows may be missing (a batch deleted some or
-    added answers, sales or customers): the next `complete` looks for them."""
+    """Record, in the caller's transaction, that rows may be missing anywhere (rows deleted
+    by hand, a repair): the next `complete` walks every answer. Batches that know which
+    months they touched forget those months' sums instead (`_delete_answers`), and the
+    completion searches only those."""
     bump_summary(conn, STATE)
+    st = schema.summary_state
+    conn.execute(update(st).where(st.c.name == STATE).values(params=None))
 
 
 def _delete_answers(conn: Connection, *conditions: object,
                     months: Iterable[str] | None = None) -> int:
     """Delete the rows of the answers matching `conditions` and the month sums of `months`
     (None: every month), which the completion after the run rebuilds."""
-    mark_pending(conn)
+    bump_summary(conn, STATE)
     forget_months(conn, months)
     answers = select(sr.c.id).where(*conditions)  # type: ignore[arg-type]
     return conn.execute(delete(ar).where(ar.c.response_pk.in_(answers)),
@@ -144,7 +148,8 @@ def complete(engine: Engine, *, window_days: int, churn_days: int,
 
     Skipped, without a scan, when no batch marked rows missing (`mark_pending`) since the
     last completion with these windows: at ten million answers the search for missing rows
-    alone takes seconds, and a run with nothing new must not pay it.
+    alone takes seconds, and a run with nothing new must not pay it. With the windows of
+    the last completion, only the answers of months whose sums are stale are searched.
 
     Then rebuilds the month sums (`agg_answer_month`) that batches forgot or that lag (not
     in the count returned).
@@ -166,10 +171,21 @@ def complete(engine: Engine, *, window_days: int, churn_days: int,
             conn.execute(insert(st).values(name=STATE, version=0,
                                            updated_at=dt.datetime.now()))
         started_at = state.version if state is not None else 0
-        conn.execute(delete(ar).where(or_(ar.c.window_days != window_days,
-                                          ar.c.churn_days != churn_days)))
-    written = _complete_chunks(engine, window_days=window_days, churn_days=churn_days,
-                               chunk=chunk)
+        replaced = conn.execute(delete(ar).where(or_(ar.c.window_days != window_days,
+                                                     ar.c.churn_days != churn_days)),
+                                execution_options={"preserve_rowcount": True}).rowcount
+        # Every batch that deletes rows forgets its months' sums in the same transaction,
+        # so rows can only be missing in months whose sums are stale: a day's sales reach
+        # half a year of answers, not ten million. Other windows (or none recorded yet)
+        # leave no such guide: then every answer is walked.
+        months = (None if state is None or state.params != params or replaced
+                  else stale_months(conn, window_days=window_days, churn_days=churn_days))
+    if months is None:
+        written = _complete_chunks(engine, window_days=window_days, churn_days=churn_days,
+                                   chunk=chunk)
+    else:
+        written = _complete_months(engine, months, window_days=window_days,
+                                   churn_days=churn_days)
     if written and engine.dialect.name == "postgresql":
         # The month sums below join every answer to these rows: on a table autovacuum has
         # not analysed since a first load the planner expects it empty, and its nested loop
@@ -188,6 +204,32 @@ def complete(engine: Engine, *, window_days: int, churn_days: int,
     return written
 
 
+def _insert_missing(conn: Connection, *where: ColumnElement[bool], window_days: int,
+                    churn_days: int) -> int:
+    """Count, in one statement, the rows of the answers matching `where` that have none."""
+    held = select(ar.c.response_pk).where(ar.c.response_pk == sr.c.id)
+    each = answer_purchases(window_days, churn_days).where(*where, ~exists(held)).subquery()
+    counted = select(each.c.response_pk, literal(window_days), literal(churn_days),
+                     each.c.revenue, each.c.purchases, each.c.active)
+    return conn.execute(
+        insert(ar).from_select(["response_pk", "window_days", "churn_days", "revenue",
+                                "purchases", "active"], counted),
+        execution_options={"preserve_rowcount": True}).rowcount or 0
+
+
+def _complete_months(engine: Engine, months: Iterable[str], *, window_days: int,
+                     churn_days: int) -> int:
+    """The missing rows of the answers submitted in `months`, a month per transaction (an
+    index range over the answers' submission time)."""
+    written = 0
+    for month in map(Month.parse, sorted(set(months))):
+        with engine.begin() as conn:
+            written += _insert_missing(conn, sr.c.submitted_at >= month.start,
+                                       sr.c.submitted_at < month.end,
+                                       window_days=window_days, churn_days=churn_days)
+    return written
+
+
 def _complete_chunks(engine: Engine, *, window_days: int, churn_days: int, chunk: int) -> int:
     """Walk the answers' ids `chunk` at a time, each range's missing rows counted in one
     statement of its own transaction. Walking ranges instead of asking for the next
@@ -200,15 +242,8 @@ def _complete_chunks(engine: Engine, *, window_days: int, churn_days: int, chunk
         return written
     for first in range(int(low), int(high) + 1, chunk):
         with engine.begin() as conn:
-            held = select(ar.c.response_pk).where(ar.c.response_pk == sr.c.id)
-            each = answer_purchases(window_days, churn_days).where(
-                sr.c.id >= first, sr.c.id < first + chunk, ~exists(held)).subquery()
-            counted = select(each.c.response_pk, literal(window_days), literal(churn_days),
-                             each.c.revenue, each.c.purchases, each.c.active)
-            written += conn.execute(
-                insert(ar).from_select(["response_pk", "window_days", "churn_days", "revenue",
-                                        "purchases", "active"], counted),
-                execution_options={"preserve_rowcount": True}).rowcount or 0
+            written += _insert_missing(conn, sr.c.id >= first, sr.c.id < first + chunk,
+                                       window_days=window_days, churn_days=churn_days)
     return written
 
 

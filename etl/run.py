@@ -488,9 +488,10 @@ def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int
             _write_ratings(conn, cfg, entity, frame, checked.ratings, key, counts.ids,
                            new_parents=counts.inserted == len(frame))
         if entity.name == "customers" and (counts.inserted or counts.updated):
-            # A new member's earlier answers now count for the revenue page.
-            answer_revenue.mark_pending(conn)
             if counts.inserted:
+                # A new member's earlier answers now count for the revenue page, in any
+                # month (a changed segment or tier changes nothing there).
+                answer_revenue.mark_pending(conn)
                 answer_revenue.forget_months(conn)
             # Segments live on customers: every survey and sale month may regroup.
             refresh_survey(conn)

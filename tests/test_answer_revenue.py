@@ -273,3 +273,28 @@ def test_a_run_with_nothing_new_skips_the_search_for_missing_rows(engine,
     _run(engine, config)
     after, done_after, _ = _state(engine)
     assert after > version + 1 and done_after == after
+
+
+def test_the_completion_searches_only_the_months_batches_forgot(engine,
+                                                                 tmp_path: Path) -> None:
+    config = _company(tmp_path)
+    _run(engine, config)
+    ar, sr = schema.answer_revenue, schema.survey_response
+    with engine.begin() as conn:
+        # q3's row (February) lost by hand, silently: nothing forgot February.
+        conn.execute(ar.delete().where(ar.c.response_pk == select(sr.c.id).where(
+            sr.c.response_id == "q3").scalar_subquery()))
+        # A batch's way: January's rows deleted and its sums forgotten.
+        assert answer_revenue.clear_months(conn, ["2026-01"]) == 2
+        assert answer_revenue.stale_months(conn, window_days=180, churn_days=90) \
+            == ["2026-01"]
+    # Only January is searched: q1 and q2 are counted again, q3 is not looked for.
+    assert answer_revenue.complete(engine, window_days=180, churn_days=90) == 2
+    assert set(_rows(engine)) == {"q1", "q2"}
+    # Rows missing anywhere (mark_pending): every answer is walked, q3 found.
+    with engine.begin() as conn:
+        answer_revenue.mark_pending(conn)
+    assert answer_revenue.complete(engine, window_days=180, churn_days=90) == 1
+    assert _rows(engine) == {"q1": (50.5, 2, 1), "q2": (0.0, 0, 0), "q3": (0.0, 0, 0)}
+    with engine.connect() as conn:
+        assert answer_revenue.stale_months(conn, window_days=180, churn_days=90) == []
