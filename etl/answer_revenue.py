@@ -43,7 +43,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from etl.load import fill
-from etl.rollup import bump_summary
+from etl.rollup import _in_months, bump_summary
 from queries import schema
 from queries.links import answer_purchases
 from queries.periods import Month
@@ -295,10 +295,7 @@ def refresh_months(conn: Connection, months: Iterable[str] | None = None, *,
                      .outerjoin(ar, and_(ar.c.response_pk == sr.c.id, linked,
                                          ar.c.window_days == window_days,
                                          ar.c.churn_days == churn_days)))
-        .where(sr.c.nps.is_not(None),
-               true() if wanted is None else or_(*[
-                   and_(sr.c.submitted_at >= m.start, sr.c.submitted_at < m.end)
-                   for m in map(Month.parse, wanted)]))
+        .where(sr.c.nps.is_not(None), _in_months(sr.c.submitted_at, wanted))
         .group_by(month, sr.c.org_unit_id, sr.c.nps)
     )
     columns = [c.name for c in am.columns]

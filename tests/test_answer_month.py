@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select, update
 from etl import answer_revenue
 from queries import schema
 from queries.links import revenue_after_survey, value_by_nps_group
+from tests.test_driver_moments import _region
 
 am = schema.agg_answer_month
 sr = schema.survey_response
@@ -34,13 +35,6 @@ def _window(engine: Engine, months: int) -> tuple[dt.datetime, dt.datetime]:
     for _ in range(months):
         start = (start - dt.timedelta(days=1)).replace(day=1)
     return start, end
-
-
-def _region(engine: Engine) -> str:
-    ou = schema.org_unit
-    with engine.connect() as conn:
-        return conn.execute(select(ou.c.id).where(ou.c.kind == "region").order_by(ou.c.id)
-                            .limit(1)).scalar_one()
 
 
 def _same_revenue(a, b) -> None:

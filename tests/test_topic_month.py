@@ -14,6 +14,7 @@ from etl.rollup import TOPIC_MONTH, bump_summary, refresh_topic_months, settle_t
 from queries import schema
 from queries.comment_topics import topic_summary
 from queries.kpis import Filters
+from tests.test_driver_moments import _region
 
 tm = schema.agg_topic_month
 sr = schema.survey_response
@@ -30,13 +31,6 @@ def _window(engine: Engine, months: int, back: int = 0) -> tuple[dt.datetime, dt
     for _ in range(months):
         start = (start - dt.timedelta(days=1)).replace(day=1)
     return start, end
-
-
-def _region(engine: Engine) -> str:
-    ou = schema.org_unit
-    with engine.connect() as conn:
-        return conn.execute(select(ou.c.id).where(ou.c.kind == "region").order_by(ou.c.id)
-                            .limit(1)).scalar_one()
 
 
 def _same(a, b) -> None:
