@@ -1,12 +1,12 @@
 """The revenue page's month sums (`agg_answer_month`): revenue after the survey and value by
 NPS group read from them equal the same figures counted per answer from the sales (and, for
 one window, by pandas over the facts); a month the ETL has not summed again since a batch
-changed it counts live; the completion after a run rebuilds exactly what lags."""
+changed it counts live. (That a whole run leaves them current, and the completion rebuilds
+exactly what lags: tests/test_load_demo.py, on its one load of the demo.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import pandas as pd
 import pytest
@@ -155,35 +155,3 @@ def test_a_changed_month_counts_live_until_the_completion_sums_it_again(
         assert month in answer_revenue.stale_months(conn, window_days=180, churn_days=90)
         _same_revenue(revenue_after_survey(conn, **kw), live)
         trans.rollback()
-
-
-def test_the_completion_rebuilds_what_lags_and_nothing_else(engine: Engine,
-                                                              demo_dir) -> None:
-    from etl.config import load_config
-    from etl.run import run_sources
-
-    results = run_sources(engine, load_config(demo_dir / "sources.toml"))
-    assert all(r.ok for r in results)
-    with engine.connect() as conn:
-        assert answer_revenue.stale_months(conn, window_days=180, churn_days=90) == []
-        before = pd.read_sql(select(am).order_by(am.c.month, am.c.org_unit_id, am.c.nps),
-                             conn)
-        # Every answer with an NPS score is in the sums, once.
-        assert before["responses"].sum() == conn.execute(
-            select(func.count(sr.c.nps))).scalar_one()
-    assert before["kept"].sum() == before["linked"].sum() > 0
-    # As right after the upgrade that adds the table: empty, nothing else pending.
-    with engine.begin() as conn:
-        answer_revenue.forget_months(conn)
-        assert len(answer_revenue.stale_months(conn, window_days=180, churn_days=90)) \
-            == before["month"].nunique()
-    assert answer_revenue.complete(engine, window_days=180, churn_days=90) == 0
-    with engine.connect() as conn:
-        after = pd.read_sql(select(am).order_by(am.c.month, am.c.org_unit_id, am.c.nps), conn)
-    pd.testing.assert_frame_equal(after, before)
-    # Survey-basis sums: spend and visits as the answers carry them.
-    with engine.connect() as conn:
-        spend = conn.execute(select(func.count(sr.c.spend), func.sum(sr.c.spend))
-                             .where(sr.c.nps.is_not(None))).one()
-    assert after["spend_n"].sum() == spend[0]
-    assert math.isclose(after["spend_sum"].sum(), float(spend[1] or 0), rel_tol=1e-9)

@@ -1,6 +1,7 @@
 """The topics chart's month sums (`agg_topic_month`): topic summaries read from them equal the
 summaries counted from the comments, merges included; while a comment analysis has left
-them stale the reader counts from the comments; the ETL leaves them current."""
+them stale the reader counts from the comments. (That the ETL leaves them current and a
+run with nothing new settles them: tests/test_load_demo.py, on its one load of the demo.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from etl.rollup import TOPIC_MONTH, bump_summary, refresh_topic_months, settle_topic_months
+from etl.rollup import TOPIC_MONTH, bump_summary, settle_topic_months
 from queries import schema
 from queries.comment_topics import topic_summary
 from queries.kpis import Filters
@@ -84,30 +85,6 @@ def test_the_reader_uses_the_sums_only_while_current(demo_engine: Engine) -> Non
         trans.rollback()
 
 
-def test_the_etl_leaves_the_sums_current(engine: Engine, demo_dir) -> None:
-    from etl.config import load_config
-    from etl.run import run_sources
-
-    results = run_sources(engine, load_config(demo_dir / "sources.toml"))
-    assert all(r.ok for r in results)
-    st = schema.summary_state
-    with engine.begin() as conn:
-        state = conn.execute(select(st.c.version, st.c.done_version)
-                             .where(st.c.name == TOPIC_MONTH)).one()
-        assert state.version == state.done_version
-        kept = pd.read_sql(select(tm).order_by(tm.c.month, tm.c.org_unit_id, tm.c.topic_id),
-                           conn)
-        assert refresh_topic_months(conn) == len(kept) > 0
-        again = pd.read_sql(select(tm).order_by(tm.c.month, tm.c.org_unit_id, tm.c.topic_id),
-                            conn)
-        pd.testing.assert_frame_equal(again, kept)
-        # Every analysed comment with a topic is in the sums once.
-        ca = schema.comment_analysis
-        assert kept["comments"].sum() == conn.execute(
-            select(func.count()).select_from(ca.join(sr, sr.c.id == ca.c.response_pk))
-            .where(ca.c.topic_id.is_not(None), sr.c.comment.is_not(None))).scalar_one()
-
-
 @pytest.mark.parametrize("group", [None, "promoter", "passive", "detractor"])
 def test_the_comment_count_from_the_sums_equals_a_count_of_the_answers(
         demo_engine: Engine, group: str | None) -> None:
@@ -131,28 +108,3 @@ def test_the_comment_count_from_the_sums_equals_a_count_of_the_answers(
             "passive": (nps >= 7) & (nps <= 8), "detractor": nps <= 6}[group]
     assert got.total == int(keep.sum()) > 0
     assert len(got.rows) == 5
-
-
-def test_a_run_with_nothing_new_settles_stale_sums(engine: Engine, demo_dir) -> None:
-    """Right after the upgrade that adds the sums (state stale, table empty) a survey run
-    with nothing to load rebuilds them once."""
-    from etl.config import load_config
-    from etl.run import run_sources
-
-    config = load_config(demo_dir / "sources.toml")
-    assert all(r.ok for r in run_sources(engine, config))
-    with engine.begin() as conn:
-        before = pd.read_sql(select(tm).order_by(tm.c.month, tm.c.org_unit_id, tm.c.topic_id),
-                             conn)
-        conn.execute(tm.delete())
-        bump_summary(conn, TOPIC_MONTH)
-    results = run_sources(engine, config)
-    assert all(r.ok and not r.inserted and not r.updated for r in results)
-    st = schema.summary_state
-    with engine.connect() as conn:
-        state = conn.execute(select(st.c.version, st.c.done_version)
-                             .where(st.c.name == TOPIC_MONTH)).one()
-        after = pd.read_sql(select(tm).order_by(tm.c.month, tm.c.org_unit_id, tm.c.topic_id),
-                            conn)
-    assert state.version == state.done_version
-    pd.testing.assert_frame_equal(after, before)
