@@ -10,7 +10,7 @@ itself large enough to show).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 from sqlalchemy import Connection, func, select
@@ -22,6 +22,10 @@ ou = schema.org_unit
 aeu = schema.agg_engagement_unit
 aei = schema.agg_engagement
 hc = schema.headcount
+
+
+SMALL = "fewer than {minimum} respondents"
+SUBTRACTION = "hidden so a smaller group cannot be worked out by subtraction"
 
 
 def suppress(respondents: dict[str, int], minimum: int) -> set[str]:
@@ -37,31 +41,54 @@ def hidden_in_wave(conn: Connection, *, wave: dt.date, minimum: int = 5) -> set[
     """Every unit whose numbers must not be shown for `wave`, at every level of the tree:
     a unit with fewer than `minimum` respondents, the siblings hidden with it so it cannot be
     worked out by subtraction (`suppress`), and everything below a hidden unit."""
+    return set(hidden_reasons(conn, wave=wave, minimum=minimum))
+
+
+def hidden_reasons(conn: Connection, *, wave: dt.date, minimum: int = 5,
+                   unit: str | Sequence[str] | None = None) -> dict[str, str]:
+    """`hidden_in_wave` with the reason each unit is hidden, as the page says it: its own
+    subtree is too small, or it is hidden so a smaller group cannot be worked out by
+    subtraction. One read of the wave answers it for every unit of the tree; `unit` keeps
+    the answer to the units at or below it (or them), decided among all their siblings."""
     counts = dict(conn.execute(
         select(aeu.c.org_unit_id, func.sum(aeu.c.respondents))
         .where(aeu.c.wave == wave).group_by(aeu.c.org_unit_id)).all())
     parents = dict(conn.execute(select(ou.c.id, ou.c.parent_id)).all())
     totals: dict[str, int] = dict.fromkeys(parents, 0)
-    for unit, n in counts.items():
-        node = unit
-        while node is not None and node in totals:
+    for member, n in counts.items():
+        node, seen = member, set()
+        while node is not None and node in totals and node not in seen:
+            seen.add(node)
             totals[node] += int(n or 0)
             node = parents.get(node)
     children: dict[str | None, list[str]] = {}
-    for unit, parent in parents.items():
-        children.setdefault(parent, []).append(unit)
+    for member, parent in parents.items():
+        children.setdefault(parent, []).append(member)
     hidden: set[str] = set()
     for siblings in children.values():
         hidden |= suppress({u: totals[u] for u in siblings}, minimum)
     # Below a hidden unit everything is smaller still: hide the whole subtree.
-    for unit in list(parents):
-        node = parents.get(unit)
-        while node is not None:
+    for member in list(parents):
+        node, seen = parents.get(member), {member}
+        while node is not None and node not in seen:
             if node in hidden:
-                hidden.add(unit)
+                hidden.add(member)
                 break
+            seen.add(node)
             node = parents.get(node)
-    return {u for u in hidden if totals.get(u, 0) > 0}
+    within = None if unit is None else {unit} if isinstance(unit, str) else set(unit)
+
+    def inside(node: str | None) -> bool:
+        seen: set[str] = set()
+        while node is not None and node not in seen:
+            if node in within:  # type: ignore[operator]
+                return True
+            seen.add(node)
+            node = parents.get(node)
+        return False
+
+    return {u: (SMALL.format(minimum=minimum) if totals[u] < minimum else SUBTRACTION)
+            for u in hidden if totals.get(u, 0) > 0 and (within is None or inside(u))}
 
 
 def subtree_wave_counts(conn: Connection, *, wave: dt.date) -> Callable[[str], WaveCounts]:
@@ -123,7 +150,6 @@ def engagement_by_unit(conn: Connection, *, wave: dt.date, parent: str,
     children = conn.execute(select(ou.c.id, ou.c.name).where(ou.c.parent_id == parent)
                             .order_by(ou.c.name)).all()
     counts_of = subtree_wave_counts(conn, wave=wave)
-    parent_counts = counts_of(parent)
     rows = []
     for unit, name in children:
         w = counts_of(unit)
@@ -138,18 +164,9 @@ def engagement_by_unit(conn: Connection, *, wave: dt.date, parent: str,
     frame = pd.DataFrame(rows, columns=["unit", "name", "respondents", "headcount",
                                         "engagement", "engagement_moe", "enps", "enps_moe",
                                         "participation"])
-    counts = dict(zip(frame["unit"], frame["respondents"], strict=True))
-    small = {u for u, n in counts.items() if 0 < n < anonymity_min}
-    hidden = hidden_in_wave(conn, wave=wave, minimum=anonymity_min) & set(counts)
-    if 0 < parent_counts.respondents < anonymity_min:
-        hidden = {u for u, n in counts.items() if n > 0}
-    frame["hidden"] = frame["unit"].isin(hidden)
-    frame["reason"] = [
-        None if u not in hidden else (
-            f"fewer than {anonymity_min} respondents" if u in small
-            else "hidden so a smaller group cannot be worked out by subtraction")
-        for u in frame["unit"]
-    ]
+    reasons = hidden_reasons(conn, wave=wave, minimum=anonymity_min)
+    frame["hidden"] = frame["unit"].isin(reasons)
+    frame["reason"] = [reasons.get(u) for u in frame["unit"]]
     numbers = ["respondents", "headcount", "engagement", "engagement_moe", "enps", "enps_moe",
                "participation"]
     frame[numbers] = frame[numbers].astype("Float64")

@@ -27,7 +27,7 @@ from dashboard.components.download import downloadable, panel
 from dashboard.data import cached, resolve_period
 from dashboard.state import filters_of, parse_search, to_search
 from queries import stats
-from queries.employees import engagement_by_unit
+from queries.employees import engagement_by_unit, hidden_reasons
 from queries.kpis import org_units
 from queries.links import engagement_vs_cx
 from queries.periods import Month
@@ -129,15 +129,10 @@ def _hidden_among_siblings(unit: str, wave: dt.date) -> str | None:
     The breakdown hides a unit that is small or that would let a small sibling be worked
     out by subtraction; the same unit must then stay hidden everywhere else on the page.
     """
-    parent = _units().get(unit, {}).get("parent_id")
-    if not parent:
+    if not _units().get(unit, {}).get("parent_id"):
         return None
-    frame = cached(engagement_by_unit, wave=wave, parent=str(parent),
-                   anonymity_min=_anonymity())
-    row = frame[frame["unit"] == unit]
-    if row.empty or not bool(row["hidden"].iloc[0]):
-        return None
-    return str(row["reason"].iloc[0])
+    # One answer per wave for every unit of the tree (the chain asks it for each store).
+    return cached(hidden_reasons, wave=wave, minimum=_anonymity()).get(unit)
 
 
 # ---------------------------------------------------------------------- the data shown
