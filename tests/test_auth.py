@@ -47,6 +47,19 @@ def test_passwords_are_stored_as_argon2_hashes_only(org) -> None:
     assert verify_password(row.password_hash, "correct horse 1")
     assert not verify_password(row.password_hash, "correct horse 2")
     assert not verify_password(None, "anything at all")
+    # OWASP's argon2id parameters, written into the hash itself.
+    assert row.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+def test_hashes_made_with_other_parameters_still_verify() -> None:
+    from argon2 import PasswordHasher
+
+    # argon2-cffi's defaults (RFC 9106: 64 MiB, three passes, four lanes), which accounts
+    # made before the change carry.
+    older = PasswordHasher().hash("correct horse 1")
+    assert "$m=65536,t=3,p=4$" in older
+    assert verify_password(older, "correct horse 1")
+    assert not verify_password(older, "correct horse 2")
 
 
 def test_weak_passwords_and_bad_users_are_refused(org) -> None:
