@@ -4,6 +4,7 @@ downloads the rows it shows."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import sys
 
@@ -141,6 +142,14 @@ def test_unit_scatter_equals_the_query(revenue, in_app, demo_engine, lag, metric
     dots, line = fig.data
     assert list(dots.x) == pytest.approx(points["score"].tolist())
     assert list(dots.y) == pytest.approx(points["growth"].tolist())
+    # The hover of each point: store, its month, the score's month, answers and revenue.
+    label = {m: dt.date.fromisoformat(f"{m}-01").strftime("%b %Y") for m in points["month"]}
+    label |= {m: dt.date.fromisoformat(f"{m}-01").strftime("%b %Y")
+              for m in points["score_month"]}
+    assert [tuple(row[:4]) for row in dots.customdata] == list(zip(
+        points["name"], points["month"].map(label), points["score_month"].map(label),
+        points["n"].astype(int), strict=True))
+    assert [row[4] for row in dots.customdata] == pytest.approx(points["revenue"].tolist())
     assert list(line.y) == pytest.approx([corr.intercept + corr.slope * x for x in line.x])
     title = fig.layout.title.text
     assert f"r = {corr.r:.2f} (95% CI {corr.low:.2f} to {corr.high:.2f})" in title

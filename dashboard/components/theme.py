@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import html
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from queries.formatting import plotly_separators
@@ -22,6 +24,15 @@ SERIES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0
 GROUP_COLOURS = {"promoter": PROMOTER, "passive": PASSIVE, "detractor": DETRACTOR}
 
 FONT = "DejaVu Sans, Segoe UI, Helvetica, Arial, sans-serif"
+
+
+def columns_array(*columns: pd.Series) -> np.ndarray:
+    """Columns side by side as one 2-D object array, for a trace's `customdata`: Plotly takes
+    an array at once where it checks a list of tuples value by value."""
+    out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=object)
+    for j, col in enumerate(columns):
+        out[:, j] = col.to_numpy(dtype=object)
+    return out
 
 
 def plain(text: object) -> str:
