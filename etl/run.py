@@ -23,6 +23,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ from etl.comments_nlp import analyse_after_load, settle_after_load
 from etl.config import FILE_ADAPTERS, SourceConfig, SourcesConfig
 from etl.load import UpsertCounts, known_values, now, replace_children, upsert
 from etl.model import ENTITIES, ENTITY_ORDER, Entity
+from etl.prefetch import Prepared, prefetched
 from etl.rollup import (
     REFRESH,
     clear_member_activity,
@@ -57,7 +59,7 @@ from etl.sources import (
     read_file,
     read_sql,
 )
-from etl.validate import validate_batch
+from etl.validate import Validated, validate_batch
 from queries import schema
 from queries.periods import Month
 
@@ -362,6 +364,28 @@ def _batches(engine: Engine, cfg: SourceConfig, result: RunResult) -> Iterator[R
         raise SourceError(cfg.name, f"adapter {cfg.adapter!r} is not implemented")
 
 
+def _validated_ahead(engine: Engine, cfg: SourceConfig, result: RunResult,
+                     salt: str | None) -> Iterator[Prepared[RawBatch, Validated | None]]:
+    """The source's batches, each read and validated while the one before is written
+    (`etl.prefetch`), for streamed sources (SQL, HTTP: bounded batches). Files come as they
+    are, validated in their transaction: one file can be a whole year (two million answers)
+    and two of them at once would double the ETL's memory."""
+    stream = _batches(engine, cfg, result)
+    if cfg.adapter in FILE_ADAPTERS:
+        yield from (Prepared(batch, None, None) for batch in stream)
+        return
+
+    def validate(batch: RawBatch) -> Validated:
+        # Its own connection: the references it looks up (customers, org units) come from
+        # other sources, committed before this run, so the batch being written cannot
+        # change the answer.
+        with engine.connect() as conn:
+            return validate_batch(batch, cfg, _known_lookup(conn, cfg), salt=salt)
+
+    with closing(prefetched(stream, validate, name=f"etl-{cfg.name}")) as ahead:
+        yield from ahead
+
+
 def _reject(engine: Engine, cfg: SourceConfig, result: RunResult, err: SourceError) -> None:
     _quarantine_file(engine, result.run_id or 0, cfg.name, err)
     result.rejected.append(str(err))
@@ -442,10 +466,13 @@ def _reason_label(record: dict[str, object]) -> str:
 
 
 def load_batch(conn: Connection, cfg: SourceConfig, batch: RawBatch, run_id: int,
-               result: RunResult, salt: str | None = None) -> None:
-    """Validate and write one batch inside the caller's transaction, then refresh rollups."""
+               result: RunResult, salt: str | None = None,
+               checked: Validated | None = None) -> None:
+    """Validate and write one batch inside the caller's transaction, then refresh rollups.
+    `checked`: the batch validated already (`_validated_ahead`)."""
     entity: Entity = ENTITIES[cfg.entity_name]
-    checked = validate_batch(batch, cfg, _known_lookup(conn, cfg), salt=salt)
+    if checked is None:
+        checked = validate_batch(batch, cfg, _known_lookup(conn, cfg), salt=salt)
     excluded = sum(batch.excluded.values())
     result.read += checked.read + excluded
     result.excluded += excluded
@@ -609,25 +636,28 @@ def run_source(engine: Engine, cfg: SourceConfig, progress: Progress | None = No
         log.info("%s: run %d started, claimed by %s", cfg.name, result.run_id, holder)
         salt = respondent_salt(cfg) if ENTITIES[cfg.entity_name].name == \
             "engagement_responses" else None
-        for done, batch in enumerate(_batches(engine, cfg, result), start=1):
-            try:
-                with engine.begin() as conn:
-                    load_batch(conn, cfg, batch, result.run_id, result, salt=salt)
-            except TransientSourceError:
-                raise
-            except SourceError as err:
-                if cfg.adapter not in FILE_ADAPTERS:
+        with closing(_validated_ahead(engine, cfg, result, salt)) as items:
+            for done, item in enumerate(items, start=1):
+                batch = item.batch
+                try:
+                    with engine.begin() as conn:
+                        load_batch(conn, cfg, batch, result.run_id, result, salt=salt,
+                                   checked=item.get())
+                except TransientSourceError:
                     raise
-                _reject(engine, cfg, result, err)
-            except Exception as err:
-                if cfg.adapter not in FILE_ADAPTERS:
-                    raise
-                # One file's surprise must not keep the source's other files from loading.
-                log.exception("%s: %s failed", cfg.name, batch.origin)
-                _reject(engine, cfg, result, SourceError(
-                    batch.origin, f"could not be loaded ({type(err).__name__}: {err})"))
-            if progress:
-                progress(cfg.name, done, result.read)
+                except SourceError as err:
+                    if cfg.adapter not in FILE_ADAPTERS:
+                        raise
+                    _reject(engine, cfg, result, err)
+                except Exception as err:
+                    if cfg.adapter not in FILE_ADAPTERS:
+                        raise
+                    # One file's surprise must not keep the source's other files from loading.
+                    log.exception("%s: %s failed", cfg.name, batch.origin)
+                    _reject(engine, cfg, result, SourceError(
+                        batch.origin, f"could not be loaded ({type(err).__name__}: {err})"))
+                if progress:
+                    progress(cfg.name, done, result.read)
         if ENTITIES[cfg.entity_name].name in ACTIVITY_ENTITIES or \
                 result.notes.get("org_units_created"):
             complete_member_activity(engine, result)
