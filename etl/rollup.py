@@ -359,9 +359,14 @@ def refresh_member_activity(conn: Connection, months: Iterable[str] | None = Non
         cust.c.segment.is_not(None)).distinct()).scalars())
     segments, segment_ids = numbered("tmp_activity_segments",
                                      Column("segment", _key_text(64)), segments_seen)
-    channels_seen = sorted(conn.execute(select(tx.c.channel).where(
-        tx.c.channel.is_not(None), tx.c.occurred_at >= span_low,
-        tx.c.occurred_at < span_high).distinct()).scalars())
+    # The channels of the span's sales, from the daily sums of the same sales (kept equal to
+    # them in every batch's transaction): whole months, a superset, which only numbers a
+    # channel more. Read from the sales it was a 10 s scan of 30M rows at the large size.
+    daily = schema.agg_txn_daily
+    channels_seen = sorted(conn.execute(select(daily.c.channel).where(
+        daily.c.channel.is_not(None), daily.c.month >= str(Month.of(span_low)),
+        daily.c.month <= str(Month.of(span_high - dt.timedelta(microseconds=1))))
+        .distinct()).scalars())
     channels, channel_ids = numbered("tmp_activity_channels",
                                      Column("channel", _key_text(32)), channels_seen)
     # Members numbered, with their segment's number (0: none).
