@@ -42,9 +42,10 @@ from scipy import sparse
 from scipy.optimize import nnls
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
-from etl.rollup import TOPIC_MONTH, bump_summary, settle_topic_months
+from etl.rollup import TOPIC_MONTH, bump_summary, settle_topic_months, topic_months_state
 from queries import schema
 from queries.settings import Settings, get_settings
+from queries.sqlfuncs import month_of
 
 log = logging.getLogger(__name__)
 
@@ -478,11 +479,47 @@ def _pending(conn: Connection, *, after: int | None = None, limit: int | None = 
     return conn.execute(query.limit(limit)).all()
 
 
-def _remove_blank(conn: Connection) -> int:
-    """Drop the analyses of responses whose comment has since been emptied."""
+def _remove_blank(conn: Connection) -> list[int]:
+    """Drop the analyses of responses whose comment has since been emptied; their ids."""
     blank = select(sr.c.id).where(or_(sr.c.comment.is_(None),
                                       func.length(func.trim(sr.c.comment)) == 0))
-    return conn.execute(delete(ca).where(ca.c.response_pk.in_(blank))).rowcount or 0
+    ids = list(conn.execute(select(ca.c.response_pk).where(ca.c.response_pk.in_(blank)))
+               .scalars())
+    for start in range(0, len(ids), 1000):
+        conn.execute(delete(ca).where(ca.c.response_pk.in_(ids[start:start + 1000])))
+    return ids
+
+
+class _Touched:
+    """What this analysis changed in the comment sums' inputs: the months of the answers
+    whose analyses it wrote, or everything (a refit rescored a whole language), and how
+    often it marked the sums stale. With the mark where it found it (sums current) and only
+    its own marks since, rebuilding those months is exact."""
+
+    def __init__(self, state: tuple[int, int | None] | None) -> None:
+        self.everything = state is None or state[0] != state[1]
+        self.start = None if state is None else state[0]
+        self.months: set[str] = set()
+        self.marks = 0
+
+    def mark(self, conn: Connection, ids: Sequence[int] | None) -> None:
+        """Mark the sums stale in `conn`'s transaction for the answers `ids` (None: all)."""
+        bump_summary(conn, TOPIC_MONTH)
+        self.marks += 1
+        if ids is None:
+            self.everything = True
+            return
+        for start in range(0, len(ids), 1000):
+            self.months.update(conn.execute(
+                select(month_of(sr.c.submitted_at)).distinct()
+                .where(sr.c.id.in_(list(ids[start:start + 1000])))).scalars())
+
+    def settle(self, conn: Connection) -> bool:
+        """Rebuild the sums: the months touched when that is exact, else all of them."""
+        if self.everything or self.start is None:
+            return settle_topic_months(conn)
+        return settle_topic_months(conn, months=self.months,
+                                   if_version=self.start + self.marks)
 
 
 def _docs_query(language: str):
@@ -613,9 +650,11 @@ def analyse_comments(engine: Engine, settings: Settings | None = None, *,
     languages = languages_of(settings)
     result = AnalysisResult()
     with engine.begin() as conn:
-        result.removed = _remove_blank(conn)
-        if result.removed:
-            bump_summary(conn, TOPIC_MONTH)
+        sums = _Touched(topic_months_state(conn))
+        removed = _remove_blank(conn)
+        result.removed = len(removed)
+        if removed:
+            sums.mark(conn, removed)
     touched: set[str] = set()
     after = None
     while True:
@@ -624,7 +663,7 @@ def analyse_comments(engine: Engine, settings: Settings | None = None, *,
             if not rows:
                 break
             after = rows[-1].id
-            touched |= _analyse_chunk(conn, rows, languages, now, result)
+            touched |= _analyse_chunk(conn, rows, languages, now, result, sums)
         if len(rows) < chunk:
             break
     with engine.begin() as conn:
@@ -637,28 +676,30 @@ def analyse_comments(engine: Engine, settings: Settings | None = None, *,
                 select(ca.c.language).where(ca.c.language.is_not(None)).distinct())}
     for language in sorted(touched):
         with engine.begin() as conn:
-            bump_summary(conn, TOPIC_MONTH)
             total = int(conn.execute(select(func.count()).select_from(ca).where(
                 ca.c.language == language)).scalar_one())
             stored = _load_model(conn, language, "topics")
             if total >= MIN_TOPIC_DOCS and (refit or stored is None
                                             or total >= REFIT_GROWTH * stored[0]):
+                sums.mark(conn, None)
                 _refit(conn, language, settings, now, total)
                 result.refitted.append(language)
             else:
                 for rows in _doc_chunks(conn, language, unscored=True):
+                    sums.mark(conn, [r.response_pk for r in rows])
                     _score_new(conn, language, rows)
     with engine.begin() as conn:
         # Once, after every chunk and language: the topics chart's month sums (stale since
-        # the first write above) are rebuilt from what the analysis now holds.
-        settle_topic_months(conn)
+        # the first write above) are rebuilt from what the analysis now holds: the months
+        # it touched (a day's comments: a month or two, not ten years of them), or all.
+        sums.settle(conn)
     log.info("comments: %d analysed, %d unchanged, %d removed, refitted %s", result.analysed,
              result.unchanged, result.removed, ",".join(result.refitted) or "none")
     return result
 
 
 def _analyse_chunk(conn: Connection, rows: list, languages: list[str], now: dt.datetime,
-                   result: AnalysisResult) -> set[str]:
+                   result: AnalysisResult, sums: _Touched) -> set[str]:
     """Detect, lemmatise and store (unscored) one chunk of pending comments; the languages
     it holds."""
     fresh, same = [], []
@@ -676,8 +717,8 @@ def _analyse_chunk(conn: Connection, rows: list, languages: list[str], now: dt.d
     usual = Counter(x for x in detected if x).most_common(1)
     fallback = usual[0][0] if usual else (languages[0] if languages else None)
     if fresh:
-        bump_summary(conn, TOPIC_MONTH)
         ids = [r.id for r, _ in fresh]
+        sums.mark(conn, ids)
         for start in range(0, len(ids), 1000):
             conn.execute(delete(ca).where(ca.c.response_pk.in_(ids[start:start + 1000])))
     new_rows = []

@@ -669,9 +669,16 @@ def refresh_topic_months(conn: Connection, months: Iterable[str] | None = None) 
                         execution_options={"preserve_rowcount": True}).rowcount or 0
 
 
-def settle_topic_months(conn: Connection, *, force: bool = False) -> bool:
+def settle_topic_months(conn: Connection, *, force: bool = False,
+                        months: Iterable[str] | None = None,
+                        if_version: int | None = None) -> bool:
     """After the comment analysis: when it left `agg_topic_month` stale (or `force`), rebuild
-    it and mark it current, in the caller's transaction. Returns whether it rebuilt."""
+    it and mark it current, in the caller's transaction. Returns whether it rebuilt.
+
+    `months` with `if_version`: the writer knows every month it changed since the sums were
+    last current, and that the stale mark then stood at `if_version`; when it still does
+    (nobody else marked them stale meanwhile) only those months are rebuilt. Otherwise, or
+    without them, every month."""
     st = schema.summary_state
     state = conn.execute(select(st.c.version, st.c.done_version)
                          .where(st.c.name == TOPIC_MONTH)).first()
@@ -684,8 +691,18 @@ def settle_topic_months(conn: Connection, *, force: bool = False) -> bool:
         # The analysis just wrote these rows: without statistics the planner may take the
         # table for empty and join every comment to it by a nested loop.
         conn.exec_driver_sql("ANALYZE comment_analysis")
-    refresh_topic_months(conn)
+    partial = months is not None and if_version is not None and \
+        state.version == if_version and not force
+    refresh_topic_months(conn, sorted(set(months)) if partial else None)  # type: ignore[arg-type]
     # Only if nothing marked it stale meanwhile: otherwise the next analysis rebuilds again.
     conn.execute(update(st).where(st.c.name == TOPIC_MONTH, st.c.version == state.version)
                  .values(done_version=state.version, updated_at=dt.datetime.now()))
     return True
+
+
+def topic_months_state(conn: Connection) -> tuple[int, int | None] | None:
+    """`agg_topic_month`'s stale mark: (version, done_version), None before the first."""
+    st = schema.summary_state
+    row = conn.execute(select(st.c.version, st.c.done_version)
+                       .where(st.c.name == TOPIC_MONTH)).first()
+    return None if row is None else (int(row.version), row.done_version)

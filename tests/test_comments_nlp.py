@@ -290,13 +290,21 @@ def test_small_chunks_give_the_same_analysis_as_one(engine, tmp_path) -> None:
 def test_a_pass_cut_short_is_scored_by_the_next(engine) -> None:
     """A pass that stored its chunks but stopped before scoring (the process died) leaves
     comments without a label; the next pass scores them, and reads none again."""
-    from etl.comments_nlp import AnalysisResult, _analyse_chunk, _pending, languages_of
+    from etl.comments_nlp import (
+        AnalysisResult,
+        _analyse_chunk,
+        _pending,
+        _Touched,
+        languages_of,
+    )
+    from etl.rollup import topic_months_state
 
     settings = load_settings(cx_comment_topics=3)
     _load_corpora(engine)
     with engine.begin() as conn:
         rows = _pending(conn)
-        _analyse_chunk(conn, rows, languages_of(settings), NOW, AnalysisResult())
+        _analyse_chunk(conn, rows, languages_of(settings), NOW, AnalysisResult(),
+                       _Touched(topic_months_state(conn)))
     assert {v[5] for v in _stored(engine).values()} == {None}
     result = analyse_comments(engine, settings, now=NOW)
     assert result.analysed == 0  # already read: only scored
@@ -326,3 +334,56 @@ def test_models_fit_on_the_newest_comments_and_score_every_one(engine, monkeypat
     assert models == {"topics": 36, "sentiment": 30}
     stored = _stored(engine)
     assert len(stored) == 36 and all(v[5] is not None for v in stored.values())
+
+
+def _comment_sums(engine) -> dict[str, int]:
+    tm = schema.agg_topic_month
+    with engine.connect() as conn:
+        return dict(conn.execute(select(tm.c.month, func.sum(tm.c.comments))
+                                 .group_by(tm.c.month)).all())
+
+
+def test_the_comment_sums_of_the_months_an_analysis_touched_are_rebuilt_and_only_those(
+        engine) -> None:
+    """A day's comments change a month or two: the analysis rebuilds those months' sums,
+    not ten years of them; when someone else marked the sums stale meanwhile (or they were
+    stale before), it rebuilds them all."""
+    from etl.rollup import TOPIC_MONTH, bump_summary
+
+    tm, sr = schema.agg_topic_month, schema.survey_response
+    settings = load_settings(cx_comment_topics=3)
+    _load_corpora(engine)
+    analyse_comments(engine, settings, now=NOW)
+    assert _comment_sums(engine) == {"2026-11": 72}
+
+    def add(rid: str, day: dt.date) -> None:
+        with engine.begin() as conn:
+            conn.execute(insert(sr).values(
+                source="test", response_id=rid, submitted_at=day, org_unit_id="S1",
+                survey_kind="transactional", nps=3, comment=corpus("en")[0][1],
+                loaded_at=NOW))
+
+    # November's sums made wrong by hand while marked current: a rebuild would mend them.
+    with engine.begin() as conn:
+        rows = conn.execute(update(tm).where(tm.c.month == "2026-11")
+                            .values(comments=tm.c.comments + 1000),
+                            execution_options={"preserve_rowcount": True}).rowcount
+    assert rows >= 1
+    add("oct-1", dt.datetime(2026, 10, 14, 9, 30))
+    result = analyse_comments(engine, settings, now=NOW)
+    assert result.analysed == 1 and result.refitted == []
+    # October counted; November, untouched by this analysis, not rebuilt.
+    assert _comment_sums(engine) == {"2026-10": 1, "2026-11": 72 + 1000 * rows}
+
+    # Marked stale by another writer meanwhile: every month is rebuilt.
+    with engine.begin() as conn:
+        bump_summary(conn, TOPIC_MONTH)
+    add("sep-1", dt.datetime(2026, 9, 2, 18, 0))
+    analyse_comments(engine, settings, now=NOW)
+    assert _comment_sums(engine) == {"2026-09": 1, "2026-10": 1, "2026-11": 72}
+    st = schema.summary_state
+    with engine.connect() as conn:
+        state = conn.execute(select(st.c.version, st.c.done_version)
+                             .where(st.c.name == TOPIC_MONTH)).one()
+    assert state.version == state.done_version
+
