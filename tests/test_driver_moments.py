@@ -108,3 +108,25 @@ def test_too_many_attributes_leave_the_sums_empty_and_the_page_counts(
         _same(key_drivers(conn, start=start, end=end),
               key_drivers(conn, start=start, end=end, stored=False))
         trans.rollback()
+
+
+def test_stored_moments_add_up_per_pattern_by_hand() -> None:
+    """The reader parses each pattern's moments at once; rows written in another JSON form
+    (keys reordered, spaced) are read as JSON. Sums by hand."""
+    import numpy as np
+
+    from queries.links import _sum_driver_moments, pack_driver_moments
+
+    ab = pack_driver_moments(["a", "b"], [1, 2, 3], [1, 2, 3, 4, 5, 6])
+    ab2 = pack_driver_moments(["a", "b"], [10, 20, 30], [10, 20, 30, 40, 50, 60])
+    a = pack_driver_moments(["a"], [5, 7], [25, 35, 49])
+    other = ("a", 3, '{"ss": [1e2, 2.5, 3], "s": [4, -0.5]}')
+    got = _sum_driver_moments([(ab[0], 2, ab[1]), (a[0], 1, a[1]), (ab2[0], 4, ab2[1]),
+                               other])
+    n, sums, upper = got[("a", "b")]
+    assert n == 6
+    assert sums.tolist() == [11.0, 22.0, 33.0]
+    assert upper.tolist() == [11.0, 22.0, 33.0, 44.0, 55.0, 66.0]
+    n, sums, upper = got[("a",)]
+    assert n == 4
+    assert np.allclose(sums, [9.0, 6.5]) and np.allclose(upper, [125.0, 37.5, 52.0])
