@@ -175,13 +175,14 @@ def create_app(settings: Settings | None = None) -> Dash:
     server = Flask(__name__)
     server.config["CX_SETTINGS"] = settings
     server.config["SECRET_KEY"] = settings.secret()
-    server.extensions["cx_engine"] = make_engine(settings.database_url)
+    server.extensions["cx_engine"] = make_engine(settings.database_url, interactive=True)
     # Fail at start, with the command to run, rather than on the first page view.
     check_schema(server.extensions["cx_engine"])
     if settings.database_read_url:
         # Dashboard reads go to the replica; sessions, audit and admin changes stay on the
         # primary (auth and the pages' writes use the primary engine).
-        server.extensions["cx_read_engine"] = make_engine(settings.database_read_url)
+        server.extensions["cx_read_engine"] = make_engine(settings.database_read_url,
+                                                          interactive=True)
         check_schema(server.extensions["cx_read_engine"])
     init_cache(server)
     auth = init_auth(server, settings, server.extensions["cx_engine"])
