@@ -54,6 +54,12 @@ def test_a_region_shows_its_stores_with_the_queries_numbers(in_app, seg, demo_en
     assert _bars(fig) == {w["name"]: (pytest.approx(w["nps"]), pytest.approx(w["nps_moe"]),
                                       w["key"]) for _, w in want.iterrows()}
     assert "NPS by store · West" in fig.layout.title.text
+    # Each bar's value and answers written at its right, on its row; the scope's own NPS
+    # over the dashed line.
+    right = {a.y: a.text for a in fig.layout.annotations if a.xref == "paper" and a.x == 1}
+    assert right == {w["name"]: f"{w['nps']:+.1f} <span style='color:#6C757D'>"
+                                f"n={int(w['responses'])}</span>" for _, w in want.iterrows()}
+    assert any(a.text.startswith("West: ") for a in fig.layout.annotations)
     assert [i["label"] for i in crumbs.items] == ["Acme Home & Garden", "West"]
     assert crumbs.items[0]["href"] == "/segments"
     assert "low sample" in note

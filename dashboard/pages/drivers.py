@@ -250,10 +250,12 @@ def matrix_figure(state: dict) -> go.Figure:
                ("Maintain", 0.01, 0.99, "left", "top"),
                ("Nice to have", 0.01, 0.01, "left", "bottom")]
     colours = {v[0]: v[1] for v in QUADRANTS.values()}
-    for words, x, y, xa, ya in corners:
-        fig.add_annotation(x=x, y=y, xref="paper", yref="paper", xanchor=xa, yanchor=ya,
-                           showarrow=False, text=f"<b>{words}</b>",
-                           font={"size": 13, "color": colours[words]}, opacity=0.9)
+    # Set at once: add_annotation checks every annotation again each time.
+    fig.update_layout(annotations=[
+        {"x": x, "y": y, "xref": "paper", "yref": "paper", "xanchor": xa, "yanchor": ya,
+         "showarrow": False, "text": f"<b>{words}</b>",
+         "font": {"size": 13, "color": colours[words]}, "opacity": 0.9}
+        for words, x, y, xa, ya in corners])
     x_max = float(data["importance"].max())
     y_lo = float((data["performance"] - pd.Series(moes, index=data.index)).min())
     y_hi = float((data["performance"] + pd.Series(moes, index=data.index)).max())

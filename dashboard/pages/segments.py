@@ -297,18 +297,22 @@ def bars_figure(state: dict) -> go.Figure:
         ))
     overall = _overall(breakdown_rows(state), metric)
     shown = {"nps": "{:+.1f}", "csat": "{:.1f}%", "ces": "{:.2f}"}[metric]
+    notes = []
     if overall is not None:
         fig.add_vline(x=overall, line={"color": theme.NEUTRAL, "dash": "dash", "width": 1})
-        fig.add_annotation(x=overall, y=1, yref="paper", yanchor="bottom", showarrow=False,
-                           text=theme.plain(f"{scope}: {shown.format(overall)}"),
-                           font={"size": 11, "color": theme.NEUTRAL})
-    # The value and its n at the right of each bar, like a table column.
-    for _, r in data.iterrows():
-        fig.add_annotation(x=1, xref="paper", xanchor="left", xshift=8, y=r["name"],
-                           showarrow=False, align="left",
-                           text=f"{shown.format(float(r[metric]))} <span style='color:"
-                                f"{theme.NEUTRAL}'>n={int(r['n'])}</span>",
-                           font={"size": 12})
+        notes.append({"x": overall, "y": 1, "yref": "paper", "yanchor": "bottom",
+                      "showarrow": False,
+                      "text": theme.plain(f"{scope}: {shown.format(overall)}"),
+                      "font": {"size": 11, "color": theme.NEUTRAL}})
+    # The value and its n at the right of each bar, like a table column. Set at once:
+    # Plotly checks every annotation again on each add_annotation, 200 ms for 20 bars.
+    notes += [{"x": 1, "xref": "paper", "xanchor": "left", "xshift": 8, "y": name,
+               "showarrow": False, "align": "left",
+               "text": f"{shown.format(float(value))} <span style='color:"
+                       f"{theme.NEUTRAL}'>n={int(n)}</span>",
+               "font": {"size": 12}}
+              for name, value, n in zip(data["name"], data[metric], data["n"], strict=True)]
+    fig.update_layout(annotations=[*fig.layout.annotations, *notes])
     kids = _children(_get(state, "unit"), units) if by == "unit" else []
     what = str(kids[0]["kind"]) if kids else BY_LABELS[by].lower()
     theme.base_layout(fig, title=f"{label} by {what} · {scope} · {period.label}",
