@@ -102,9 +102,9 @@ def mean_t(n: int, total: float, total_sq: float,
         return est
     m = est.value
     if est.variance is not None and est.variance > 0:
-        from scipy.stats import t
+        from scipy.special import stdtrit
 
-        half = float(t.ppf(0.975, n - 1)) * math.sqrt(est.variance / n)
+        half = float(stdtrit(n - 1, 0.975)) * math.sqrt(est.variance / n)
         low, high = m - half, m + half
         if bounds is not None:
             low, high = max(bounds[0], low), min(bounds[1], high)
