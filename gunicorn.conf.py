@@ -87,3 +87,13 @@ def on_starting(server):
     except (DatabaseUnavailable, SchemaError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(4)
+
+
+def post_worker_init(worker):
+    """Once the worker has built the app: its objects (two thousand modules, Dash's layout
+    and registry, Plotly's validators) never become garbage, so they leave the collector's
+    view. Each full collection then walks only what requests made, not the whole heap:
+    under load those walks were the 100-200 ms outliers of otherwise 20-60 ms callbacks."""
+    import gc
+
+    gc.freeze()

@@ -24,6 +24,23 @@ def test_the_served_config_is_a_threaded_worker_per_core_with_long_keep_alive(
     assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
 
 
+def test_a_worker_freezes_what_building_the_app_made() -> None:
+    """After the app is built, its objects leave the garbage collector's view (gc.freeze):
+    full collections then walk what requests made, not every module and validator."""
+    import gc
+    import subprocess
+    import sys
+
+    code = ("import gc, runpy, sys; conf = runpy.run_path(sys.argv[1]); "
+            "before = gc.get_freeze_count(); conf['post_worker_init'](None); "
+            "print(before, gc.get_freeze_count())")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "gunicorn.conf.py")],
+                         capture_output=True, text=True, check=True, timeout=60)
+    before, after = map(int, out.stdout.split())
+    assert before == 0 and after > 1000
+    assert gc.get_freeze_count() == 0  # never in the test process itself
+
+
 def test_a_connection_reused_after_a_pause_still_gets_its_answer(served_demo: str) -> None:
     # A browser keeps its connection and sends the next callback after the person looked at
     # the page for a while. With gunicorn's 2 s default keep-alive the server had closed it
