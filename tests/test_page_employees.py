@@ -213,6 +213,28 @@ def test_chain_of_a_store_with_no_point_shown_says_so(employees, dash_app,
     assert frame.empty and "engagement" in frame.columns
 
 
+def test_a_region_manager_sees_the_same_stores_left_out(employees, dash_app) -> None:
+    """West's manager in March: the chain leaves out Cardiff (too few) and Bristol (its
+    complement) as it does for the whole company, and Bristol's trend hides March too.
+    The anonymity check reads the wave once for the whole tree; inside a manager's scope it
+    is narrowed to their units (a first version of it was refused by the scope gateway)."""
+    from flask import g
+
+    from auth.web import Principal
+    from queries.scope import Scope
+
+    with dash_app.server.test_request_context("/"):
+        g.principal = Principal("user", "west@example.com", "manager", Scope(("R-WEST",)))
+        fig, _words, note = employees.render_chain({"wave": "2026-03-01"})
+        chain = employees.chain_frame({"wave": "2026-03-01"})
+        trend = employees.trend_frame({"unit": "S09"})
+    assert set(fig.data[0].text) == {"Exeter", "Plymouth"}
+    assert "2 stores left out to protect anonymity" in note
+    assert set(chain["name"]) == {"Exeter", "Plymouth"}
+    march = trend[trend["wave"] == "2026-03-01"].iloc[0]
+    assert bool(march["hidden"]) and "subtraction" in march["reason"]
+
+
 def test_page_state_is_written_to_the_url(employees, in_app) -> None:
     assert in_app(employees.write_state, "2026-03-01", "nps", "?unit=R-WEST") == \
         "?unit=R-WEST&outcome=nps&wave=2026-03-01"

@@ -131,8 +131,9 @@ def _hidden_among_siblings(unit: str, wave: dt.date) -> str | None:
     """
     if not _units().get(unit, {}).get("parent_id"):
         return None
-    # One answer per wave for every unit of the tree (the chain asks it for each store).
-    return cached(hidden_reasons, wave=wave, minimum=_anonymity()).get(unit)
+    # One answer per wave for every unit of the tree (the chain asks it for each store);
+    # `unit=None` is narrowed to a manager's own units by the scope gateway.
+    return cached(hidden_reasons, wave=wave, minimum=_anonymity(), unit=None).get(unit)
 
 
 # ---------------------------------------------------------------------- the data shown
