@@ -27,7 +27,6 @@ def test_the_served_config_is_a_threaded_worker_per_core_with_long_keep_alive(
 def test_a_worker_freezes_what_building_the_app_made() -> None:
     """After the app is built, its objects leave the garbage collector's view (gc.freeze):
     full collections then walk what requests made, not every module and validator."""
-    import gc
     import subprocess
     import sys
 
@@ -38,7 +37,6 @@ def test_a_worker_freezes_what_building_the_app_made() -> None:
                          capture_output=True, text=True, check=True, timeout=60)
     before, after = map(int, out.stdout.split())
     assert before == 0 and after > 1000
-    assert gc.get_freeze_count() == 0  # never in the test process itself
 
 
 def test_a_connection_reused_after_a_pause_still_gets_its_answer(served_demo: str) -> None:
