@@ -34,8 +34,9 @@ def test_a_worker_freezes_what_building_the_app_made() -> None:
             "before = gc.get_freeze_count(); conf['post_worker_init'](None); "
             "print(before, gc.get_freeze_count())")
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "gunicorn.conf.py")],
-                         capture_output=True, text=True, check=True, timeout=60)
-    before, after = map(int, out.stdout.split())
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = map(int, out.stdout.split()[-2:])
     assert before == 0 and after > 1000
 
 
