@@ -498,7 +498,7 @@ class _Touched:
 
     def __init__(self, state: tuple[int, int | None] | None) -> None:
         self.everything = state is None or state[0] != state[1]
-        self.start = None if state is None else state[0]
+        self.start = 0 if state is None else state[0]
         self.months: set[str] = set()
         self.marks = 0
 
@@ -516,7 +516,7 @@ class _Touched:
 
     def settle(self, conn: Connection) -> bool:
         """Rebuild the sums: the months touched when that is exact, else all of them."""
-        if self.everything or self.start is None:
+        if self.everything:
             return settle_topic_months(conn)
         return settle_topic_months(conn, months=self.months,
                                    if_version=self.start + self.marks)

@@ -680,23 +680,23 @@ def settle_topic_months(conn: Connection, *, force: bool = False,
     (nobody else marked them stale meanwhile) only those months are rebuilt. Otherwise, or
     without them, every month."""
     st = schema.summary_state
-    state = conn.execute(select(st.c.version, st.c.done_version)
-                         .where(st.c.name == TOPIC_MONTH)).first()
-    if state is not None and state.done_version == state.version and not force:
+    state = topic_months_state(conn)
+    if state is not None and state[1] == state[0] and not force:
         return False
     if state is None:
         bump_summary(conn, TOPIC_MONTH)
-        state = conn.execute(select(st.c.version).where(st.c.name == TOPIC_MONTH)).first()
+        state = topic_months_state(conn)
+        assert state is not None
+    version = state[0]
     if conn.dialect.name == "postgresql":
         # The analysis just wrote these rows: without statistics the planner may take the
         # table for empty and join every comment to it by a nested loop.
         conn.exec_driver_sql("ANALYZE comment_analysis")
-    partial = months is not None and if_version is not None and \
-        state.version == if_version and not force
+    partial = months is not None and version == if_version and not force
     refresh_topic_months(conn, sorted(set(months)) if partial else None)  # type: ignore[arg-type]
     # Only if nothing marked it stale meanwhile: otherwise the next analysis rebuilds again.
-    conn.execute(update(st).where(st.c.name == TOPIC_MONTH, st.c.version == state.version)
-                 .values(done_version=state.version, updated_at=dt.datetime.now()))
+    conn.execute(update(st).where(st.c.name == TOPIC_MONTH, st.c.version == version)
+                 .values(done_version=version, updated_at=dt.datetime.now()))
     return True
 
 

@@ -28,6 +28,16 @@ SMALL = "fewer than {minimum} respondents"
 SUBTRACTION = "hidden so a smaller group cannot be worked out by subtraction"
 
 
+def _lineage(parents: dict[str, str | None], unit: str | None) -> list[str]:
+    """`unit`, its parent, and so on up to the root (a cycle in bad data stops the walk)."""
+    chain: list[str] = []
+    node = unit
+    while node is not None and node not in chain:
+        chain.append(node)
+        node = parents.get(node)
+    return chain
+
+
 def suppress(respondents: dict[str, int], minimum: int) -> set[str]:
     """Units to hide among siblings with these respondent counts (see module docstring)."""
     hidden = {u for u, n in respondents.items() if 0 < n < minimum}
@@ -56,11 +66,9 @@ def hidden_reasons(conn: Connection, *, wave: dt.date, minimum: int = 5,
     parents = dict(conn.execute(select(ou.c.id, ou.c.parent_id)).all())
     totals: dict[str, int] = dict.fromkeys(parents, 0)
     for member, n in counts.items():
-        node, seen = member, set()
-        while node is not None and node in totals and node not in seen:
-            seen.add(node)
-            totals[node] += int(n or 0)
-            node = parents.get(node)
+        for node in _lineage(parents, member):
+            if node in totals:
+                totals[node] += int(n or 0)
     children: dict[str | None, list[str]] = {}
     for member, parent in parents.items():
         children.setdefault(parent, []).append(member)
@@ -68,27 +76,11 @@ def hidden_reasons(conn: Connection, *, wave: dt.date, minimum: int = 5,
     for siblings in children.values():
         hidden |= suppress({u: totals[u] for u in siblings}, minimum)
     # Below a hidden unit everything is smaller still: hide the whole subtree.
-    for member in list(parents):
-        node, seen = parents.get(member), {member}
-        while node is not None and node not in seen:
-            if node in hidden:
-                hidden.add(member)
-                break
-            seen.add(node)
-            node = parents.get(node)
+    hidden |= {u for u in parents if not hidden.isdisjoint(_lineage(parents, u)[1:])}
     within = None if unit is None else {unit} if isinstance(unit, str) else set(unit)
-
-    def inside(node: str | None) -> bool:
-        seen: set[str] = set()
-        while node is not None and node not in seen:
-            if node in within:  # type: ignore[operator]
-                return True
-            seen.add(node)
-            node = parents.get(node)
-        return False
-
     return {u: (SMALL.format(minimum=minimum) if totals[u] < minimum else SUBTRACTION)
-            for u in hidden if totals.get(u, 0) > 0 and (within is None or inside(u))}
+            for u in hidden if totals.get(u, 0) > 0
+            and (within is None or not within.isdisjoint(_lineage(parents, u)))}
 
 
 def subtree_wave_counts(conn: Connection, *, wave: dt.date) -> Callable[[str], WaveCounts]:
@@ -97,20 +89,11 @@ def subtree_wave_counts(conn: Connection, *, wave: dt.date) -> Callable[[str], W
     `wave_counts(conn, wave=wave, unit=u)`, which asks the database once per unit."""
     parents = dict(conn.execute(select(ou.c.id, ou.c.parent_id)).all())
 
-    def lineage(unit: str) -> list[str]:
-        chain, seen = [], set()
-        node: str | None = unit
-        while node is not None and node not in seen:  # a cycle in bad data stops here
-            seen.add(node)
-            chain.append(node)
-            node = parents.get(node)
-        return chain
-
     people: dict[str, list[int]] = {}
     for unit, resp, n, pro, det in conn.execute(
             select(aeu.c.org_unit_id, aeu.c.respondents, aeu.c.enps_n, aeu.c.enps_promoters,
                    aeu.c.enps_detractors).where(aeu.c.wave == wave)):
-        for node in lineage(unit):
+        for node in _lineage(parents, unit):
             acc = people.setdefault(node, [0, 0, 0, 0])
             for i, v in enumerate((resp, n, pro, det)):
                 acc[i] += int(v or 0)
@@ -118,14 +101,14 @@ def subtree_wave_counts(conn: Connection, *, wave: dt.date) -> Callable[[str], W
     for unit, item, n, fav in conn.execute(
             select(aei.c.org_unit_id, aei.c.item, aei.c.n, aei.c.favourable)
             .where(aei.c.wave == wave)):
-        for node in lineage(unit):
+        for node in _lineage(parents, unit):
             acc = items.setdefault(node, {}).setdefault(item, [0, 0])
             acc[0] += int(n or 0)
             acc[1] += int(fav or 0)
     heads: dict[str, list[int]] = {}
     for unit, count in conn.execute(select(hc.c.org_unit_id, hc.c.headcount)
                                     .where(hc.c.wave == wave)):
-        for node in lineage(unit):
+        for node in _lineage(parents, unit):
             acc = heads.setdefault(node, [0, 0])
             acc[0] += int(count or 0)
             acc[1] += 1
